@@ -1,0 +1,150 @@
+// Command zkaas-firstboot turns a freshly launched instance into one node of
+// a ZooKeeper ensemble. It runs on every boot from zkaas-firstboot.service.
+//
+// Exit codes: 0 success; 1 the step failed (the last line on stderr says
+// what was missing, and the ASG health check replaces the instance); 2 bad
+// usage or an invalid config (nothing was touched).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/zkaas/zkaas/firstboot/cloud"
+	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/firstboot/iampolicy"
+)
+
+const usage = `usage: zkaas-firstboot <command> [flags]
+
+commands:
+  validate    check the ensemble config and list every problem
+  claim       claim this instance's node (ENI + volume) and print it as JSON
+  iam-policy  print the least-privilege IAM policy for the instance profile
+`
+
+// exitError carries an exit code; its message is the one summary line.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		code := 1
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		fmt.Fprintf(os.Stderr, "zkaas-firstboot: %v\n", err)
+		os.Exit(code)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2, errors.New("no command")}
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "ensemble config file")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2, err}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return exitError{2, fmt.Errorf("-log-level: %w", err)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	switch cmd {
+	case "validate", "claim", "iam-policy":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return exitError{2, fmt.Errorf("unknown command %q", cmd)}
+	}
+	cfg, warns, err := config.Load(*cfgPath)
+	for _, w := range warns {
+		log.Warn("config", "step", "config", "warning", w.Error())
+	}
+	if err != nil {
+		var p *config.Problems
+		if errors.As(err, &p) {
+			fmt.Fprintln(stderr, p.Error())
+			return exitError{2, fmt.Errorf("invalid config %s: %d problem(s)", *cfgPath, len(p.Errors))}
+		}
+		return exitError{2, err}
+	}
+	switch cmd {
+	case "validate":
+		fmt.Fprintf(stdout, "%s: ok (%d nodes)\n", *cfgPath, len(cfg.Nodes))
+		return nil
+	case "iam-policy":
+		_, err := stdout.Write(iampolicy.For(cfg).JSON())
+		return err
+	}
+	res, err := claim(ctx, cfg, log)
+	if err != nil {
+		return fmt.Errorf("claim failed: %w", err)
+	}
+	enc := json.NewEncoder(stdout)
+	return enc.Encode(res)
+}
+
+// claim identifies the instance and claims its node with the real SDK.
+func claim(ctx context.Context, cfg config.Config, log *slog.Logger) (cloud.Result, error) {
+	start := time.Now()
+	// Identity first, with a short bound: without IMDS nothing else can work.
+	idCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	awsCfg, err := awsconfig.LoadDefaultConfig(idCtx)
+	if err != nil {
+		return cloud.Result{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	id, err := cloud.Identify(idCtx, cloud.NewIMDS(awsCfg))
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	log.Info("identified", "step", "identify", "instance", id.InstanceID, "az", id.AZ, "region", id.Region, "duration", time.Since(start))
+	if id.Region != cfg.Region() {
+		return cloud.Result{}, fmt.Errorf("instance %s is in region %s but ensemble %s is in %s", id.InstanceID, id.Region, cfg.Ensemble, cfg.Region())
+	}
+	if !hasAZ(cfg, id.AZ) {
+		return cloud.Result{}, fmt.Errorf("ensemble %s has no node in %s, where instance %s runs", cfg.Ensemble, id.AZ, id.InstanceID)
+	}
+	awsCfg.Region = id.Region
+	api := &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}
+	return cloud.NewClaimer(api, cfg, id, log).Claim(ctx)
+}
+
+func hasAZ(cfg config.Config, az string) bool {
+	for _, n := range cfg.Nodes {
+		if n.AZ == az && (cfg.Node == 0 || cfg.Node == n.ID) {
+			return true
+		}
+	}
+	return false
+}

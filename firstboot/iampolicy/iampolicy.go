@@ -1,0 +1,97 @@
+// Package iampolicy renders the least-privilege IAM policy a node's instance
+// profile needs for firstboot.
+package iampolicy
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/zkaas/zkaas/firstboot/config"
+)
+
+// Document is an IAM policy document.
+type Document struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one IAM policy statement.
+type Statement struct {
+	Sid       string                       `json:"Sid"`
+	Effect    string                       `json:"Effect"`
+	Action    []string                     `json:"Action"`
+	Resource  []string                     `json:"Resource"`
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
+}
+
+// For returns the policy for cfg:
+//   - Describe* cannot be scoped to resources in EC2, so they get "*";
+//   - attach, detach and the ENI attribute change only on ENIs and volumes
+//     carrying this ensemble's tag;
+//   - and only to the calling instance (aws:ARN of the instance in the
+//     request must be the instance making it), so a compromised node cannot
+//     move another node's identity onto a third instance;
+//   - no CreateTags: identity tags are the operator's, and an instance that
+//     could write them could make itself any node.
+func For(cfg config.Config) Document {
+	region := cfg.Region()
+	arn := func(kind string) string {
+		return "arn:" + partition(region) + ":ec2:" + region + ":*:" + kind + "/*"
+	}
+	tagged := map[string]map[string]string{
+		"StringEquals": {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
+	}
+	return Document{
+		Version: "2012-10-17",
+		Statement: []Statement{
+			{
+				Sid:      "DescribeEnsemble",
+				Effect:   "Allow",
+				Action:   []string{"ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes"},
+				Resource: []string{"*"},
+			},
+			{
+				Sid:       "EnsembleNetworkInterfaces",
+				Effect:    "Allow",
+				Action:    []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute"},
+				Resource:  []string{arn("network-interface")},
+				Condition: tagged,
+			},
+			{
+				Sid:       "EnsembleVolumes",
+				Effect:    "Allow",
+				Action:    []string{"ec2:AttachVolume", "ec2:DetachVolume"},
+				Resource:  []string{arn("volume")},
+				Condition: tagged,
+			},
+			{
+				Sid:      "OnlyThisInstance",
+				Effect:   "Allow",
+				Action:   []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:AttachVolume", "ec2:DetachVolume"},
+				Resource: []string{arn("instance")},
+				Condition: map[string]map[string]string{
+					"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+				},
+			},
+		},
+	}
+}
+
+// JSON renders the document indented, with a trailing newline.
+func (d Document) JSON() []byte {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		panic(err) // only strings and slices: cannot fail
+	}
+	return append(b, '\n')
+}
+
+func partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}

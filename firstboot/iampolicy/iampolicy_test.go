@@ -1,0 +1,56 @@
+package iampolicy
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"testing"
+
+	"github.com/zkaas/zkaas/firstboot/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestForGolden(t *testing.T) {
+	cfg, _, err := config.Load("../config/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := For(cfg).JSON()
+	golden := "testdata/policy.golden.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("policy differs from %s (run with -update after checking):\n%s", golden, got)
+	}
+}
+
+func TestForScoping(t *testing.T) {
+	cfg, _, err := config.Load("../config/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range For(cfg).Statement {
+		for _, a := range st.Action {
+			if a == "ec2:CreateTags" || a == "ec2:*" {
+				t.Errorf("%s grants %s", st.Sid, a)
+			}
+			mutating := a != "ec2:DescribeInstances" && a != "ec2:DescribeNetworkInterfaces" && a != "ec2:DescribeVolumes"
+			if mutating && (len(st.Condition) == 0 || st.Resource[0] == "*") {
+				t.Errorf("%s grants %s without a resource scope and condition", st.Sid, a)
+			}
+		}
+	}
+	for region, want := range map[string]string{"us-east-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
+		if got := partition(region); got != want {
+			t.Errorf("partition(%s) = %s", region, got)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+//go:build mage
+
+// Targets for zkaas. Run `go tool mage -l` for the list.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/magefile/mage/mg"
+	"github.com/magefile/mage/sh"
+)
+
+// Aliases keep the README's commands short.
+var Aliases = map[string]any{
+	"test": Test.All,
+}
+
+// Test runs the test suites.
+type Test mg.Namespace
+
+// debs are the Debian packages the tests use: real filesystems, a real
+// ZooKeeper, systemd-analyze for the units.
+var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "iproute2", "zookeeper", "systemd"}
+
+// All runs every test: vet, unit and privileged (root-only tests skip with a
+// reason when not root), installing what they need first.
+func (Test) All() error {
+	mg.SerialDeps(Deps)
+	if err := sh.RunV("go", "vet", "./..."); err != nil {
+		return err
+	}
+	return goTest("./...")
+}
+
+// Unit runs the tests that need neither root nor Debian packages.
+func (Test) Unit() error {
+	return goTest("-short", "./...")
+}
+
+func goTest(args ...string) error {
+	return sh.RunV("go", append([]string{"test", "-count=1", "-timeout", "20m"}, args...)...)
+}
+
+// Deps installs the Debian packages the tests and the demo need, when
+// missing (root only; elsewhere it says what to install).
+func Deps() error {
+	var missing []string
+	for _, d := range debs {
+		out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", d).Output()
+		if !strings.Contains(string(out), "install ok installed") {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		fmt.Printf("not root: root-only tests will skip; to run them install: %s\n", strings.Join(missing, " "))
+		return nil
+	}
+	fmt.Printf("installing %s\n", strings.Join(missing, " "))
+	env := map[string]string{"DEBIAN_FRONTEND": "noninteractive"}
+	if err := sh.RunWithV(env, "apt-get", "update", "-q"); err != nil {
+		return err
+	}
+	return sh.RunWithV(env, "apt-get", append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)...)
+}
