@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/zkaas/zkaas/firstboot/netcfg"
 )
 
 // DefaultPath is where firstboot looks for the ensemble config.
@@ -119,8 +121,8 @@ func Default() Config {
 		},
 		Volume: Volume{Device: "/dev/xvdf", MountPoint: "/var/lib/zookeeper", FSType: "ext4"},
 		Network: Network{
-			RouteTable:   DefaultRouteTable,
-			RulePriority: DefaultRulePriority,
+			RouteTable:   netcfg.DefaultTable,
+			RulePriority: netcfg.DefaultPriority,
 		},
 		ZooKeeper: ZooKeeper{
 			ClientPort:      2181,

@@ -6,21 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
-)
 
-// Routing ids are chosen outside the ranges other owners of the routing
-// policy database use on EC2 images, so our table and rule never collide:
-//   - 0 and 253-255 are the kernel's unspec/default/main/local tables;
-//   - 32766/32767 are the main/default rule priorities;
-//   - amazon-ec2-net-utils (AL2023) uses tables and priorities 10000+;
-//   - cloud-init's policy routing uses tables 100+ and priorities of that order.
-//
-// 1000-9999 is free of all of them.
-const (
-	DefaultRouteTable   = 1001
-	DefaultRulePriority = 1001
-	minRoutingID        = 1000
-	maxRoutingID        = 9999
+	"github.com/zkaas/zkaas/firstboot/netcfg"
 )
 
 var (
@@ -82,8 +69,8 @@ func (v *validator) validate(c *Config) {
 	v.nodes(c)
 	v.claim(&c.Claim)
 	v.volume(&c.Volume)
-	v.routing("network.route_table", c.Network.RouteTable)
-	v.routing("network.rule_priority", c.Network.RulePriority)
+	v.routing("network.route_table", c.Network.RouteTable, netcfg.ValidateTable)
+	v.routing("network.rule_priority", c.Network.RulePriority, netcfg.ValidatePriority)
 	v.zookeeper(&c.ZooKeeper)
 }
 
@@ -174,9 +161,11 @@ func (v *validator) volume(c *Volume) {
 	}
 }
 
-func (v *validator) routing(field string, id int) {
-	if id < minRoutingID || id > maxRoutingID {
-		v.errorf(field, "%d is outside %d..%d (0 and 253-255 are the kernel's, 10000+ amazon-ec2-net-utils', 100+ cloud-init's)", id, minRoutingID, maxRoutingID)
+// routing checks a table or priority against the ids other owners of the
+// routing policy database use; netcfg owns that knowledge.
+func (v *validator) routing(field string, id int, check func(int) error) {
+	if err := check(id); err != nil {
+		v.errorf(field, "%v", err)
 	}
 }
 

@@ -1,0 +1,128 @@
+package netcfg
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateTable(t *testing.T) {
+	tests := []struct {
+		table   int
+		wantErr string
+	}{
+		{0, "unspecified"},
+		{-1, "negative"},
+		{1, "below 1000"},
+		{52, "below 1000"},
+		{100, "cloud-init"},
+		{253, "default, main and local"},
+		{254, "default, main and local"},
+		{255, "default, main and local"},
+		{999, "cloud-init"},
+		{1000, ""},
+		{DefaultTable, ""},
+		{9999, ""},
+		{10000, "amazon-ec2-net-utils"},
+		{10001, "amazon-ec2-net-utils"},
+		{10101, "amazon-ec2-net-utils"},
+		{1 << 31, "amazon-ec2-net-utils"},
+	}
+	for _, tt := range tests {
+		checkErr(t, "table", tt.table, ValidateTable(tt.table), tt.wantErr)
+	}
+}
+
+func TestValidatePriority(t *testing.T) {
+	tests := []struct {
+		priority int
+		wantErr  string
+	}{
+		{0, "local rule"},
+		{-5, "negative"},
+		{100, "below 1000"},
+		{512, "below 1000"},
+		{1000, ""},
+		{DefaultPriority, ""},
+		{9999, ""},
+		{10000, "amazon-ec2-net-utils"},
+		{32765, "amazon-ec2-net-utils"},
+		{32766, "main and default rules"},
+		{32767, "main and default rules"},
+	}
+	for _, tt := range tests {
+		checkErr(t, "priority", tt.priority, ValidatePriority(tt.priority), tt.wantErr)
+	}
+}
+
+func checkErr(t *testing.T, what string, id int, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s %d: unexpected error %v", what, id, err)
+	case want != "" && err == nil:
+		t.Errorf("%s %d: no error, want one mentioning %q", what, id, want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Errorf("%s %d: error %q does not mention %q", what, id, err, want)
+	case err != nil && !strings.Contains(err.Error(), "choose 1000-9999"):
+		t.Errorf("%s %d: error %q does not say what to choose", what, id, err)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	mac, _ := net.ParseMAC("02:5a:00:00:00:01")
+	good := Spec{MAC: mac, IP: netip.MustParseAddr("10.0.1.10"), Subnet: netip.MustParsePrefix("10.0.1.0/24")}
+	tests := []struct {
+		name    string
+		edit    func(*Spec)
+		wantErr string
+	}{
+		{"defaults", func(*Spec) {}, ""},
+		{"explicit ids", func(s *Spec) { s.Table, s.Priority, s.LinkWait = 1234, 4321, time.Second }, ""},
+		{"no mac", func(s *Spec) { s.MAC = nil }, "want 6 bytes"},
+		{"infiniband mac", func(s *Spec) { s.MAC = make(net.HardwareAddr, 20) }, "want 6 bytes"},
+		{"no subnet", func(s *Spec) { s.Subnet = netip.Prefix{} }, "want an IPv4 prefix"},
+		{"ipv6 subnet", func(s *Spec) { s.Subnet = netip.MustParsePrefix("2001:db8::/64") }, "want an IPv4 prefix"},
+		{"host bits", func(s *Spec) { s.Subnet = netip.MustParsePrefix("10.0.1.5/24") }, "want 10.0.1.0/24"},
+		{"slash 31", func(s *Spec) { s.Subnet = netip.MustParsePrefix("10.0.1.10/31") }, "prefix length"},
+		{"ipv6 ip", func(s *Spec) { s.IP = netip.MustParseAddr("2001:db8::1") }, "want an IPv4 address"},
+		{"mapped ip", func(s *Spec) { s.IP = netip.MustParseAddr("::ffff:10.0.1.10") }, "want an IPv4 address"},
+		{"outside", func(s *Spec) { s.IP = netip.MustParseAddr("10.0.2.10") }, "not in subnet"},
+		{"network", func(s *Spec) { s.IP = netip.MustParseAddr("10.0.1.0") }, "network address"},
+		{"gateway", func(s *Spec) { s.IP = netip.MustParseAddr("10.0.1.1") }, "gateway"},
+		{"broadcast", func(s *Spec) { s.IP = netip.MustParseAddr("10.0.1.255") }, "broadcast"},
+		{"main table", func(s *Spec) { s.Table = 254 }, "route table 254"},
+		{"net-utils priority", func(s *Spec) { s.Priority = 10001 }, "rule priority 10001"},
+		{"negative wait", func(s *Spec) { s.LinkWait = -time.Second }, "link wait"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := good
+			tt.edit(&s)
+			err := s.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestGateway(t *testing.T) {
+	tests := map[string]string{
+		"10.0.1.0/24":     "10.0.1.1",
+		"10.0.0.0/16":     "10.0.0.1",
+		"172.31.32.0/20":  "172.31.32.1",
+		"198.18.0.16/28":  "198.18.0.17",
+		"198.18.7.128/25": "198.18.7.129",
+	}
+	for subnet, want := range tests {
+		if got := Gateway(netip.MustParsePrefix(subnet)); got.String() != want {
+			t.Errorf("Gateway(%s) = %s, want %s", subnet, got, want)
+		}
+	}
+}
