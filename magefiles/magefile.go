@@ -23,7 +23,7 @@ type Test mg.Namespace
 
 // debs are the Debian packages the tests use: real filesystems, a real
 // ZooKeeper, systemd-analyze for the units.
-var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "systemd"}
+var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java", "default-jre-headless", "systemd"}
 
 // All runs every test: vet, unit and privileged (root-only tests skip with a
 // reason when not root), installing what they need first.

@@ -38,12 +38,12 @@ type Claimer struct {
 // NewClaimer returns a Claimer with production pacing: the first attachment
 // poll within 0.3 s (attaches usually finish in seconds, and every poll
 // interval overshoots the real completion by up to one interval), capped at
-// 0.5 s; re-listing backs off to 8 s so a storm of losers stays well inside
+// 0.4 s; re-listing backs off to 8 s so a storm of losers stays well inside
 // EC2's per-account Describe budget.
 func NewClaimer(api EC2API, cfg config.Config, id Identity, log *slog.Logger) *Claimer {
 	return &Claimer{
 		EC2: api, Config: cfg, Identity: id, Log: log,
-		Poll:   Backoff{First: 300 * time.Millisecond, Factor: 1.3, Max: 500 * time.Millisecond, Jitter: 0.2},
+		Poll:   Backoff{First: 300 * time.Millisecond, Factor: 1.3, Max: 400 * time.Millisecond, Jitter: 0.2},
 		Relist: Backoff{First: 500 * time.Millisecond, Factor: 2, Max: 8 * time.Second, Jitter: 0.5},
 		Rand:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
 	}

@@ -1,0 +1,394 @@
+// Package ec2sim is a wire-level simulator of the EC2 Query API, faithful
+// enough that the real aws-sdk-go-v2 EC2 client can drive it over HTTP: the
+// calls zkaas makes (Describe/Attach/Detach for network interfaces and
+// volumes, DescribeInstances, DescribeSubnets, CreateTags,
+// ModifyNetworkInterfaceAttribute), EC2's XML shapes and error codes, the
+// attach/detach state machines, instance lifecycle, and the things that make
+// real EC2 hard to program against: API latency, attach delays, eventual
+// consistency of Describe, per-account throttling and injected faults
+// (throttling, attachments stuck in attaching, lost attach races).
+//
+// A Sim is an http.Handler. EC2 calls are POSTed to any path; paths under
+// /_sim/ are a small JSON admin API mirroring the Go admin methods
+// (CreateSubnet, RunInstance, ...) for the standalone command.
+package ec2sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a Sim. The zero value is a usable simulator with no
+// latency, no lag, no faults and EC2's default throttling.
+type Options struct {
+	Region      string        // default "us-east-1"
+	Latency     Latency       // all zero: instant
+	Consistency time.Duration // Describe* shows state as it was this long ago
+	Throttle    *Throttle     // nil = DefaultThrottle; &Throttle{Disabled: true} switches it off
+	Faults      Faults
+	Hooks       Hooks
+	Seed        uint64 // seeds ids, MACs, jitter and faults: same seed, same run
+	Logger      *slog.Logger
+}
+
+// Latency is the timing model. RoundTrip+uniform[0,RoundTripJitter) is spent
+// on every API call, half before the call takes effect and half after (the
+// request and the response in flight). The others are how long a
+// transition takes once started.
+type Latency struct {
+	RoundTrip, RoundTripJitter time.Duration
+	ENIAttach, ENIDetach       time.Duration // attaching→attached, detaching→available
+	VolumeAttach, VolumeDetach time.Duration
+	InstanceStart              time.Duration // pending→running; 0 launches instances already running
+	InstanceTerminate          time.Duration // shutting-down→terminated
+}
+
+// Faults are injected with the given probabilities, drawn from the seeded
+// generator.
+type Faults struct {
+	// ThrottleRate: any API call fails with RequestLimitExceeded.
+	ThrottleRate float64 `json:"throttleRate"`
+	// StuckAttachRate: an attach is accepted but stays attaching until it is
+	// detached (EC2's stuck-attaching volumes and ENIs).
+	StuckAttachRate float64 `json:"stuckAttachRate"`
+	// InUseRaceRate: an attach of an available resource fails as if a
+	// concurrent attacher had won (InvalidNetworkInterface.InUse or
+	// VolumeInUse), without changing any state.
+	InUseRaceRate float64 `json:"inUseRaceRate"`
+}
+
+// Hooks are called, outside the simulator's lock, when an attachment made
+// by the API finishes or goes away; they let a local cloud plug in real
+// devices. The primary ENI and root volume an instance is launched with do
+// not fire hooks.
+type Hooks struct {
+	// ENIAttached runs as an ENI attachment would become attached; an error
+	// leaves it attaching (and is logged), like a stuck attachment.
+	ENIAttached func(ENIEvent) error
+	// ENIDetached runs after a secondary ENI left its instance (detached, or
+	// deleted with it on termination).
+	ENIDetached func(ENIEvent)
+	// VolumeAttached and VolumeDetached are the same for volumes.
+	VolumeAttached func(VolumeEvent) error
+	VolumeDetached func(VolumeEvent)
+}
+
+// ENIEvent describes an ENI attachment for Hooks.
+type ENIEvent struct {
+	NetworkInterfaceID string
+	MAC                string
+	PrivateIP          string
+	InstanceID         string
+	DeviceIndex        int32
+}
+
+// VolumeEvent describes a volume attachment for Hooks.
+type VolumeEvent struct {
+	VolumeID   string
+	InstanceID string
+	Device     string
+}
+
+// Stats counts API calls (not admin calls).
+type Stats struct {
+	Total  int            `json:"total"`
+	Calls  map[string]int `json:"calls"`  // by Action, failed calls included
+	Errors map[string]int `json:"errors"` // by error code
+}
+
+// Sim is one simulated EC2 region of one account.
+type Sim struct {
+	opts  Options
+	log   *slog.Logger
+	admin http.Handler
+
+	mu        sync.Mutex
+	vpcID     string
+	subnets   *store[Subnet]
+	instances *store[Instance]
+	enis      *store[NetworkInterface]
+	volumes   *store[Volume]
+	faults    Faults
+	stick     map[string]bool // resource ids whose next attach sticks
+	limiter   *limiter
+	stats     Stats
+	gen       uint64 // volume attachment generations
+
+	// Separate streams so that, for one seed, ids do not depend on how many
+	// faults were drawn and faults do not depend on jitter.
+	idRNG, faultRNG, jitterRNG *rand.Rand
+
+	timers   map[uint64]*time.Timer
+	timerSeq uint64
+	pending  sync.WaitGroup
+	closed   bool
+}
+
+// New returns a simulator with one VPC and nothing in it.
+func New(opts Options) *Sim {
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	stream := func(n uint64) *rand.Rand { return rand.New(rand.NewPCG(opts.Seed, n)) }
+	s := &Sim{
+		opts:      opts,
+		log:       opts.Logger,
+		subnets:   newStore[Subnet](),
+		instances: newStore[Instance](),
+		enis:      newStore[NetworkInterface](),
+		volumes:   newStore[Volume](),
+		faults:    opts.Faults,
+		stick:     map[string]bool{},
+		limiter:   newLimiter(opts.Throttle, time.Now()),
+		stats:     Stats{Calls: map[string]int{}, Errors: map[string]int{}},
+		idRNG:     stream(1),
+		faultRNG:  stream(2),
+		jitterRNG: stream(3),
+		timers:    map[uint64]*time.Timer{},
+	}
+	s.vpcID = s.newID("vpc-")
+	s.admin = s.adminHandler()
+	return s
+}
+
+// Close stops every pending transition and waits for running ones (and
+// their hooks) to finish. The Sim must not be used afterwards.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for key, t := range s.timers {
+		if t.Stop() {
+			s.pending.Done()
+		}
+		delete(s.timers, key)
+	}
+	s.mu.Unlock()
+	s.pending.Wait()
+}
+
+// after runs fn once d has passed, unless the Sim is closed first. Call
+// with s.mu held; fn runs without it.
+func (s *Sim) after(d time.Duration, fn func()) {
+	if s.closed {
+		return
+	}
+	s.timerSeq++
+	key := s.timerSeq
+	s.pending.Add(1)
+	s.timers[key] = time.AfterFunc(d, func() {
+		defer s.pending.Done()
+		s.mu.Lock()
+		delete(s.timers, key)
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			fn()
+		}
+	})
+}
+
+// SetFaults replaces the fault probabilities.
+func (s *Sim) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// StickNextAttach makes the next attach of this ENI or volume stay
+// attaching until it is detached.
+func (s *Sim) StickNextAttach(resourceID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stick[resourceID] = true
+}
+
+// Stats returns a copy of the call counters.
+func (s *Sim) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Total: s.stats.Total, Calls: maps.Clone(s.stats.Calls), Errors: maps.Clone(s.stats.Errors)}
+}
+
+// ResetStats zeroes the call counters.
+func (s *Sim) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{Calls: map[string]int{}, Errors: map[string]int{}}
+}
+
+// fault draws one fault with probability p. Call with s.mu held.
+func (s *Sim) fault(p float64) bool { return p > 0 && s.faultRNG.Float64() < p }
+
+// newID returns prefix + 17 hex digits, EC2's current id format (whose
+// first digit is in practice 0). Call with s.mu held (or before the Sim is
+// shared).
+func (s *Sim) newID(prefix string) string {
+	return fmt.Sprintf("%s%017x", prefix, s.idRNG.Uint64())
+}
+
+// newMAC returns a random locally administered unicast MAC, as EC2 hands
+// out (02:xx:...).
+func (s *Sim) newMAC() string {
+	b := s.idRNG.Uint64()
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(b>>32), byte(b>>24), byte(b>>16), byte(b>>8), byte(b))
+}
+
+// describeTime is the moment Describe calls see. Call with s.mu held.
+func (s *Sim) describeTime(now time.Time) time.Time { return now.Add(-s.opts.Consistency) }
+
+type action struct {
+	mutating bool
+	idParam  string // for Describe*: the explicit-id parameter
+	run      func(s *Sim, q query, now time.Time) (result, error)
+}
+
+var actions = map[string]action{
+	"DescribeNetworkInterfaces":       {idParam: "NetworkInterfaceId", run: (*Sim).describeNetworkInterfaces},
+	"AttachNetworkInterface":          {mutating: true, run: (*Sim).attachNetworkInterface},
+	"DetachNetworkInterface":          {mutating: true, run: (*Sim).detachNetworkInterface},
+	"ModifyNetworkInterfaceAttribute": {mutating: true, run: (*Sim).modifyNetworkInterfaceAttribute},
+	"DescribeVolumes":                 {idParam: "VolumeId", run: (*Sim).describeVolumes},
+	"AttachVolume":                    {mutating: true, run: (*Sim).attachVolume},
+	"DetachVolume":                    {mutating: true, run: (*Sim).detachVolume},
+	"DescribeInstances":               {idParam: "InstanceId", run: (*Sim).describeInstances},
+	"DescribeSubnets":                 {idParam: "SubnetId", run: (*Sim).describeSubnets},
+	"CreateTags":                      {mutating: true, run: (*Sim).createTags},
+}
+
+// ServeHTTP answers one EC2 Query API call, or an admin call under /_sim/.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		s.admin.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	requestID := newRequestID()
+	res, actionName, apiErr := s.call(r)
+	code := ""
+	if apiErr != nil {
+		code = apiErr.Code
+		writeError(w, requestID, apiErr)
+	} else {
+		writeResult(w, actionName, requestID, res)
+	}
+
+	s.mu.Lock()
+	s.stats.Total++
+	s.stats.Calls[actionName]++
+	if code != "" {
+		s.stats.Errors[code]++
+	}
+	s.mu.Unlock()
+	s.log.Debug("ec2 call", "action", actionName, "caller", caller(r), "remote", r.RemoteAddr,
+		"duration", time.Since(start), "error_code", code, "request_id", requestID)
+}
+
+func (s *Sim) call(r *http.Request) (result, string, *APIError) {
+	if err := r.ParseForm(); err != nil {
+		return nil, "", clientError("MalformedQueryString", "%s", err.Error())
+	}
+	q := query{form: r.Form}
+	name := q.str("Action")
+	if r.Header.Get("Authorization") == "" {
+		return nil, name, errAuth()
+	}
+	before, after := s.roundTrip()
+	if err := sleep(r.Context(), before); err != nil {
+		return nil, name, clientError("RequestCanceled", "%s", err.Error())
+	}
+	res, apiErr := s.dispatch(name, q)
+	// The response is in flight: its content is already decided.
+	_ = sleep(r.Context(), after)
+	return res, name, apiErr
+}
+
+func (s *Sim) dispatch(name string, q query) (result, *APIError) {
+	if name == "" {
+		return nil, clientError(CodeMissingAction, "The request must contain the parameter Action")
+	}
+	a, ok := actions[name]
+	if !ok {
+		return nil, clientError(CodeInvalidAction, "The action %s is not valid for this web service.", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	class := classMutating
+	if !a.mutating {
+		class = classUnfilteredDescribe
+		if len(q.indexes("Filter")) > 0 || len(q.indexes(a.idParam)) > 0 {
+			class = classDescribe
+		}
+	}
+	if !s.limiter.allow(class, now) || s.fault(s.faults.ThrottleRate) {
+		return nil, errThrottled()
+	}
+	if dry, _, _ := q.bool("DryRun"); dry {
+		return nil, errDryRun()
+	}
+	res, err := a.run(s, q, now)
+	if err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) {
+			return nil, apiErr
+		}
+		return nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: err.Error()}
+	}
+	return res, nil
+}
+
+// roundTrip draws this call's latency and splits it into request and
+// response halves.
+func (s *Sim) roundTrip() (time.Duration, time.Duration) {
+	l := s.opts.Latency
+	d := l.RoundTrip
+	if l.RoundTripJitter > 0 {
+		s.mu.Lock()
+		d += time.Duration(s.jitterRNG.Int64N(int64(l.RoundTripJitter)))
+		s.mu.Unlock()
+	}
+	return d / 2, d - d/2
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// caller is the access key id of a SigV4 Authorization header, which is
+// who the call is from as far as EC2 is concerned.
+func caller(r *http.Request) string {
+	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return ""
+	}
+	key, _, _ := strings.Cut(cred, "/")
+	return key
+}
+
+// newRequestID returns a UUID-shaped request id. It does not come from the
+// seeded streams: ids and faults must not depend on how many calls were made.
+func newRequestID() string {
+	a, b := rand.Uint64(), rand.Uint64()
+	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(a>>32), uint16(a>>16), uint16(a)&0xfff, uint16(b>>48)&0x3fff|0x8000, b&(1<<48-1))
+}

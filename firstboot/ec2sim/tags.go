@@ -1,0 +1,78 @@
+package ec2sim
+
+import (
+	"maps"
+	"strings"
+	"time"
+)
+
+// createTags adds or overwrites tags on ENIs, volumes, instances and
+// subnets. Every resource is checked before any is changed, so a bad id
+// changes nothing, as in EC2.
+func (s *Sim) createTags(q query, now time.Time) (result, error) {
+	ids := q.ids("ResourceId")
+	if len(ids) == 0 {
+		return nil, errMissing("ResourceId")
+	}
+	tags, err := q.tags()
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, errMissing("Tag")
+	}
+	for _, t := range tags {
+		switch {
+		case strings.HasPrefix(t.Key, "aws:"):
+			return nil, clientError(CodeInvalidParameterValue, "Tag keys starting with 'aws:' are reserved for internal use")
+		case len(t.Key) > 128:
+			return nil, clientError(CodeInvalidParameterValue, "Tag key exceeds the maximum length of 128 characters")
+		case len(t.Value) > 256:
+			return nil, clientError(CodeInvalidParameterValue, "Tag value exceeds the maximum length of 256 characters")
+		}
+	}
+	apply := make([]func(), 0, len(ids))
+	for _, id := range ids {
+		var err error
+		var f func()
+		switch {
+		case strings.HasPrefix(id, eniKind.prefix):
+			f, err = retag(eniKind, s.enis, id, tags, now, s.opts.Consistency, func(n NetworkInterface, m map[string]string) NetworkInterface { n.Tags = m; return n })
+		case strings.HasPrefix(id, volumeKind.prefix):
+			f, err = retag(volumeKind, s.volumes, id, tags, now, s.opts.Consistency, func(v Volume, m map[string]string) Volume { v.Tags = m; return v })
+		case strings.HasPrefix(id, instanceKind.prefix):
+			f, err = retag(instanceKind, s.instances, id, tags, now, s.opts.Consistency, func(i Instance, m map[string]string) Instance { i.Tags = m; return i })
+		case strings.HasPrefix(id, subnetKind.prefix):
+			f, err = retag(subnetKind, s.subnets, id, tags, now, s.opts.Consistency, func(sub Subnet, m map[string]string) Subnet { sub.Tags = m; return sub })
+		default:
+			err = clientError(CodeInvalidID, "The ID '%s' is not valid", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		apply = append(apply, f)
+	}
+	for _, f := range apply {
+		f()
+	}
+	return &returnResponse{Return: true}, nil
+}
+
+// retag checks that id exists and returns the change that tags it. Versions
+// are immutable: the tag map is copied, the rest is shared.
+func retag[T any](k *kind[T], st *store[T], id string, tags []xmlTag, now time.Time, lag time.Duration, withTags func(T, map[string]string) T) (func(), error) {
+	v, err := k.find(st, id)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		m := maps.Clone(k.tagsOf(v))
+		if m == nil {
+			m = map[string]string{}
+		}
+		for _, t := range tags {
+			m[t.Key] = t.Value
+		}
+		st.put(id, withTags(v, m), now, lag)
+	}, nil
+}

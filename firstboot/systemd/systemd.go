@@ -1,0 +1,64 @@
+// Package systemd carries the zkaas unit files, so the bake installs exactly
+// the bytes that were verified with systemd-analyze in this repository.
+package systemd
+
+import (
+	"embed"
+	"fmt"
+	"path/filepath"
+	"regexp"
+)
+
+// Unit names.
+const (
+	Firstboot = "zkaas-firstboot.service"
+	ZooKeeper = "zookeeper.service"
+)
+
+// UnitDir is where the bake installs the units (administrator units, so a
+// distro package's own zookeeper.service under /usr/lib cannot win).
+const UnitDir = "/etc/systemd/system"
+
+// DefaultMountPoint is the data volume path zookeeper.service may write to
+// (ReadWritePaths=); it matches config.Default().Volume.MountPoint.
+const DefaultMountPoint = "/var/lib/zookeeper"
+
+// DropInName is the file name of ReadWriteDropIn under
+// UnitDir/zookeeper.service.d/.
+const DropInName = "10-zkaas-volume.conf"
+
+var plainPath = regexp.MustCompile(`^[A-Za-z0-9/._-]+$`)
+
+//go:embed zkaas-firstboot.service zookeeper.service
+var units embed.FS
+
+// Names lists the units in the order they start.
+func Names() []string { return []string{Firstboot, ZooKeeper} }
+
+// Unit returns the bytes of a unit file by name.
+func Unit(name string) ([]byte, error) {
+	b, err := units.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// ReadWriteDropIn returns the zookeeper.service drop-in for a data volume
+// mounted somewhere other than DefaultMountPoint, or nil when none is needed.
+// ProtectSystem=strict makes every other path read-only, and the unit is
+// loaded before firstboot runs, so the bake (which has the config) installs
+// it rather than firstboot.
+func ReadWriteDropIn(mountPoint string) ([]byte, error) {
+	// Unit files split on whitespace and expand %; such paths are refused
+	// rather than escaped.
+	if !filepath.IsAbs(mountPoint) || filepath.Clean(mountPoint) != mountPoint || !plainPath.MatchString(mountPoint) {
+		return nil, fmt.Errorf("mount point %q must be a clean absolute path of letters, digits and /._-", mountPoint)
+	}
+	if mountPoint == DefaultMountPoint {
+		return nil, nil
+	}
+	// The empty assignment drops the default path: ZooKeeper gets write
+	// access to its volume and nothing else.
+	return fmt.Appendf(nil, "# Installed by the zkaas bake: the data volume is mounted at %[1]s.\n[Service]\nReadWritePaths=\nReadWritePaths=%[1]s\n", mountPoint), nil
+}
