@@ -606,3 +606,14 @@ func (p Phases) MarshalJSON() ([]byte, error) {
 		"wait_ms": ms(p.Wait), "total_ms": ms(p.Total),
 	})
 }
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *Phases) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	d := func(k string) time.Duration { return time.Duration(m[k] * float64(time.Millisecond)) }
+	*p = Phases{Discover: d("discover_ms"), ENI: d("eni_ms"), Volume: d("volume_ms"), Wait: d("wait_ms"), Total: d("total_ms")}
+	return nil
+}
