@@ -28,6 +28,8 @@ type EC2API interface {
 	AttachVolume(context.Context, *ec2.AttachVolumeInput, ...func(*ec2.Options)) (*ec2.AttachVolumeOutput, error)
 	DetachVolume(context.Context, *ec2.DetachVolumeInput, ...func(*ec2.Options)) (*ec2.DetachVolumeOutput, error)
 	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	// CreateTags only ever adds the initialized tag to the node's own volume.
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
 // NewEC2 builds the EC2 client for a boot. Throttling (RequestLimitExceeded)
@@ -93,6 +95,11 @@ func (c *Counting) DetachVolume(ctx context.Context, in *ec2.DetachVolumeInput, 
 func (c *Counting) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, o ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	c.n.Add(1)
 	return c.EC2API.DescribeInstances(ctx, in, o...)
+}
+
+func (c *Counting) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	c.n.Add(1)
+	return c.EC2API.CreateTags(ctx, in, o...)
 }
 
 // errorCode returns the EC2 error code of err, or "".

@@ -48,7 +48,12 @@ type Claim struct {
 	// StuckAttach is how long an attachment may stay "attaching" before it is
 	// detached and retried.
 	StuckAttach Duration `yaml:"stuck_attach"`
-	Tags        Tags     `yaml:"tags"`
+	// BootstrapWindow is how long after the first volume of the ensemble
+	// was formatted the ensemble counts as brand new: within it, nodes with
+	// fresh volumes may bootstrap together with empty data trees; after it,
+	// a fresh volume must sync from a quorum.
+	BootstrapWindow Duration `yaml:"bootstrap_window"`
+	Tags            Tags     `yaml:"tags"`
 }
 
 // Tags are the tag keys that carry identity on ENIs and volumes.
@@ -111,8 +116,9 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func Default() Config {
 	return Config{
 		Claim: Claim{
-			Deadline:    Duration(5 * time.Minute),
-			StuckAttach: Duration(60 * time.Second),
+			Deadline:        Duration(5 * time.Minute),
+			StuckAttach:     Duration(60 * time.Second),
+			BootstrapWindow: Duration(30 * time.Minute),
 			Tags: Tags{
 				Ensemble:    "zkaas:ensemble",
 				Node:        "zkaas:node",

@@ -97,6 +97,7 @@ func TestParseErrors(t *testing.T) {
 		{"aws tag prefix", base + "claim:\n  tags:\n    node: aws:node\n", []string{"line 8: claim.tags.node: \"aws:node\": the aws: prefix is reserved"}},
 		{"same tag twice", base + "claim:\n  tags:\n    node: zkaas:ensemble\n", []string{"claim.tags.node: \"zkaas:ensemble\" is also claim.tags.ensemble"}},
 		{"stuck bound above deadline", base + "claim:\n  deadline: 30s\n  stuck_attach: 1m\n", []string{"line 8: claim.stuck_attach: 1m0s must be positive and shorter than claim.deadline (30s)"}},
+		{"bootstrap window too short", base + "claim:\n  deadline: 10m\n  bootstrap_window: 5m\n", []string{"line 8: claim.bootstrap_window: 5m0s must be at least claim.deadline (10m0s)"}},
 		{"key set twice", base + "volume:\n  fs_type: ext4\n  fs_type: xfs\n", []string{"line 8: volume.fs_type: set twice"}},
 		{"null value", base + "volume:\n  device:\n", []string{"line 7: volume.device: want a string, got nothing"}},
 		{"all problems at once", strings.Replace(base, "id: 2", "id: 1", 1) + "volume:\n  fs_type: btrfs\nzookeeper:\n  heap: lots\n", []string{"3 problem(s)", "nodes[1].id", "volume.fs_type", "zookeeper.heap"}},

@@ -127,6 +127,9 @@ func (v *validator) claim(c *Claim) {
 	if c.StuckAttach <= 0 || c.StuckAttach >= c.Deadline {
 		v.errorf("claim.stuck_attach", "%s must be positive and shorter than claim.deadline (%s)", c.StuckAttach, c.Deadline)
 	}
+	if c.BootstrapWindow < c.Deadline {
+		v.errorf("claim.bootstrap_window", "%s must be at least claim.deadline (%s): every node of a new ensemble formats within it", c.BootstrapWindow, c.Deadline)
+	}
 	keys := map[string]string{}
 	for _, t := range []struct{ field, key string }{
 		{"claim.tags.ensemble", c.Tags.Ensemble},

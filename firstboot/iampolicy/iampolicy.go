@@ -21,7 +21,7 @@ type Statement struct {
 	Effect    string                       `json:"Effect"`
 	Action    []string                     `json:"Action"`
 	Resource  []string                     `json:"Resource"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
 // For returns the policy for cfg:
@@ -31,14 +31,15 @@ type Statement struct {
 //   - and only to the calling instance (aws:ARN of the instance in the
 //     request must be the instance making it), so a compromised node cannot
 //     move another node's identity onto a third instance;
-//   - no CreateTags: identity tags are the operator's, and an instance that
-//     could write them could make itself any node.
+//   - CreateTags only for the initialized tag on the ensemble's volumes:
+//     identity tags are the operator's, and an instance that could write
+//     them could make itself any node.
 func For(cfg config.Config) Document {
 	region := cfg.Region()
 	arn := func(kind string) string {
 		return "arn:" + partition(region) + ":ec2:" + region + ":*:" + kind + "/*"
 	}
-	tagged := map[string]map[string]string{
+	tagged := map[string]map[string]any{
 		"StringEquals": {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
 	}
 	return Document{
@@ -69,8 +70,21 @@ func For(cfg config.Config) Document {
 				Effect:   "Allow",
 				Action:   []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:AttachVolume", "ec2:DetachVolume"},
 				Resource: []string{arn("instance")},
-				Condition: map[string]map[string]string{
+				Condition: map[string]map[string]any{
 					"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+				},
+			},
+			{
+				// The one tag firstboot writes: the record that a volume was
+				// formatted, so it is never formatted again. Only that key,
+				// only on the ensemble's volumes.
+				Sid:      "MarkVolumeInitialized",
+				Effect:   "Allow",
+				Action:   []string{"ec2:CreateTags"},
+				Resource: []string{arn("volume")},
+				Condition: map[string]map[string]any{
+					"StringEquals":             {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
+					"ForAllValues:StringEquals": {"aws:TagKeys": []string{cfg.Claim.Tags.Initialized}},
 				},
 			},
 		},

@@ -39,8 +39,14 @@ func TestForScoping(t *testing.T) {
 	}
 	for _, st := range For(cfg).Statement {
 		for _, a := range st.Action {
-			if a == "ec2:CreateTags" || a == "ec2:*" {
+			if a == "ec2:*" {
 				t.Errorf("%s grants %s", st.Sid, a)
+			}
+			if a == "ec2:CreateTags" {
+				keys, _ := st.Condition["ForAllValues:StringEquals"]["aws:TagKeys"].([]string)
+				if len(keys) != 1 || keys[0] != cfg.Claim.Tags.Initialized {
+					t.Errorf("%s: CreateTags not limited to the initialized tag: %v", st.Sid, st.Condition)
+				}
 			}
 			mutating := a != "ec2:DescribeInstances" && a != "ec2:DescribeNetworkInterfaces" && a != "ec2:DescribeVolumes"
 			if mutating && (len(st.Condition) == 0 || st.Resource[0] == "*") {

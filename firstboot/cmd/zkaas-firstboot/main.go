@@ -16,21 +16,29 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
+	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/cloud"
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
+	"github.com/zkaas/zkaas/firstboot/internal/fsutil"
+	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
 const usage = `usage: zkaas-firstboot <command> [flags]
 
 commands:
+  run         everything, on every boot: claim, network, disk, ZooKeeper config
   validate    check the ensemble config and list every problem
   claim       claim this instance's node (ENI + volume) and print it as JSON
+  render      write zoo.cfg, myid and java.env for -node N into -out DIR (offline)
   iam-policy  print the least-privilege IAM policy for the instance profile
 `
 
@@ -68,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "ensemble config file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	node := fs.Int("node", 0, "render: the node id")
+	out := fs.String("out", "", "render: the output directory")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2, err}
 	}
@@ -78,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	switch cmd {
-	case "validate", "claim", "iam-policy":
+	case "validate", "claim", "iam-policy", "render", "run":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -105,26 +115,83 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "iam-policy":
 		_, err := stdout.Write(iampolicy.For(cfg).JSON())
 		return err
+	case "render":
+		return render(cfg, *node, *out, stdout)
+	case "run":
+		rep, err := runAll(ctx, cfg, log)
+		if err != nil {
+			return fmt.Errorf("run failed: %w", err)
+		}
+		log.Info("ready for zookeeper.service", "step", "run", "summary", rep.String())
+		return json.NewEncoder(stdout).Encode(rep)
 	}
 	res, err := claim(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("claim failed: %w", err)
 	}
-	enc := json.NewEncoder(stdout)
-	return enc.Encode(res)
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// awsClients builds the IMDSv2 and EC2 clients from the SDK's standard
+// configuration chain (endpoint overrides included).
+func awsClients(ctx context.Context) (*imds.Client, aws.Config, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, awsCfg, fmt.Errorf("load AWS config: %w", err)
+	}
+	return cloud.NewIMDS(awsCfg), awsCfg, nil
+}
+
+// runAll is `run`: every stage, on every boot.
+func runAll(ctx context.Context, cfg config.Config, log *slog.Logger) (boot.Report, error) {
+	md, awsCfg, err := awsClients(ctx)
+	if err != nil {
+		return boot.Report{}, err
+	}
+	awsCfg.Region = cfg.Region()
+	r := &boot.Runner{Config: cfg, IMDS: md, EC2: &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}, Log: log}
+	return r.Run(ctx)
+}
+
+// render writes the node's ZooKeeper files, as a boot would render them,
+// flat into dir — for review or a diff, without AWS.
+func render(cfg config.Config, node int, dir string, stdout io.Writer) error {
+	n, ok := cfg.NodeByID(node)
+	if !ok || dir == "" {
+		return exitError{2, fmt.Errorf("render needs -node (one of the config's node ids) and -out DIR")}
+	}
+	files, err := zookeeper.Render(cfg, n.ID, n.IP, zookeeper.DefaultLayout(cfg.Volume.MountPoint))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{zookeeper.ZooCfgName: files.ZooCfg, zookeeper.MyIDName: files.MyID, zookeeper.JavaEnvName: files.JavaEnv} {
+		changed, err := fsutil.WriteFile(filepath.Join(dir, name), data, 0o644)
+		if err != nil {
+			return err
+		}
+		if changed {
+			fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(dir, name))
+		}
+	}
+	return nil
 }
 
 // claim identifies the instance and claims its node with the real SDK.
 func claim(ctx context.Context, cfg config.Config, log *slog.Logger) (cloud.Result, error) {
 	start := time.Now()
+	md, awsCfg, err := awsClients(ctx)
+	if err != nil {
+		return cloud.Result{}, err
+	}
 	// Identity first, with a short bound: without IMDS nothing else can work.
 	idCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	awsCfg, err := awsconfig.LoadDefaultConfig(idCtx)
-	if err != nil {
-		return cloud.Result{}, fmt.Errorf("load AWS config: %w", err)
-	}
-	id, err := cloud.Identify(idCtx, cloud.NewIMDS(awsCfg))
+	id, err := cloud.Identify(idCtx, md)
 	if err != nil {
 		return cloud.Result{}, err
 	}

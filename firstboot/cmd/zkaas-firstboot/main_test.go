@@ -212,3 +212,24 @@ instances:
 		t.Errorf("exit %d, last line %q", code, last)
 	}
 }
+
+// TestRender writes a node's files offline; a second render changes nothing.
+func TestRender(t *testing.T) {
+	out := t.TempDir()
+	cfg := writeConfig(t, ensembleYAML)
+	stdout, stderr, code := runBinary(t, nil, "render", "-config", cfg, "-node", "2", "-out", out)
+	if code != 0 || strings.Count(stdout, "wrote ") != 3 {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	zoo, _ := os.ReadFile(filepath.Join(out, "zoo.cfg"))
+	myid, _ := os.ReadFile(filepath.Join(out, "myid"))
+	if !strings.Contains(string(zoo), "server.2=10.0.2.10:2888:3888") || !strings.Contains(string(zoo), "clientPortAddress=10.0.2.10") || strings.TrimSpace(string(myid)) != "2" {
+		t.Errorf("zoo.cfg:\n%s\nmyid: %q", zoo, myid)
+	}
+	if stdout, _, code := runBinary(t, nil, "render", "-config", cfg, "-node", "2", "-out", out); code != 0 || stdout != "" {
+		t.Errorf("second render: exit %d, wrote %q", code, stdout)
+	}
+	if _, stderr, code := runBinary(t, nil, "render", "-config", cfg, "-node", "9", "-out", out); code != 2 || !strings.Contains(stderr, "-node") {
+		t.Errorf("unknown node: exit %d, %s", code, stderr)
+	}
+}
