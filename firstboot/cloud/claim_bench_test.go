@@ -146,29 +146,27 @@ func sequentialClaim(w *world, id Identity) {
 		NetworkInterfaceId: aws.String(eni), InstanceId: aws.String(id.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
 		panic(err)
 	}
-	pollUntil(c, func(out *ec2.DescribeNetworkInterfacesOutput) bool {
-		return len(out.NetworkInterfaces) == 1 && out.NetworkInterfaces[0].Attachment != nil &&
+	pollUntil(c, func() bool {
+		out, err := c.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+		return err == nil && len(out.NetworkInterfaces) == 1 && out.NetworkInterfaces[0].Attachment != nil &&
 			out.NetworkInterfaces[0].Attachment.Status == types.AttachmentStatusAttached
-	}, eni)
+	})
 	if _, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
 		VolumeId: aws.String(vol), InstanceId: aws.String(id.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
 		panic(err)
 	}
-	for poll := 0; ; poll++ {
-		time.Sleep(c.Poll.Delay(poll, c.Rand))
+	pollUntil(c, func() bool {
 		out, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{vol}})
-		if err == nil && len(out.Volumes) == 1 && len(out.Volumes[0].Attachments) == 1 &&
-			out.Volumes[0].Attachments[0].State == types.VolumeAttachmentStateAttached {
-			return
-		}
-	}
+		return err == nil && len(out.Volumes) == 1 && len(out.Volumes[0].Attachments) == 1 &&
+			out.Volumes[0].Attachments[0].State == types.VolumeAttachmentStateAttached
+	})
 }
 
-func pollUntil(c *Claimer, done func(*ec2.DescribeNetworkInterfacesOutput) bool, eni string) {
+// pollUntil polls on the claim's schedule (first wait, then check) until done.
+func pollUntil(c *Claimer, done func() bool) {
 	for poll := 0; ; poll++ {
 		time.Sleep(c.Poll.Delay(poll, c.Rand))
-		out, err := c.EC2.DescribeNetworkInterfaces(context.Background(), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
-		if err == nil && done(out) {
+		if done() {
 			return
 		}
 	}
