@@ -1,10 +1,8 @@
 package disk_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zkaas/zkaas/firstboot/internal/golden"
 
 	"golang.org/x/sys/unix"
 
@@ -334,8 +334,6 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
 // The marker is a contract with later boots (and other versions of this
 // program): its exact bytes are a golden file, with the formatting time —
 // which must be RFC 3339 UTC — replaced by a placeholder.
@@ -358,19 +356,7 @@ func TestMarkerGolden(t *testing.T) {
 		t.Errorf("first_formatted %q: want RFC 3339 UTC, whole seconds (%v)", m[1], err)
 	}
 	got := re.ReplaceAll(b, []byte(`"first_formatted": "<time>"`))
-	golden := filepath.Join("testdata", "identity.golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("marker:\n%s\nwant (%s):\n%s", got, golden, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "identity.golden"), got)
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("marker mode %v (%v), want 0644", fi.Mode(), err)
 	}

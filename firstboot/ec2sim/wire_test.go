@@ -3,20 +3,18 @@ package ec2sim_test
 import (
 	"bytes"
 	"encoding/xml"
-	"flag"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/zkaas/zkaas/firstboot/internal/golden"
+
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // post sends a raw ec2query request, as the SDK would, and returns status
 // and body.
@@ -90,25 +88,9 @@ func normalize(t *testing.T, raw []byte) string {
 	return b.String() + "\n"
 }
 
-func golden(t *testing.T, name, got string) {
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name+".golden"), []byte(got))
 }
 
 // TestWireFormat pins the exact XML of each response kind. A fixed seed
@@ -159,7 +141,7 @@ func TestWireFormat(t *testing.T) {
 			if status != tc.status {
 				t.Fatalf("HTTP %d, want %d: %s", status, tc.status, body)
 			}
-			golden(t, tc.name, normalize(t, body))
+			checkGolden(t, tc.name, normalize(t, body))
 		})
 	}
 }

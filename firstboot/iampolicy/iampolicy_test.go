@@ -1,15 +1,12 @@
 package iampolicy
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"testing"
+
+	"github.com/zkaas/zkaas/firstboot/internal/golden"
 
 	"github.com/zkaas/zkaas/firstboot/config"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestForGolden(t *testing.T) {
 	cfg, _, err := config.Load("../config/testdata/ensemble.yaml")
@@ -17,19 +14,7 @@ func TestForGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := For(cfg).JSON()
-	golden := "testdata/policy.golden.json"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("policy differs from %s (run with -update after checking):\n%s", golden, got)
-	}
+	golden.Check(t, "testdata/policy.golden.json", got)
 }
 
 func TestForScoping(t *testing.T) {

@@ -1,43 +1,31 @@
 package netcfg
 
 import (
-	"flag"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/zkaas/zkaas/firstboot/internal/golden"
+)
 
 func TestNetworkdFilesGolden(t *testing.T) {
 	mac, _ := net.ParseMAC("02:5A:0B:1C:2D:3E")
 	files := NetworkdFiles(mac)
-	golden := map[string]string{
+	goldenFiles := map[string]string{
 		NetworkdConfPath: "testdata/networkd.conf.golden",
 		NetworkFilePath:  "testdata/eni.network.golden",
 	}
-	if len(files) != len(golden) {
-		t.Fatalf("rendered %d files, want %d", len(files), len(golden))
+	if len(files) != len(goldenFiles) {
+		t.Fatalf("rendered %d files, want %d", len(files), len(goldenFiles))
 	}
-	for rel, path := range golden {
+	for rel, path := range goldenFiles {
 		got, ok := files[rel]
 		if !ok {
 			t.Fatalf("no file %s rendered", rel)
 		}
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("%s differs from %s (run with -update to accept):\n%s", rel, path, got)
-		}
+		golden.Check(t, path, got)
 	}
 	// networkd compares MACs case-insensitively, but a lowercase MAC keeps
 	// the file byte-stable whatever case IMDS or EC2 used.

@@ -2,18 +2,16 @@ package zookeeper
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/zkaas/zkaas/firstboot/internal/golden"
+
 	"github.com/zkaas/zkaas/firstboot/config"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // ensemble returns the default config with n nodes 10.0.<id>.10 spread over
 // three AZs.
@@ -74,19 +72,7 @@ func TestRenderGolden(t *testing.T) {
 			}{{ZooCfgName, f.ZooCfg}, {MyIDName, f.MyID}, {JavaEnvName, f.JavaEnv}} {
 				fmt.Fprintf(&got, "==> %s <==\n%s", part.name, part.data)
 			}
-			golden := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("render differs from %s (run with -update to accept):\n%s", golden, got.Bytes())
-			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden"), got.Bytes())
 			if f.Layout != layout {
 				t.Errorf("Files.Layout = %+v, want %+v", f.Layout, layout)
 			}
