@@ -1,0 +1,192 @@
+package localcloud
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// setupScript runs as the first process of an instance's mount namespace
+// (made with propagation private, so nothing here reaches the host), inside
+// the instance's network namespace. It first drops its copies of the
+// host's network namespace bind mounts (/run/netns/*): a copy would keep
+// that namespace alive after it is deleted — another instance's, with
+// whatever veth and addresses it still has — for as long as this instance
+// lives. Then it mounts:
+//   - a fresh sysfs, so that /sys/class/net shows the instance's links, not
+//     the host's (as `ip netns exec` does);
+//   - an empty tmpfs over /sys/class/block, where the harness adds an entry
+//     with the EBS serial for each attached volume;
+//   - a private /dev, so that the instance sees the block devices of its own
+//     volumes only (and the by-id links to them), not every disk of the host
+//     and of the other instances; it also needs no /dev/disk on the host,
+//     which hosts without udev lack;
+//   - an overlay over each private directory ($1 lower, $2 upper, $3 work).
+//
+// It then says "ready" and waits on stdin, so that the harness can take hold
+// of the namespace's root before the namespace is left to its bind mount.
+const setupScript = `set -e
+findmnt --raw --noheadings --types nsfs --output TARGET | while read -r m; do umount --lazy "$m"; done
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev,noexec,size=4m localcloud-block /sys/class/block
+mount -t tmpfs -o mode=0755,nosuid,size=4m localcloud-dev /dev
+mkdir -m 0755 /dev/pts /dev/shm /dev/disk /dev/disk/by-id
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
+while [ $# -gt 0 ]; do
+	mount -t overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" localcloud-private "$1"
+	shift 3
+done
+echo ready
+read -r _ || true
+`
+
+// devNodes are the character devices every instance's /dev has, copied
+// from the host's (same numbers and modes).
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// devLinks are the symlinks of a standard /dev.
+var devLinks = map[string]string{
+	"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	"ptmx": "pts/ptmx",
+}
+
+// instanceMounts creates the instance's persistent mount namespace (kept by
+// a bind mount in the run directory) and opens its root for Path.
+func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) {
+	defer c.logStep("instance mounts", time.Now(), &err, "instance", inst.ID)
+	file := filepath.Join(c.runDir, "mnt", inst.ID)
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		return fmt.Errorf("mount namespace file of %s: %w", inst.ID, err)
+	}
+	inst.MountNS = file
+	args := []string{"--net=" + inst.NetNS, "--", c.tools.unshare, "--mount=" + file, "--propagation", "private",
+		"--", c.tools.sh, "-c", setupScript, "sh"}
+	for i, d := range c.opts.PrivateDirs {
+		layers := filepath.Join(inst.dir, "private", strconv.Itoa(i))
+		upper, work := filepath.Join(layers, "upper"), filepath.Join(layers, "work")
+		for _, dir := range []string{upper, work} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("private dir %s of %s: %w", d, inst.ID, err)
+			}
+		}
+		args = append(args, d, upper, work)
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(setupCtx, c.tools.nsenter, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("set up mount namespace of %s: %w", inst.ID, err)
+	}
+	line, rerr := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) == "ready" {
+		// While the script waits, /proc/<pid>/root is the namespace's
+		// root; the descriptor keeps it reachable afterwards.
+		inst.root, rerr = os.OpenFile(fmt.Sprintf("/proc/%d/root", cmd.Process.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else if rerr == nil || errors.Is(rerr, io.EOF) {
+		rerr = fmt.Errorf("setup script said %q", line)
+	}
+	stdin.Close()
+	werr := cmd.Wait()
+	if err := errors.Join(rerr, werr); err != nil {
+		return fmt.Errorf("set up mount namespace of %s: %w: %s", inst.ID, err, strings.TrimSpace(stderr.String()))
+	}
+	return inst.populateDev()
+}
+
+// populateDev fills the instance's private /dev.
+func (inst *Instance) populateDev() error {
+	for _, name := range devNodes {
+		var st unix.Stat_t
+		if err := unix.Stat("/dev/"+name, &st); err != nil {
+			return fmt.Errorf("stat host /dev/%s: %w", name, err)
+		}
+		if err := mknod(inst.Path("/dev/"+name), st.Mode, st.Rdev); err != nil {
+			return fmt.Errorf("/dev/%s on %s: %w", name, inst.ID, err)
+		}
+	}
+	for name, target := range devLinks {
+		if err := os.Symlink(target, inst.Path("/dev/"+name)); err != nil {
+			return fmt.Errorf("/dev/%s on %s: %w", name, inst.ID, err)
+		}
+	}
+	return nil
+}
+
+// mknod creates a device node with exactly mode's permissions (the umask
+// would otherwise take some away).
+func mknod(path string, mode uint32, rdev uint64) error {
+	if err := unix.Mknod(path, mode, int(rdev)); err != nil {
+		return err
+	}
+	return unix.Chmod(path, mode&0o7777)
+}
+
+// unmountDevice unmounts, inside the instance's mount namespace, everything
+// mounted from the block device rdev — innermost first; lazily if it is
+// busy, since on EC2 a detach takes the device away whatever is using it.
+func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
+	t := inst.cloud.tools
+	info, err := t.output(ctx, t.nsenter, "--mount="+inst.MountNS, "--", "cat", "/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("mounts of %s: %w", inst.ID, err)
+	}
+	want := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev))
+	var targets []string
+	for _, line := range strings.Split(string(info), "\n") {
+		// id parent major:minor root mount-point options ...
+		f := strings.Fields(line)
+		if len(f) > 4 && f[2] == want {
+			targets = append([]string{unescapeMountinfo(f[4])}, targets...)
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	args := append([]string{"--mount=" + inst.MountNS, "--", t.umount}, targets...)
+	if err := t.run(ctx, t.nsenter, args...); err != nil {
+		inst.log.Warn("unmount failed: detaching lazily", "step", "volume detach", "targets", targets, "err", err)
+		lazy := append([]string{"--mount=" + inst.MountNS, "--", t.umount, "--lazy"}, targets...)
+		if err := t.run(ctx, t.nsenter, lazy...); err != nil {
+			return fmt.Errorf("unmount %v on %s: %w", targets, inst.ID, err)
+		}
+	}
+	return nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of a
+// mountinfo path.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
