@@ -208,3 +208,22 @@ instances:
 		t.Fatalf("empty seed: %v", err)
 	}
 }
+
+func TestCreateTagsAdmin(t *testing.T) {
+	s := ec2sim.New(ec2sim.Options{})
+	t.Cleanup(s.Close)
+	v, err := s.CreateVolume("us-east-1a", 1, map[string]string{"zkaas:node": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTags([]string{v.ID}, map[string]string{"zkaas:node": "retired", "b": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Volume(v.ID)
+	if got.Tags["zkaas:node"] != "retired" || got.Tags["b"] != "1" {
+		t.Errorf("tags = %v", got.Tags)
+	}
+	if err := s.CreateTags([]string{"vol-0000000000000000f"}, map[string]string{"a": "b"}); err == nil {
+		t.Error("tagging an unknown volume succeeded")
+	}
+}

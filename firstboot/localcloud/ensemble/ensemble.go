@@ -1,0 +1,358 @@
+// Package ensemble runs a real ZooKeeper ensemble on the local cloud: every
+// node's slot (tagged ENI + volume) in the simulator, instances that become
+// nodes by running the real zkaas-firstboot, and ZooKeeper started from the
+// files firstboot rendered — the way zookeeper.service would.
+package ensemble
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zkaas/zkaas/firstboot/boot"
+	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/firstboot/localcloud"
+	"github.com/zkaas/zkaas/firstboot/zookeeper"
+)
+
+// Classpath runs the Debian zookeeper package's server (3.8: no systemd
+// unit, QuorumPeerMain in zookeeper.jar) with slf4j-simple so its log
+// reaches stderr.
+var Classpath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"}
+
+// ConfigPath is where instances read the ensemble config.
+const ConfigPath = "/etc/zkaas/ensemble.yaml"
+
+// PrivateDirs are what instances must each see privately (like instances
+// booted from one image): firstboot writes under /etc. The data volume's
+// mount point (/var/lib/zookeeper, from the zookeeper package) needs no
+// overlay: the mount itself is private to the instance's mount namespace.
+var PrivateDirs = []string{"/etc"}
+
+// Options describes the ensemble.
+type Options struct {
+	Name  string        // ensemble tag value
+	Nodes []config.Node // id, AZ, IP of every node
+	// Binary is the zkaas-firstboot to run on instances.
+	Binary string
+	// Heap for each JVM (config zookeeper.heap); default 256m.
+	Heap string
+	// VolumeGiB per node; default 2.
+	VolumeGiB int32
+	// Deadline is the claim deadline; default 60s.
+	Deadline time.Duration
+	// LogDir keeps each ZooKeeper's log; default a temp dir.
+	LogDir string
+	Log    *slog.Logger
+}
+
+// Ensemble is the nodes' slots and the instances currently holding them.
+type Ensemble struct {
+	Cloud *localcloud.Cloud
+	opts  Options
+	cfg   []byte
+	slots map[int]localcloud.Slot
+
+	mu    sync.Mutex
+	nodes map[int]*Node // by node id
+}
+
+// Node is an instance that became a node.
+type Node struct {
+	ID       int
+	IP       string
+	Instance *localcloud.Instance
+	Report   boot.Report // the first firstboot run on this instance
+	ZK       *localcloud.Process
+	ZKLog    string // host path of ZooKeeper's log
+	Launched time.Time
+}
+
+// New creates every node's slot in the cloud.
+func New(cloud *localcloud.Cloud, opts Options) (*Ensemble, error) {
+	if opts.Heap == "" {
+		opts.Heap = "256m"
+	}
+	if opts.VolumeGiB == 0 {
+		opts.VolumeGiB = 2
+	}
+	if opts.Deadline == 0 {
+		opts.Deadline = 60 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.LogDir == "" {
+		dir, err := os.MkdirTemp("", "zkaas-ensemble-")
+		if err != nil {
+			return nil, err
+		}
+		opts.LogDir = dir
+	}
+	e := &Ensemble{Cloud: cloud, opts: opts, slots: map[int]localcloud.Slot{}, nodes: map[int]*Node{}}
+	e.cfg = e.render()
+	if _, _, err := config.Parse("ensemble.yaml", e.cfg); err != nil {
+		return nil, fmt.Errorf("ensemble config: %w", err)
+	}
+	for _, n := range opts.Nodes {
+		slot, err := cloud.CreateSlot(opts.Name, n.ID, n.AZ, n.IP.String(), opts.VolumeGiB)
+		if err != nil {
+			return nil, fmt.Errorf("slot of node %d: %w", n.ID, err)
+		}
+		e.slots[n.ID] = slot
+	}
+	return e, nil
+}
+
+// Config returns the ensemble.yaml every instance reads.
+func (e *Ensemble) Config() []byte { return e.cfg }
+
+func (e *Ensemble) render() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "ensemble: %s\nnodes:\n", e.opts.Name)
+	for _, n := range e.opts.Nodes {
+		fmt.Fprintf(&b, "  - {id: %d, az: %s, ip: %s}\n", n.ID, n.AZ, n.IP)
+	}
+	fmt.Fprintf(&b, "claim: {deadline: %s, stuck_attach: %s}\n", e.opts.Deadline, e.opts.Deadline/3)
+	fmt.Fprintf(&b, "zookeeper: {heap: %s, four_letter_words: [srvr, ruok, mntr]}\n", e.opts.Heap)
+	return b.Bytes()
+}
+
+// Slot returns node id's slot.
+func (e *Ensemble) Slot(id int) localcloud.Slot { return e.slots[id] }
+
+// Node returns the instance currently holding node id.
+func (e *Ensemble) Node(id int) *Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.nodes[id]
+}
+
+// Boot launches an instance in az, runs firstboot on it and starts
+// ZooKeeper: what the ASG and systemd do for a new instance.
+func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
+	launched := time.Now()
+	inst, err := e.Cloud.Launch(ctx, az)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.InstallConfig(inst); err != nil {
+		return nil, err
+	}
+	rep, err := e.Firstboot(ctx, inst)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{ID: rep.Claim.Node, IP: rep.Claim.IP, Instance: inst, Report: rep, Launched: launched,
+		ZKLog: filepath.Join(e.opts.LogDir, fmt.Sprintf("zookeeper-%d-%s.log", rep.Claim.Node, inst.ID))}
+	if err := e.startZooKeeper(ctx, n); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.nodes[n.ID] = n
+	e.mu.Unlock()
+	return n, nil
+}
+
+// InstallConfig writes the ensemble config onto the instance, as the image
+// (or user data) would carry it.
+func (e *Ensemble) InstallConfig(inst *localcloud.Instance) error {
+	if err := os.MkdirAll(inst.Path(filepath.Dir(ConfigPath)), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(inst.Path(ConfigPath), e.cfg, 0o644)
+}
+
+// BootAll boots one instance per AZ given, all at once.
+func (e *Ensemble) BootAll(ctx context.Context, azs []string) ([]*Node, error) {
+	nodes := make([]*Node, len(azs))
+	errs := make([]error, len(azs))
+	var wg sync.WaitGroup
+	for i, az := range azs {
+		wg.Go(func() { nodes[i], errs[i] = e.Boot(ctx, az) })
+	}
+	wg.Wait()
+	return nodes, errors.Join(errs...)
+}
+
+// Firstboot runs `zkaas-firstboot run` on the instance and returns its report.
+func (e *Ensemble) Firstboot(ctx context.Context, inst *localcloud.Instance) (boot.Report, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := inst.Command(ctx, e.opts.Binary, "run", "-config", ConfigPath)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return boot.Report{}, fmt.Errorf("firstboot on %s: %v: %s", inst.ID, err, lastLine(stderr.String()))
+	}
+	var rep boot.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		return rep, fmt.Errorf("firstboot on %s printed no report: %v\n%s", inst.ID, err, stdout.String())
+	}
+	return rep, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// startZooKeeper runs ZooKeeper on the node as zookeeper.service does: as
+// the zookeeper user, with the JVM flags of the rendered java.env and the
+// rendered zoo.cfg.
+func (e *Ensemble) startZooKeeper(ctx context.Context, n *Node) error {
+	inst := n.Instance
+	env, err := os.ReadFile(inst.Path(filepath.Join(zookeeper.DefaultConfDir, zookeeper.JavaEnvName)))
+	if err != nil {
+		return err
+	}
+	owner, err := zookeeper.LookupOwner("zookeeper")
+	if err != nil {
+		return err
+	}
+	args := []string{"--reuid=" + strconv.Itoa(owner.UID), "--regid=" + strconv.Itoa(owner.GID), "--clear-groups", "java"}
+	args = append(args, jvmFlags(env)...)
+	args = append(args, "-cp", strings.Join(Classpath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+		filepath.Join(zookeeper.DefaultConfDir, zookeeper.ZooCfgName))
+	logf, err := os.Create(n.ZKLog)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := inst.Command(context.WithoutCancel(ctx), "setpriv", args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	n.ZK, err = inst.Start(cmd)
+	return err
+}
+
+// jvmFlags reads SERVER_JVMFLAGS="..." from a java.env.
+func jvmFlags(env []byte) []string {
+	for _, line := range strings.Split(string(env), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SERVER_JVMFLAGS="); ok {
+			return strings.Fields(strings.Trim(v, `"`))
+		}
+	}
+	return nil
+}
+
+// Terminate kills the node's instance (kill -9: no clean shutdown) and its
+// ZooKeeper, as a failed instance dies.
+func (e *Ensemble) Terminate(ctx context.Context, n *Node) error {
+	e.mu.Lock()
+	if e.nodes[n.ID] == n {
+		delete(e.nodes, n.ID)
+	}
+	e.mu.Unlock()
+	return e.Cloud.Terminate(ctx, n.Instance)
+}
+
+// Modes asks every node (by configured IP) for its srvr mode, from inside
+// the VPC; silent nodes are missing from the map.
+func (e *Ensemble) Modes(ctx context.Context) map[int]string {
+	p := zookeeper.Prober{PerPeerTimeout: time.Second, Attempts: 1, Dial: e.Cloud.DialContext}
+	var peers []netip.AddrPort
+	byAddr := map[netip.AddrPort]int{}
+	for _, n := range e.opts.Nodes {
+		ap := netip.AddrPortFrom(n.IP, 2181)
+		peers = append(peers, ap)
+		byAddr[ap] = n.ID
+	}
+	q := p.Probe(ctx, peers)
+	modes := map[int]string{}
+	for ap, m := range q.Modes {
+		modes[byAddr[ap]] = m
+	}
+	return modes
+}
+
+// WaitServing waits until every listed node serves as leader or follower,
+// and exactly one leads.
+func (e *Ensemble) WaitServing(ctx context.Context, bound time.Duration, ids ...int) (map[int]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for {
+		modes := e.Modes(ctx)
+		leaders, ok := 0, true
+		for _, id := range ids {
+			switch modes[id] {
+			case "leader":
+				leaders++
+			case "follower":
+			default:
+				ok = false
+			}
+		}
+		if ok && leaders <= 1 {
+			return modes, nil
+		}
+		select {
+		case <-ctx.Done():
+			return modes, fmt.Errorf("nodes %v not all serving after %s: %v", ids, bound, describe(modes))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func describe(modes map[int]string) string {
+	var ids []int
+	for id := range modes {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%d=%s", id, modes[id]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Sync reports how a node's ZooKeeper synced with the leader, from its log:
+// "DIFF" (transactions only), "SNAP" (a full snapshot), "TRUNC", or "" if
+// it has not synced (yet).
+func (n *Node) Sync() string {
+	b, err := os.ReadFile(n.ZKLog)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	switch {
+	case strings.Contains(s, "Getting a snapshot from leader"):
+		return "SNAP"
+	case strings.Contains(s, "Getting a diff from the leader"):
+		return "DIFF"
+	case strings.Contains(s, "Truncating log to get in sync with the leader"):
+		return "TRUNC"
+	}
+	return ""
+}
+
+// Close removes the ZooKeeper logs when they were kept in a temp dir the
+// ensemble made; the cloud is the caller's to close.
+func (e *Ensemble) Close() error {
+	if strings.Contains(e.opts.LogDir, "zkaas-ensemble-") {
+		return os.RemoveAll(e.opts.LogDir)
+	}
+	return nil
+}
+
+// BuildFirstboot builds zkaas-firstboot into dir and returns its path.
+func BuildFirstboot(ctx context.Context, moduleRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "zkaas-firstboot")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./firstboot/cmd/zkaas-firstboot")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build zkaas-firstboot: %v\n%s", err, out)
+	}
+	return bin, nil
+}

@@ -1,0 +1,383 @@
+package ensemble
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/firstboot/ec2sim"
+	"github.com/zkaas/zkaas/firstboot/localcloud"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() != 0 {
+			return m.Run() // every test skips with its reason
+		}
+		dir, err := os.MkdirTemp("", "zkaas-ensemble-test-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		if binary, err = BuildFirstboot(context.Background(), "../../..", dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	if os.Geteuid() == 0 {
+		if entries, _ := os.ReadDir("/run/netns"); len(entries) > 0 {
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), localcloud.Prefix) {
+					fmt.Fprintln(os.Stderr, "leaked network namespace", e.Name())
+					code = 1
+				}
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// requireZooKeeper skips unless the test can run a real ensemble.
+func requireZooKeeper(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veth, loop devices, mounts")
+	}
+	for _, jar := range Classpath {
+		if _, err := os.Stat(jar); err != nil {
+			t.Skipf("%s missing: go tool mage deps installs zookeeper and libslf4j-java", jar)
+		}
+	}
+}
+
+// latency is an EC2-like model scaled down so the scenarios stay quick.
+var latency = ec2sim.Latency{
+	RoundTrip: 5 * time.Millisecond, RoundTripJitter: 5 * time.Millisecond,
+	ENIAttach: 300 * time.Millisecond, VolumeAttach: 600 * time.Millisecond,
+	ENIDetach: 200 * time.Millisecond, VolumeDetach: 300 * time.Millisecond,
+}
+
+func nodes(layout ...string) []config.Node {
+	var out []config.Node
+	perAZ := map[string]int{}
+	for i, az := range layout {
+		perAZ[az]++
+		third := map[string]int{"us-east-1a": 1, "us-east-1b": 2, "us-east-1c": 3}[az]
+		out = append(out, config.Node{ID: i + 1, AZ: az, IP: netip.MustParseAddr(fmt.Sprintf("10.0.%d.%d", third, 10+perAZ[az]))})
+	}
+	return out
+}
+
+func newEnsemble(t *testing.T, opts ec2sim.Options, ns []config.Node) *Ensemble {
+	t.Helper()
+	requireZooKeeper(t)
+	opts.Latency = latency
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Logger = log
+	cloud, err := localcloud.New(context.Background(), localcloud.Options{EC2: opts, PrivateDirs: PrivateDirs, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cloud.Close(); err != nil {
+			t.Errorf("close cloud: %v", err)
+		}
+	})
+	e, err := New(cloud, Options{Name: "it", Nodes: ns, Binary: binary, LogDir: t.TempDir(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, e)
+		}
+	})
+	return e
+}
+
+func dumpLogs(t *testing.T, e *Ensemble) {
+	logs, _ := filepath.Glob(filepath.Join(e.opts.LogDir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(string(b), "\n")
+		t.Logf("=== %s (last lines)\n%s", l, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+}
+
+// client connects to one node from inside the VPC.
+func client(t *testing.T, e *Ensemble, ip string) *zk.Conn {
+	t.Helper()
+	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return e.Cloud.DialContext(ctx, network, address)
+	}
+	conn, _, err := zk.Connect([]string{ip + ":2181"}, 10*time.Second, zk.WithDialer(dialer), zk.WithLogger(quiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+func writeZnodes(t *testing.T, c *zk.Conn, n int) {
+	t.Helper()
+	if _, err := c.Create("/demo", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := c.Create(fmt.Sprintf("/demo/k%04d", i), []byte(fmt.Sprintf("v%d", i)), 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatalf("create k%04d: %v", i, err)
+		}
+	}
+}
+
+func checkZnodes(t *testing.T, c *zk.Conn, n int, via string) {
+	t.Helper()
+	if _, err := c.Sync("/demo"); err != nil {
+		t.Fatalf("sync via %s: %v", via, err)
+	}
+	kids, _, err := c.Children("/demo")
+	if err != nil || len(kids) != n {
+		t.Fatalf("via %s: %d children (%v), want %d", via, len(kids), err, n)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		data, _, err := c.Get(fmt.Sprintf("/demo/k%04d", i))
+		if err != nil || string(data) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("via %s: k%04d = %q, %v", via, i, data, err)
+		}
+	}
+}
+
+// TestRunTwice: zkaas-firstboot run on a fresh instance claims, configures
+// the ENI, formats and mounts the blank volume and renders ZooKeeper's
+// files; run again, it changes nothing.
+func TestRunTwice(t *testing.T) {
+	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"))
+	ctx := t.Context()
+	inst, err := e.Cloud.Launch(ctx, "us-east-1b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.InstallConfig(inst); err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.Firstboot(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Claim.Node != 2 || first.Claim.IP != "10.0.2.11" || first.Claim.Volume != e.Slot(2).Volume.ID {
+		t.Fatalf("claimed %+v", first.Claim)
+	}
+	if !first.Disk.Formatted || len(first.Network.Changes) == 0 || !first.ZooKeeper.Initialize {
+		t.Errorf("first run: formatted=%v network changes=%v initialize=%v (%s)", first.Disk.Formatted, first.Network.Changes, first.ZooKeeper.Initialize, first.ZooKeeper.Reason)
+	}
+	myid, err := os.ReadFile(inst.Path("/var/lib/zookeeper/data/myid"))
+	if err != nil || strings.TrimSpace(string(myid)) != "2" {
+		t.Errorf("myid on the volume = %q, %v", myid, err)
+	}
+	zoo, err := os.ReadFile(inst.Path("/etc/zkaas/zookeeper/zoo.cfg"))
+	if err != nil || !strings.Contains(string(zoo), "clientPortAddress=10.0.2.11") {
+		t.Errorf("zoo.cfg: %v\n%s", err, zoo)
+	}
+	if v, _ := e.Cloud.Sim().Volume(first.Claim.Volume); v.Tags["zkaas:initialized"] == "" {
+		t.Errorf("volume not tagged initialized: %v", v.Tags)
+	}
+	second, err := e.Firstboot(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Changes != 0 || !second.Claim.Reused || second.Disk.Formatted {
+		t.Errorf("second run changed things: %d changes, network %v, disk %v, zookeeper %v", second.Changes, second.Network.Changes, second.Disk.Changes, second.ZooKeeper.Changed)
+	}
+}
+
+// TestLifecycle is the promise, scenario by scenario on one ensemble: three
+// nodes boot at once and form a quorum; a reboot changes nothing; a node
+// killed with -9 comes back as itself on a new instance with its data and
+// syncs by diff; a replacement whose volume was lost starts empty and syncs
+// from the leader.
+func TestLifecycle(t *testing.T) {
+	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"))
+	ctx := t.Context()
+
+	// 1. Three instances, one per AZ, at once.
+	booted, err := e.BootAll(ctx, []string{"us-east-1a", "us-east-1b", "us-east-1c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, n := range booted {
+		if seen[n.ID] {
+			t.Fatalf("node %d claimed twice", n.ID)
+		}
+		seen[n.ID] = true
+	}
+	modes, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("quorum: %s", describe(modes))
+	writeZnodes(t, client(t, e, "10.0.1.11"), 1000)
+	for _, ip := range []string{"10.0.1.11", "10.0.2.11", "10.0.3.11"} {
+		checkZnodes(t, client(t, e, ip), 1000, ip)
+	}
+
+	// 4. Reboot: firstboot again on a running node changes nothing and
+	// ZooKeeper keeps serving.
+	n3 := e.Node(3)
+	rep, err := e.Firstboot(ctx, n3.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changes != 0 {
+		t.Errorf("rerun on a running node: %d changes: %v %v %v", rep.Changes, rep.Network.Changes, rep.Disk.Changes, rep.ZooKeeper.Changed)
+	}
+	select {
+	case <-n3.ZK.Done():
+		t.Fatal("ZooKeeper exited after the rerun")
+	default:
+	}
+
+	// 2. kill -9 node 2's instance; its replacement becomes node 2 again.
+	old := e.Node(2)
+	if err := e.Terminate(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	repl, err := e.Boot(ctx, "us-east-1b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if repl.ID != 2 || repl.IP != old.IP || repl.Report.Claim.Volume != old.Report.Claim.Volume || repl.Instance.ID == old.Instance.ID {
+		t.Fatalf("replacement %s: node %d %s %s, want node 2 %s %s", repl.Instance.ID, repl.ID, repl.IP, repl.Report.Claim.Volume, old.IP, old.Report.Claim.Volume)
+	}
+	if repl.Report.Disk.Formatted || repl.Report.ZooKeeper.Initialize {
+		t.Errorf("replacement formatted=%v initialize=%v", repl.Report.Disk.Formatted, repl.Report.ZooKeeper.Initialize)
+	}
+	if modes, err = e.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if modes[2] != "follower" && modes[2] != "leader" {
+		t.Errorf("replacement mode %q", modes[2])
+	}
+	checkZnodes(t, client(t, e, repl.IP), 1000, "replacement")
+	t.Logf("replacement: %s, synced by %s", modes[2], repl.Sync())
+	if s := repl.Sync(); s != "DIFF" && modes[2] != "leader" {
+		t.Errorf("replacement synced by %q, want DIFF (its own data, no snapshot transfer)", s)
+	}
+
+	// 5. The volume is lost: a fresh, never-initialized volume tagged for
+	// node 2 replaces it. The new instance formats it, sees the quorum,
+	// does not trust its empty tree, and syncs from the leader.
+	if err := e.Terminate(ctx, repl); err != nil {
+		t.Fatal(err)
+	}
+	lost := repl.Report.Claim.Volume
+	retag(t, e, lost)
+	fresh, err := e.Cloud.CreateVolume("us-east-1b", 2, map[string]string{"zkaas:ensemble": "it", "zkaas:node": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Boot(ctx, "us-east-1b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Report.Claim.Volume != fresh.ID || !again.Report.Disk.Formatted || again.Report.ZooKeeper.Initialize {
+		t.Errorf("fresh volume: claimed %s formatted=%v initialize=%v (%s)", again.Report.Claim.Volume, again.Report.Disk.Formatted, again.Report.ZooKeeper.Initialize, again.Report.ZooKeeper.Reason)
+	}
+	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	checkZnodes(t, client(t, e, again.IP), 1000, "fresh-volume replacement")
+	t.Logf("fresh-volume replacement synced by %s", again.Sync())
+	if s := again.Sync(); s != "SNAP" {
+		t.Errorf("fresh volume synced by %q, want SNAP from the leader", s)
+	}
+}
+
+// retag takes a volume out of the ensemble, as an operator would for a
+// volume that is lost.
+func retag(t *testing.T, e *Ensemble, vol string) {
+	t.Helper()
+	if err := e.Cloud.Sim().CreateTags([]string{vol}, map[string]string{"zkaas:ensemble": "retired"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFiveNodeStorms: five slots over three AZs, five instances at once —
+// every slot claimed once and a quorum; then all five killed and replaced
+// at once while the simulator throttles, loses races and sticks attaches:
+// again every slot once, nothing formatted, the data intact.
+func TestFiveNodeStorms(t *testing.T) {
+	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"))
+	ctx := t.Context()
+	azs := []string{"us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"}
+	first, err := e.BootAll(ctx, azs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOncePerSlot(t, first, 5)
+	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3, 4, 5); err != nil {
+		t.Fatal(err)
+	}
+	writeZnodes(t, client(t, e, first[0].IP), 200)
+	for _, n := range first {
+		if err := e.Terminate(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Cloud.Sim().SetFaults(ec2sim.Faults{ThrottleRate: 0.15, InUseRaceRate: 0.2, StuckAttachRate: 0.1})
+	second, err := e.BootAll(ctx, azs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Cloud.Sim().SetFaults(ec2sim.Faults{})
+	checkOncePerSlot(t, second, 5)
+	for _, n := range second {
+		if n.Report.Disk.Formatted {
+			t.Errorf("node %d: a volume holding data was formatted", n.ID)
+		}
+	}
+	if _, err := e.WaitServing(ctx, 90*time.Second, 1, 2, 3, 4, 5); err != nil {
+		t.Fatal(err)
+	}
+	checkZnodes(t, client(t, e, second[4].IP), 200, "after the storm")
+	if st := e.Cloud.Sim().Stats(); st.Errors["RequestLimitExceeded"]+st.Errors["InvalidNetworkInterface.InUse"]+st.Errors["VolumeInUse"] == 0 {
+		t.Errorf("no faults were injected: %v", st.Errors)
+	}
+}
+
+func checkOncePerSlot(t *testing.T, booted []*Node, want int) {
+	t.Helper()
+	seen := map[int]string{}
+	for _, n := range booted {
+		if prev, dup := seen[n.ID]; dup {
+			t.Fatalf("node %d claimed by %s and %s", n.ID, prev, n.Instance.ID)
+		}
+		seen[n.ID] = n.Instance.ID
+		if n.Report.Claim.Volume == "" || n.IP == "" {
+			t.Fatalf("node %d: incomplete claim %+v", n.ID, n.Report.Claim)
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d slots claimed, want %d", len(seen), want)
+	}
+}
