@@ -17,10 +17,10 @@ type Document struct {
 
 // Statement is one IAM policy statement.
 type Statement struct {
-	Sid       string                       `json:"Sid"`
-	Effect    string                       `json:"Effect"`
-	Action    []string                     `json:"Action"`
-	Resource  []string                     `json:"Resource"`
+	Sid       string                    `json:"Sid"`
+	Effect    string                    `json:"Effect"`
+	Action    []string                  `json:"Action"`
+	Resource  []string                  `json:"Resource"`
 	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
@@ -83,7 +83,7 @@ func For(cfg config.Config) Document {
 				Action:   []string{"ec2:CreateTags"},
 				Resource: []string{arn("volume")},
 				Condition: map[string]map[string]any{
-					"StringEquals":             {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
+					"StringEquals":              {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
 					"ForAllValues:StringEquals": {"aws:TagKeys": []string{cfg.Claim.Tags.Initialized}},
 				},
 			},
