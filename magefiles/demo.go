@@ -5,121 +5,181 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
+	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
+	"os/signal"
+	"runtime"
+	"syscall"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/cloud"
+	"github.com/go-zookeeper/zk"
+	"github.com/magefile/mage/mg"
+
+	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
-	"github.com/zkaas/zkaas/firstboot/imdsmock"
+	"github.com/zkaas/zkaas/firstboot/localcloud"
+	"github.com/zkaas/zkaas/firstboot/localcloud/ensemble"
 )
 
-const demoSeed = `
-subnets:
-  - {name: a, availabilityZone: us-east-1a, cidrBlock: 10.0.1.0/24}
-  - {name: b, availabilityZone: us-east-1b, cidrBlock: 10.0.2.0/24}
-  - {name: c, availabilityZone: us-east-1c, cidrBlock: 10.0.3.0/24}
-networkInterfaces:
-  - {subnet: a, privateIpAddress: 10.0.1.10, tags: {"zkaas:ensemble": demo, "zkaas:node": "1"}}
-  - {subnet: b, privateIpAddress: 10.0.2.10, tags: {"zkaas:ensemble": demo, "zkaas:node": "2"}}
-  - {subnet: c, privateIpAddress: 10.0.3.10, tags: {"zkaas:ensemble": demo, "zkaas:node": "3"}}
-volumes:
-  - {availabilityZone: us-east-1a, sizeGiB: 10, tags: {"zkaas:ensemble": demo, "zkaas:node": "1"}}
-  - {availabilityZone: us-east-1b, sizeGiB: 10, tags: {"zkaas:ensemble": demo, "zkaas:node": "2"}}
-  - {availabilityZone: us-east-1c, sizeGiB: 10, tags: {"zkaas:ensemble": demo, "zkaas:node": "3"}}
-instances:
-  - {subnet: a}
-  - {subnet: b}
-  - {subnet: c}
-`
+// demoNodes is the demo's three-node ensemble, one node per AZ.
+var demoNodes = []config.Node{
+	{ID: 1, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.11")},
+	{ID: 2, AZ: "us-east-1b", IP: netip.MustParseAddr("10.0.2.11")},
+	{ID: 3, AZ: "us-east-1c", IP: netip.MustParseAddr("10.0.3.11")},
+}
 
-const demoConfig = `ensemble: demo
-nodes:
-  - {id: 1, az: us-east-1a, ip: 10.0.1.10}
-  - {id: 2, az: us-east-1b, ip: 10.0.2.10}
-  - {id: 3, az: us-east-1c, ip: 10.0.3.10}
-claim: {deadline: 30s, stuck_attach: 10s}
-`
+// Demo runs the promise end to end on this machine: a local cloud (an EC2
+// simulator with EC2's latencies, instances as network namespaces, ENIs as
+// hot-plugged veths, EBS volumes as loop devices), three instances that
+// become a ZooKeeper ensemble with zkaas-firstboot, data written, node 2
+// killed with -9, and its replacement coming back as node 2 with its data.
+// Needs root on Linux; cleans up after itself, also on Ctrl-C.
+func Demo() error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return errors.New("demo needs root on Linux (network namespaces, loop devices, mounts): run it with sudo")
+	}
+	mg.SerialDeps(Deps)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
 
-// Demo boots three instances at once against the EC2 simulator (with EC2's
-// latency model) and AWS's IMDS mock, runs the real zkaas-firstboot claim
-// on each, and shows who became which node.
-func Demo(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "zkaas-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "zkaas-firstboot")
-	fmt.Println("==> building zkaas-firstboot")
-	if out, err := exec.Command("go", "build", "-o", bin, "./firstboot/cmd/zkaas-firstboot").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(dir, "ensemble.yaml")
-	if err := os.WriteFile(cfgPath, []byte(demoConfig), 0o644); err != nil {
+	step("building zkaas-firstboot")
+	bin, err := ensemble.BuildFirstboot(ctx, ".", dir)
+	if err != nil {
 		return err
 	}
 
-	fmt.Println("==> starting the EC2 simulator (ENI attach ~1 s, volume attach ~2 s, 25-35 ms round trips)")
-	sim := ec2sim.New(ec2sim.Options{
-		Latency: ec2sim.Latency{RoundTrip: 25 * time.Millisecond, RoundTripJitter: 10 * time.Millisecond,
-			ENIAttach: time.Second, VolumeAttach: 2 * time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	step("starting the local cloud: VPC with 3 AZs, EC2 simulator (ENI attach 1 s, volume attach 2 s)")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cloud, err := localcloud.New(ctx, localcloud.Options{
+		EC2: ec2sim.Options{Latency: ec2sim.Latency{
+			RoundTrip: 20 * time.Millisecond, RoundTripJitter: 10 * time.Millisecond,
+			ENIAttach: time.Second, VolumeAttach: 2 * time.Second,
+			ENIDetach: 500 * time.Millisecond, VolumeDetach: time.Second,
+		}},
+		PrivateDirs: ensemble.PrivateDirs,
+		Logger:      quiet,
 	})
-	srv := httptest.NewServer(sim)
-	defer func() { srv.Close(); sim.Close() }()
-	seed, err := ec2sim.ParseSeed([]byte(demoSeed))
 	if err != nil {
 		return err
 	}
-	seeded, err := sim.ApplySeed(seed)
+	defer func() {
+		step("cleaning up: instances, namespaces, veths, loop devices")
+		cloud.Close()
+	}()
+	ens, err := ensemble.New(cloud, ensemble.Options{Name: "demo", Nodes: demoNodes, Binary: bin, LogDir: dir, Log: quiet})
 	if err != nil {
+		return err
+	}
+	for _, n := range demoNodes {
+		s := ens.Slot(n.ID)
+		step("slot of node %d in %s: %s (%s) + %s, tagged zkaas:node=%d", n.ID, n.AZ, s.ENI.ID, n.IP, s.Volume.ID, n.ID)
+	}
+
+	step("launching 3 instances at once; each runs zkaas-firstboot run, then ZooKeeper")
+	booted, err := ens.BootAll(ctx, []string{"us-east-1a", "us-east-1b", "us-east-1c"})
+	if err != nil {
+		return err
+	}
+	for _, n := range booted {
+		step("  %s became node %d at %s (volume %s %s, firstboot %s)", n.Instance.ID, n.ID, n.IP,
+			n.Report.Claim.Volume, map[bool]string{true: "formatted", false: "reused"}[n.Report.Disk.Formatted], n.Report.Duration.Round(time.Millisecond))
+	}
+	modes, err := ens.WaitServing(ctx, 60*time.Second, 1, 2, 3)
+	if err != nil {
+		return err
+	}
+	step("quorum: node 1 %s, node 2 %s, node 3 %s", modes[1], modes[2], modes[3])
+
+	const znodes = 1000
+	step("writing %d znodes through node 1", znodes)
+	if err := writeZnodes(ens, "10.0.1.11", znodes); err != nil {
 		return err
 	}
 
-	fmt.Println("==> booting 3 instances at once, each with its own IMDSv2 (amazon-ec2-metadata-mock)")
-	results := make([]cloud.Result, len(seeded.Instances))
-	errs := make([]error, len(seeded.Instances))
-	var wg sync.WaitGroup
-	for i, inst := range seeded.Instances {
-		imds, err := imdsmock.Start(ctx, imdsmock.Instance{InstanceID: inst.ID, AZ: inst.AZ, Region: "us-east-1", MAC: inst.MAC}, "127.0.0.1", 0, nil)
-		if err != nil {
-			return err
-		}
-		defer imds.Stop()
-		wg.Go(func() {
-			cmd := exec.CommandContext(ctx, bin, "claim", "-config", cfgPath)
-			cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL, "AWS_ENDPOINT_URL_EC2="+srv.URL,
-				"AWS_ACCESS_KEY_ID=AKIDDEMO", "AWS_SECRET_ACCESS_KEY=demo", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
-				errs[i] = fmt.Errorf("%s: %v\n%s", inst.ID, err, stderr.String())
-				return
-			}
-			errs[i] = json.Unmarshal(stdout.Bytes(), &results[i])
-		})
+	old := ens.Node(2)
+	step("kill -9 node 2's instance %s (no clean shutdown)", old.Instance.ID)
+	if err := ens.Terminate(ctx, old); err != nil {
+		return err
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	killed := time.Now()
+	step("the ASG launches a replacement in us-east-1b")
+	repl, err := ens.Boot(ctx, "us-east-1b")
+	if err != nil {
+		return err
 	}
-	fmt.Printf("\n%-20s %-11s %-5s %-10s %-22s %-22s %-10s %8s %6s\n", "instance", "az", "node", "ip", "eni", "volume", "device", "claim", "calls")
-	for i, r := range results {
-		inst := seeded.Instances[i]
-		fmt.Printf("%-20s %-11s %-5d %-10s %-22s %-22s %-10s %7.2fs %6d\n", inst.ID, inst.AZ, r.Node, r.IP, r.ENI, r.Volume, r.Device, r.Phases.Total.Seconds(), r.Calls)
+	step("  %s became node %d at %s with volume %s (formatted: %v)", repl.Instance.ID, repl.ID, repl.IP, repl.Report.Claim.Volume, repl.Report.Disk.Formatted)
+	if modes, err = ens.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
+		return err
 	}
-	st := sim.Stats()
-	fmt.Printf("\nEC2 calls in total: %d (%v); errors: %v\n", st.Total, st.Calls, st.Errors)
-	fmt.Println("The local cloud (network namespaces, loop-device volumes, a real ZooKeeper ensemble) is issue 4.")
+	rejoin := time.Since(repl.Launched)
+	count, err := countZnodes(ens, repl.IP)
+	if err != nil {
+		return err
+	}
+	step("replacement serves as %s after %s (synced from the leader by %s), %d znodes readable through it",
+		modes[2], rejoin.Round(100*time.Millisecond), repl.Sync(), count)
+
+	myid, err := os.ReadFile(repl.Instance.Path("/var/lib/zookeeper/data/myid"))
+	if err != nil {
+		return err
+	}
+	step("myid on the replacement's volume: %s", bytes.TrimSpace(myid))
+	same := repl.ID == old.ID && repl.IP == old.IP && repl.Report.Claim.Volume == old.Report.Claim.Volume &&
+		count == znodes && string(bytes.TrimSpace(myid)) == "2"
+	fmt.Printf("\n%-5s %-20s %-10s %-22s %-9s %s\n", "node", "instance", "ip", "volume", "role", "time to serve")
+	for _, id := range []int{1, 2, 3} {
+		n := ens.Node(id)
+		fmt.Printf("%-5d %-20s %-10s %-22s %-9s %s\n", id, n.Instance.ID, n.IP, n.Report.Claim.Volume, modes[id],
+			map[bool]string{true: "rejoined " + rejoin.Round(100*time.Millisecond).String() + " after launch", false: "-"}[id == 2])
+	}
+	fmt.Printf("\nnode 2 before: %s %s %s; after: %s %s %s; killed %s ago\n", old.Instance.ID, old.IP, old.Report.Claim.Volume,
+		repl.Instance.ID, repl.IP, repl.Report.Claim.Volume, time.Since(killed).Round(100*time.Millisecond))
+	if !same {
+		return errors.New("the replacement did not come back as the same node with its data")
+	}
+	step("same IP, same myid, same volume, all %d znodes: demo done", znodes)
 	return nil
+}
+
+func writeZnodes(ens *ensemble.Ensemble, ip string, n int) error {
+	c, err := ens.Client(ip)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Create("/demo", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return err
+	}
+	for i := range n {
+		if _, err := c.Create(fmt.Sprintf("/demo/k%04d", i), []byte(fmt.Sprint(i)), 0, zk.WorldACL(zk.PermAll)); err != nil {
+			return fmt.Errorf("create znode %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func countZnodes(ens *ensemble.Ensemble, ip string) (int, error) {
+	c, err := ens.Client(ip)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if _, err := c.Sync("/demo"); err != nil {
+		return 0, err
+	}
+	kids, _, err := c.Children("/demo")
+	return len(kids), err
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/config"
@@ -344,6 +347,22 @@ func (e *Ensemble) Close() error {
 	}
 	return nil
 }
+
+// Client connects a ZooKeeper client to the node at ip, from inside the VPC.
+func (e *Ensemble) Client(ip string) (*zk.Conn, error) {
+	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return e.Cloud.DialContext(ctx, network, address)
+	}
+	conn, _, err := zk.Connect([]string{net.JoinHostPort(ip, "2181")}, 10*time.Second,
+		zk.WithDialer(dialer), zk.WithLogger(quiet{}))
+	return conn, err
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
 
 // BuildFirstboot builds zkaas-firstboot into dir and returns its path.
 func BuildFirstboot(ctx context.Context, moduleRoot, dir string) (string, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -121,22 +120,13 @@ func dumpLogs(t *testing.T, e *Ensemble) {
 // client connects to one node from inside the VPC.
 func client(t *testing.T, e *Ensemble, ip string) *zk.Conn {
 	t.Helper()
-	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		return e.Cloud.DialContext(ctx, network, address)
-	}
-	conn, _, err := zk.Connect([]string{ip + ":2181"}, 10*time.Second, zk.WithDialer(dialer), zk.WithLogger(quiet{}))
+	conn, err := e.Client(ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
 	return conn
 }
-
-type quiet struct{}
-
-func (quiet) Printf(string, ...any) {}
 
 func writeZnodes(t *testing.T, c *zk.Conn, n int) {
 	t.Helper()
