@@ -53,7 +53,15 @@ type Report struct {
 	Disk      disk.Result   `json:"disk"`
 	ZooKeeper ZKReport      `json:"zookeeper"`
 	Changes   int           `json:"changes"`
-	Duration  time.Duration `json:"duration"`
+	// Stages are each stage's duration in milliseconds, in run order.
+	Stages   []StageTime   `json:"stages"`
+	Duration time.Duration `json:"duration"`
+}
+
+// StageTime is how long one stage took.
+type StageTime struct {
+	Stage string  `json:"stage"`
+	MS    float64 `json:"ms"`
 }
 
 // ZKReport is the ZooKeeper stage's outcome.
@@ -88,10 +96,14 @@ func (r *Runner) defaults() {
 	}
 }
 
-// stage runs one named stage with started/finished/failed records.
-func (r *Runner) stage(name string, f func() error) error {
+// stage runs one named stage with started/finished/failed records and
+// adds its duration to rep.
+func (r *Runner) stage(rep *Report, name string, f func() error) error {
 	start := time.Now()
 	r.Log.Info("stage started", "step", name)
+	defer func() {
+		rep.Stages = append(rep.Stages, StageTime{name, float64(time.Since(start).Microseconds()) / 1000})
+	}()
 	if err := f(); err != nil {
 		r.Log.Error("stage failed", "step", name, "duration", time.Since(start), "err", err)
 		return fmt.Errorf("%s: %w", name, err)
@@ -107,7 +119,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	start := time.Now()
 	var rep Report
 	var id cloud.Identity
-	err := r.stage("identify", func() (err error) {
+	err := r.stage(&rep, "identify", func() (err error) {
 		idCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		id, err = cloud.Identify(idCtx, r.IMDS)
@@ -120,25 +132,25 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		return nil
 	})
 	if err == nil {
-		err = r.stage("claim", func() (err error) {
+		err = r.stage(&rep, "claim", func() (err error) {
 			rep.Claim, err = cloud.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage("network", func() (err error) {
+		err = r.stage(&rep, "network", func() (err error) {
 			rep.Network, err = r.network(ctx, id, rep.Claim)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage("disk", func() (err error) {
+		err = r.stage(&rep, "disk", func() (err error) {
 			rep.Disk, err = r.disk(ctx, &rep.Claim)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage("zookeeper", func() (err error) {
+		err = r.stage(&rep, "zookeeper", func() (err error) {
 			rep.ZooKeeper, err = r.zookeeper(ctx, rep.Claim, rep.Disk.Formatted)
 			return err
 		})

@@ -210,6 +210,17 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
+// RestartZooKeeper kills the node's ZooKeeper (SIGKILL) and starts it again
+// on the same instance, as systemd's Restart= would.
+func (e *Ensemble) RestartZooKeeper(ctx context.Context, n *Node) error {
+	if n.ZK != nil {
+		if err := n.ZK.Kill(); err != nil {
+			return err
+		}
+	}
+	return e.startZooKeeper(ctx, n)
+}
+
 // startZooKeeper runs ZooKeeper on the node as zookeeper.service does: as
 // the zookeeper user, with the JVM flags of the rendered java.env and the
 // rendered zoo.cfg.
@@ -227,7 +238,7 @@ func (e *Ensemble) startZooKeeper(ctx context.Context, n *Node) error {
 	args = append(args, jvmFlags(env)...)
 	args = append(args, "-cp", strings.Join(Classpath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
 		filepath.Join(zookeeper.DefaultConfDir, zookeeper.ZooCfgName))
-	logf, err := os.Create(n.ZKLog)
+	logf, err := os.OpenFile(n.ZKLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}

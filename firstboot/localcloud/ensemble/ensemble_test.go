@@ -21,6 +21,8 @@ import (
 
 var binary string
 
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 func TestMain(m *testing.M) {
 	code := func() int {
 		if os.Geteuid() != 0 {
@@ -85,7 +87,7 @@ func newEnsemble(t *testing.T, opts ec2sim.Options, ns []config.Node) *Ensemble 
 	t.Helper()
 	requireZooKeeper(t)
 	opts.Latency = latency
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := quietLog
 	opts.Logger = log
 	cloud, err := localcloud.New(context.Background(), localcloud.Options{EC2: opts, PrivateDirs: PrivateDirs, Logger: log})
 	if err != nil {
