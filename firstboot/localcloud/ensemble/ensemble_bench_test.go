@@ -183,4 +183,3 @@ func BenchmarkColdBoot(b *testing.B) {
 		})
 	}
 }
-
