@@ -19,7 +19,7 @@ func TestIdentifyAgainstAWSMock(t *testing.T) {
 	want := Identity{InstanceID: "i-0123456789abcdef0", AZ: "us-east-1b", Region: "us-east-1", MAC: "02:00:00:00:00:42"}
 	srv, err := imdsmock.Start(context.Background(), imdsmock.Instance{
 		InstanceID: want.InstanceID, AZ: want.AZ, Region: want.Region, MAC: want.MAC,
-	}, "127.0.0.1", 0, nil)
+	}, imdsmock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,89 +94,110 @@ func config(inst Instance, host string, port int) ([]byte, error) {
 	}, "", "  ")
 }
 
-// Start runs a mock for inst on host:port (port 0 picks a free one) and
-// waits until it hands out IMDSv2 tokens. The caller must Stop it.
-// wrap, when not nil, adjusts the command before it starts (e.g. to run it
-// inside a network namespace).
-func Start(ctx context.Context, inst Instance, host string, port int, wrap func(*exec.Cmd)) (*Server, error) {
+// Options says where and how a mock runs.
+type Options struct {
+	Host string // default 127.0.0.1
+	Port int    // 0 picks a free port on this host
+	// Dir holds the mock's config and log; default a new temp dir. Stop
+	// removes it either way.
+	Dir string
+	// Wrap, when set, adjusts the command before it starts (e.g. to run it
+	// inside a network namespace).
+	Wrap func(*exec.Cmd)
+	// Client reaches the mock for the readiness check (e.g. from inside
+	// that namespace); default http.DefaultClient.
+	Client *http.Client
+}
+
+// Start runs a mock for inst and waits until it hands out IMDSv2 tokens.
+// The caller must Stop it.
+func Start(ctx context.Context, inst Instance, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	if port == 0 {
-		if port, err = freePort(host); err != nil {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		if opts.Port, err = freePort(opts.Host); err != nil {
 			return nil, err
 		}
 	}
-	dir, err := os.MkdirTemp("", "zkaas-imds-")
-	if err != nil {
-		return nil, err
+	if opts.Client == nil {
+		opts.Client = http.DefaultClient
 	}
-	cfg, err := config(inst, host, port)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	cfgPath := filepath.Join(dir, "aemm-config.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	cmd := exec.Command(bin, "-c", cfgPath, "-I", "-n", host, "-p", fmt.Sprint(port))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if wrap != nil {
-		wrap(cmd)
-	}
-	logf, err := os.Create(filepath.Join(dir, "mock.log"))
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start ec2-metadata-mock: %w", err)
-	}
-	s := &Server{URL: fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(port))), cmd: cmd, dir: dir}
-	if wrap == nil {
-		// Wrapped commands may listen in another namespace, where this
-		// process cannot reach them; their caller checks readiness.
-		if err := s.waitReady(ctx, 20*time.Second); err != nil {
-			s.Stop()
+	dir := opts.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "zkaas-imds-"); err != nil {
 			return nil, err
 		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Server{URL: fmt.Sprintf("http://%s", net.JoinHostPort(opts.Host, fmt.Sprint(opts.Port))), dir: dir}
+	if err := s.start(ctx, bin, inst, opts); err != nil {
+		s.Stop()
+		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) waitReady(ctx context.Context, bound time.Duration) error {
+func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Options) error {
+	cfg, err := config(inst, opts.Host, opts.Port)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(s.dir, "aemm-config.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-c", cfgPath, "-I", "-n", opts.Host, "-p", fmt.Sprint(opts.Port))
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "HOME="+s.dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if opts.Wrap != nil {
+		opts.Wrap(cmd)
+	}
+	logf, err := os.Create(filepath.Join(s.dir, "mock.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start ec2-metadata-mock: %w", err)
+	}
+	s.cmd = cmd
+	return s.waitReady(ctx, opts.Client, 20*time.Second)
+}
+
+func (s *Server) waitReady(ctx context.Context, client *http.Client, bound time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.URL+"/latest/api/token", nil)
 		req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("token request: %s", resp.Status)
 		}
 		select {
 		case <-ctx.Done():
 			log, _ := os.ReadFile(filepath.Join(s.dir, "mock.log"))
 			return fmt.Errorf("ec2-metadata-mock at %s not ready: %v; log: %s", s.URL, err, log)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
 // Stop kills the mock (by PID) and removes its files.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}

@@ -151,33 +151,20 @@ func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err 
 	inst.imds, err = imdsmock.Start(ctx, imdsmock.Instance{
 		InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC, PrivateIP: inst.PrivateIP,
 		SubnetID: sub.id, SubnetCIDR: sub.cidr.String(), VPCCIDR: VPCCIDR,
-	}, imdsAddress, 80, func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"nsenter", "--net=" + inst.NetNS, "--", cmd.Path}, cmd.Args[1:]...)
-		cmd.Path = c.tools.nsenter
+	}, imdsmock.Options{
+		Host: imdsAddress, Port: 80,
+		// In the instance's run dir, so a crashed run's reclaim removes it.
+		Dir: filepath.Join(inst.dir, "imds"),
+		Wrap: func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"nsenter", "--net=" + inst.NetNS, "--", cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = c.tools.nsenter
+		},
+		Client: inst.HTTPClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("IMDS of %s: %w", inst.ID, err)
 	}
-	client := inst.HTTPClient()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+imdsAddress+"/latest/api/token", nil)
-		req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("token request: %s", resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("IMDS of %s not ready: %w (last: %v)", inst.ID, ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // waitRunning waits until the simulator has the instance running (a start

@@ -160,7 +160,7 @@ instances:
 	inst := seeded.Instances[0]
 	imds, err := imdsmock.Start(context.Background(), imdsmock.Instance{
 		InstanceID: inst.ID, AZ: inst.AZ, Region: "us-east-1", MAC: inst.MAC,
-	}, "127.0.0.1", 0, nil)
+	}, imdsmock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ instances:
 	if err != nil {
 		t.Fatal(err)
 	}
-	imds2, err := imdsmock.Start(context.Background(), imdsmock.Instance{InstanceID: other.ID, AZ: other.AZ, Region: "us-east-1", MAC: other.MAC}, "127.0.0.1", 0, nil)
+	imds2, err := imdsmock.Start(context.Background(), imdsmock.Instance{InstanceID: other.ID, AZ: other.AZ, Region: "us-east-1", MAC: other.MAC}, imdsmock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
