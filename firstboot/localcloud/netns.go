@@ -9,11 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zkaas/zkaas/firstboot/internal/nsutil"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -120,38 +121,6 @@ func alive(pid int) bool {
 	return pid > 0 && !errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }
 
-// inNetNS runs fn on an OS thread that is in the network namespace h, on a
-// goroutine of its own. If the thread cannot be put back into the original
-// namespace it stays locked, and the runtime discards it when the goroutine
-// exits: no other goroutine may ever run in a namespace it did not ask for.
-// Sockets fn opens stay in h after fn returns.
-func inNetNS(h netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // netnsRef is an open network namespace handle that dials may use until it
 // is closed. Its zero value is closed.
 type netnsRef struct {
@@ -185,7 +154,7 @@ func (r *netnsRef) dial(ctx context.Context, network, address string) (net.Conn,
 		return nil, fmt.Errorf("dial %s: namespace deleted", address)
 	}
 	var conn net.Conn
-	err := inNetNS(r.h, func() error {
+	err := nsutil.InNetNS(r.h, func() error {
 		var err error
 		conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
 		return err

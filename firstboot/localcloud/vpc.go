@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/zkaas/zkaas/firstboot/internal/nsutil"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -82,7 +84,7 @@ func (c *Cloud) startVPC(ctx context.Context) (err error) {
 	}
 
 	var l net.Listener
-	if err := inNetNS(h, func() error {
+	if err := nsutil.InNetNS(h, func() error {
 		// Net sysctls act on the namespace of the thread that opens them.
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
 			return fmt.Errorf("enable forwarding in the VPC: %w", err)

@@ -21,11 +21,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/zkaas/zkaas/firstboot/internal/nsutil"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -94,9 +95,9 @@ func New(t testing.TB) *NS {
 	RequireRoot(t)
 	name := fmt.Sprintf("%s%d-%d", Prefix, selfPID, seq.Add(1))
 	var h netns.NsHandle
-	err := onLockedThread(func() error {
+	err := nsutil.OnLockedThread(func() error {
 		// NewNamed unshares this thread into the new namespace;
-		// onLockedThread puts the thread back.
+		// OnLockedThread puts the thread back.
 		var err error
 		h, err = netns.NewNamed(name)
 		return err
@@ -133,12 +134,7 @@ func (n *NS) Netlink() *netlink.Handle { return n.nl }
 // Goroutines fn starts run elsewhere, but sockets fn opens stay in the
 // namespace.
 func (n *NS) Do(fn func() error) error {
-	return onLockedThread(func() error {
-		if err := netns.Set(n.handle); err != nil {
-			return fmt.Errorf("enter netns %s: %w", n.Name, err)
-		}
-		return fn()
-	})
+	return nsutil.InNetNS(n.handle, fn)
 }
 
 // AddVeth creates a veth pair whose peer appears inside the namespace under
@@ -230,32 +226,6 @@ func Leftovers() ([]string, error) {
 		}
 	}
 	return left, nil
-}
-
-// onLockedThread runs fn on a dedicated OS thread and returns the thread to
-// its original network namespace afterwards. If that fails, the thread stays
-// locked so the runtime discards it when the goroutine exits: no other
-// goroutine may ever run in a namespace it did not ask for.
-func onLockedThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("restore netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // namespaces lists the names under /run/netns that this package could have

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/zkaas/zkaas/firstboot/internal/nsutil"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -107,7 +109,7 @@ func TestReclaim(t *testing.T) {
 		_ = deleteNamed(deadNS)
 		_ = deleteLink(deadVeth)
 	})
-	if err := onLockedThread(func() error {
+	if err := nsutil.OnLockedThread(func() error {
 		h, err := netns.NewNamed(deadNS)
 		if err == nil {
 			h.Close()
