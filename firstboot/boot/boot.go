@@ -112,10 +112,18 @@ func (r *Runner) stage(rep *Report, name string, f func() error) error {
 	return nil
 }
 
-// Run performs every stage. The whole run is bounded by the claim deadline
-// plus the stages' own bounds; the caller's ctx may cut it shorter.
+// RunSlack is how long the stages after the claim may take beyond the claim
+// deadline: the whole run stays inside zkaas-firstboot.service's
+// TimeoutStartSec, so its one-line error reaches the journal.
+const RunSlack = 5 * time.Minute
+
+// Run performs every stage, all within the claim deadline plus RunSlack;
+// the caller's ctx may cut it shorter.
 func (r *Runner) Run(ctx context.Context) (Report, error) {
 	r.defaults()
+	ctx, cancel := context.WithTimeoutCause(ctx, r.Config.Claim.Deadline.D()+RunSlack,
+		fmt.Errorf("run deadline (claim.deadline %s + %s) passed", r.Config.Claim.Deadline, RunSlack))
+	defer cancel()
 	start := time.Now()
 	var rep Report
 	var id cloud.Identity
@@ -151,7 +159,12 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	if err == nil {
 		err = r.stage(&rep, "zookeeper", func() (err error) {
-			rep.ZooKeeper, err = r.zookeeper(ctx, rep.Claim, rep.Disk.Formatted)
+			// Waiting for a quorum shares the claim's budget: one deadline
+			// for the whole boot.
+			zctx, cancel := context.WithDeadlineCause(ctx, start.Add(r.Config.Claim.Deadline.D()),
+				fmt.Errorf("claim.deadline %s passed", r.Config.Claim.Deadline))
+			defer cancel()
+			rep.ZooKeeper, err = r.zookeeper(zctx, rep.Claim, rep.Disk.Formatted)
 			return err
 		})
 	}
@@ -240,6 +253,15 @@ func (r *Runner) reloadNetworkd(ctx context.Context) {
 // volume, then records in EC2 that it holds a filesystem (and in c, for the
 // stages after it).
 func (r *Runner) disk(ctx context.Context, c *cloud.Result) (disk.Result, error) {
+	if c.Initialized == "" {
+		// The claim's listing may predate a tag another boot wrote; the
+		// "blank but initialized: refuse" guard must see the tag as it is.
+		tag, err := r.initializedTag(ctx, c.Volume)
+		if err != nil {
+			return disk.Result{}, err
+		}
+		c.Initialized = tag
+	}
 	spec := disk.Spec{
 		VolumeID: c.Volume, Device: c.Device,
 		FSType: r.Config.Volume.FSType, MountPoint: r.Config.Volume.MountPoint,
@@ -267,6 +289,22 @@ func (r *Runner) disk(ctx context.Context, c *cloud.Result) (disk.Result, error)
 		res.Changes = append(res.Changes, fmt.Sprintf("tagged %s %s=%s", c.Volume, r.Config.Claim.Tags.Initialized, c.Initialized))
 	}
 	return res, err
+}
+
+// initializedTag reads the volume's initialized tag fresh from EC2.
+func (r *Runner) initializedTag(ctx context.Context, vol string) (string, error) {
+	out, err := r.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{vol}})
+	if err != nil {
+		return "", fmt.Errorf("describe %s: %w", vol, err)
+	}
+	for _, v := range out.Volumes {
+		for _, t := range v.Tags {
+			if aws.ToString(t.Key) == r.Config.Claim.Tags.Initialized {
+				return aws.ToString(t.Value), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 func (r *Runner) tagInitialized(ctx context.Context, vol string, when time.Time) error {
@@ -310,22 +348,28 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 	}
 	in := zookeeper.InitInput{
 		NodeID: c.Node, HasData: rep.HasData, FormattedNow: formattedNow,
-		Self:            peerVolume(c.Node, c.Volume, c.Initialized),
+		Self:            peerVolume(cloud.PeerInit{Node: c.Node, Volume: c.Volume, Initialized: c.Initialized}),
 		BootstrapWindow: r.Config.Claim.BootstrapWindow.D(),
 	}
 	var peers []netip.AddrPort
-	for _, p := range c.Peers {
-		in.Others = append(in.Others, peerVolume(p.Node, p.Volume, p.Initialized))
-	}
 	for _, n := range r.Config.Nodes {
 		if n.ID != c.Node {
 			peers = append(peers, netip.AddrPortFrom(n.IP, uint16(r.Config.ZooKeeper.ClientPort)))
 		}
 	}
-	deadline := time.Now().Add(r.Config.Claim.Deadline.D())
 	for attempt := 0; ; attempt++ {
 		in.Now = r.Now()
 		if !rep.HasData {
+			// An empty tree: the decision rests on the peers' volumes as
+			// they are now, and on whether a quorum serves.
+			others, err := cloud.PeerVolumes(ctx, r.EC2, r.Config, c.Node)
+			if err != nil {
+				return rep, err
+			}
+			in.Others = in.Others[:0]
+			for _, p := range others {
+				in.Others = append(in.Others, peerVolume(p))
+			}
 			q := zookeeper.ProbeQuorum(ctx, peers, 2*time.Second)
 			in.QuorumReachable = q.Reachable
 			r.Log.Info("quorum probe", "step", "zookeeper", "quorum", q.String())
@@ -339,7 +383,7 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 			}
 			return rep, err
 		}
-		if !errors.Is(err, zookeeper.ErrUnsafeEmptyTree) || time.Now().After(deadline) {
+		if !errors.Is(err, zookeeper.ErrUnsafeEmptyTree) {
 			return rep, err
 		}
 		r.Log.Warn("empty data tree and no quorum yet; probing again", "step", "zookeeper", "err", err)
@@ -351,10 +395,18 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 	}
 }
 
-func peerVolume(node int, vol, initialized string) zookeeper.PeerVolume {
-	pv := zookeeper.PeerVolume{NodeID: node, VolumeID: vol}
-	if t, err := time.Parse(time.RFC3339, initialized); err == nil {
+// restoredLongAgo stands for "holds data of unknown age": a volume restored
+// from a snapshot carries no initialized tag (EC2 does not copy tags onto
+// restored volumes) but holds the ensemble's data, so it must count as
+// initialized before any bootstrap window.
+var restoredLongAgo = time.Unix(1, 0).UTC()
+
+func peerVolume(p cloud.PeerInit) zookeeper.PeerVolume {
+	pv := zookeeper.PeerVolume{NodeID: p.Node, VolumeID: p.Volume}
+	if t, err := time.Parse(time.RFC3339, p.Initialized); err == nil {
 		pv.InitializedAt = t
+	} else if p.Snapshot != "" {
+		pv.InitializedAt = restoredLongAgo
 	}
 	return pv
 }

@@ -2,7 +2,6 @@ package cloud
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,16 +28,29 @@ type Claimer struct {
 	Identity Identity
 	Log      *slog.Logger
 	// Poll paces the attachment waits; Relist paces new rounds when no node
-	// is free or a predecessor is still releasing. Tests shorten them.
+	// is free, and waits on a predecessor still releasing. Tests shorten them.
 	Poll   Backoff
 	Relist Backoff
 	Rand   *rand.Rand
+
+	// What this claim did, remembered across rounds because EC2's Describe
+	// answers lag its mutations: an ENI we attached may still be listed as
+	// available, and one we detached as still ours.
+	mine     *ownENI
+	detached map[string]bool // ENI attachment ids we let go of
+}
+
+// ownENI is an ENI attachment this process made.
+type ownENI struct {
+	eni, attachment string
+	deviceIndex     int32
 }
 
 // NewClaimer returns a Claimer with production pacing: the first attachment
 // poll within 0.3 s (attaches usually finish in seconds, and every poll
 // interval overshoots the real completion by up to one interval), capped at
-// 0.4 s; re-listing backs off to 8 s so a storm of losers stays well inside
+// 0.4 s; re-listing and waiting on others back off to 8 s, so a storm of
+// losers or of replacements waiting for predecessors stays well inside
 // EC2's per-account Describe budget.
 func NewClaimer(api EC2API, cfg config.Config, id Identity, log *slog.Logger) *Claimer {
 	return &Claimer{
@@ -47,42 +59,6 @@ func NewClaimer(api EC2API, cfg config.Config, id Identity, log *slog.Logger) *C
 		Relist: Backoff{First: 500 * time.Millisecond, Factor: 2, Max: 8 * time.Second, Jitter: 0.5},
 		Rand:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
 	}
-}
-
-// Result is what the claim produced, printed as JSON by `zkaas-firstboot claim`.
-type Result struct {
-	Node        int    `json:"node"`
-	ENI         string `json:"eni_id"`
-	IP          string `json:"ip"`
-	MAC         string `json:"mac"`
-	SubnetID    string `json:"subnet_id"`
-	DeviceIndex int32  `json:"device_index"`
-	Volume      string `json:"volume_id"`
-	Device      string `json:"device"`
-	// Initialized is the value of the volume's initialized tag ("" = never
-	// formatted); Peers carries the same for the other nodes' volumes, which
-	// the disk and ZooKeeper steps need to decide about empty data trees.
-	Initialized string     `json:"initialized,omitempty"`
-	Peers       []PeerInit `json:"peers"`
-	Reused      bool       `json:"reused"`
-	Phases      Phases     `json:"phases"`
-	Calls       int        `json:"ec2_calls"`
-}
-
-// PeerInit is another node's volume and its initialized tag.
-type PeerInit struct {
-	Node        int    `json:"node"`
-	Volume      string `json:"volume_id"`
-	Initialized string `json:"initialized,omitempty"`
-}
-
-// Phases are how long each part of the claim took.
-type Phases struct {
-	Discover time.Duration `json:"discover"`
-	ENI      time.Duration `json:"eni"`
-	Volume   time.Duration `json:"volume"`
-	Wait     time.Duration `json:"wait"`
-	Total    time.Duration `json:"total"`
 }
 
 // errRetry marks a round that found nothing it could take yet; the message
@@ -100,6 +76,7 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 	deadline := c.Config.Claim.Deadline.D()
 	ctx, cancel := context.WithTimeoutCause(ctx, deadline, fmt.Errorf("claim deadline %s passed", deadline))
 	defer cancel()
+	c.mine, c.detached = nil, map[string]bool{}
 	start := time.Now()
 	var last error
 	for round := 0; ; round++ {
@@ -113,7 +90,10 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 		if errors.Is(err, errFatal) || fatal(err) {
 			return Result{}, err
 		}
-		if ctx.Err() == nil || last == nil {
+		// The last round's own account of what was missing beats the bare
+		// context error its calls return once the deadline has passed.
+		var why errRetry
+		if errors.As(err, &why) || last == nil {
 			last = err
 		}
 		if ctx.Err() != nil {
@@ -189,6 +169,7 @@ func (c *Claimer) nodeOf(tags []types.Tag) int {
 
 func (c *Claimer) heldByMe(a *types.NetworkInterfaceAttachment) bool {
 	return a != nil && aws.ToString(a.InstanceId) == c.Identity.InstanceID &&
+		!c.detached[aws.ToString(a.AttachmentId)] &&
 		(a.Status == types.AttachmentStatusAttaching || a.Status == types.AttachmentStatusAttached)
 }
 
@@ -202,8 +183,15 @@ func (c *Claimer) volHeldByMe(v types.Volume) bool {
 	return false
 }
 
-// round is one pass: list, take or reuse an ENI, take or reuse its node's
-// volume, and wait for both attachments.
+// heldByOther reports whether another instance holds (or is taking) the ENI.
+func (c *Claimer) heldByOther(e types.NetworkInterface) bool {
+	a := e.Attachment
+	return a != nil && aws.ToString(a.InstanceId) != c.Identity.InstanceID &&
+		(a.Status == types.AttachmentStatusAttaching || a.Status == types.AttachmentStatusAttached)
+}
+
+// round is one pass: list; settle what this instance already holds; take an
+// ENI if it holds none; take its node's volume; wait for both attachments.
 func (c *Claimer) round(ctx context.Context) (Result, error) {
 	var res Result
 	t := time.Now()
@@ -213,38 +201,19 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 	}
 	res.Phases.Discover = time.Since(t)
 
-	// A reboot, or a rerun after a failed step, finds what it already holds.
-	var held []types.NetworkInterface
-	for _, e := range inv.enis {
-		if c.heldByMe(e.Attachment) {
-			held = append(held, e)
-		}
-	}
-	prefer := c.Config.Node
-	for _, v := range inv.vols {
-		if c.volHeldByMe(v) && prefer == 0 {
-			// We hold a volume but no ENI (an interrupted claim): the only
-			// node we may become is that volume's.
-			prefer = c.nodeOf(v.Tags)
-		}
-	}
-	w := &waiter{c: c}
 	t = time.Now()
-	switch {
-	case len(held) == 1:
-		e := held[0]
-		w.setENI(c, e, aws.ToString(e.Attachment.AttachmentId), aws.ToInt32(e.Attachment.DeviceIndex))
+	w := &waiter{c: c}
+	held, err := c.settle(ctx, inv)
+	if err != nil {
+		return res, err
+	}
+	if held != nil {
+		w.setENI(c, *held, aws.ToString(held.Attachment.AttachmentId), aws.ToInt32(held.Attachment.DeviceIndex))
 		res.Reused = true
 		c.Log.Info("reusing ENI already attached to this instance", "step", "claim-eni", "eni", w.eniID, "node", w.node)
-	case len(held) > 1:
-		var ids []string
-		for _, e := range held {
-			ids = append(ids, fmt.Sprintf("%s (node %d)", aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)))
-		}
-		return res, fmt.Errorf("%w: instance %s holds %d ensemble ENIs: %s", errFatal, c.Identity.InstanceID, len(held), strings.Join(ids, ", "))
-	case prefer != 0:
+	} else if prefer := c.preferred(inv); prefer != 0 {
 		// The node is known before the ENI is ours: claim both at once. If
-		// the ENI is lost after all, the volume must be given back.
+		// the ENI is lost after all, the volume is given back.
 		vol, err := c.volumeOf(inv, prefer)
 		if err != nil {
 			return res, err
@@ -256,16 +225,16 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 		wg.Go(func() { volErr = w.takeVolume(ctx, vol) })
 		wg.Wait()
 		if eniErr != nil {
-			w.releaseVolume(ctx)
+			if w.device != "" {
+				c.release(ctx, w.volID, "its ENI went to another instance")
+			}
 			return res, eniErr
 		}
 		if volErr != nil {
 			return res, volErr
 		}
-	default:
-		if err := c.takeENI(ctx, inv, 0, w); err != nil {
-			return res, err
-		}
+	} else if err := c.takeENI(ctx, inv, 0, w); err != nil {
+		return res, err
 	}
 	res.Phases.ENI = time.Since(t)
 
@@ -295,15 +264,146 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 		init, _ := tagValue(v.Tags, c.Config.Claim.Tags.Initialized)
 		if aws.ToString(v.VolumeId) == w.volID {
 			res.Initialized = init
-		} else if n := c.nodeOf(v.Tags); n != w.node {
-			res.Peers = append(res.Peers, PeerInit{Node: n, Volume: aws.ToString(v.VolumeId), Initialized: init})
 		}
 	}
-	slices.SortFunc(res.Peers, func(a, b PeerInit) int { return a.Node - b.Node })
+	res.Peers = c.peers(inv.vols, w.node)
 	if cnt, ok := c.EC2.(*Counting); ok {
 		res.Calls = cnt.Calls()
 	}
 	return res, nil
+}
+
+// settle reconciles what this instance holds with the one rule — at most
+// one node's ENI, and only that node's volume — and returns the ENI it keeps
+// (nil if none). It lets go of extra ENIs (a retried attach whose first
+// response was lost, or a stale listing, can leave two) and of volumes of
+// nodes whose ENI it does not hold.
+func (c *Claimer) settle(ctx context.Context, inv inventory) (*types.NetworkInterface, error) {
+	var held []types.NetworkInterface
+	for _, e := range inv.enis {
+		if c.heldByMe(e.Attachment) {
+			held = append(held, e)
+		} else if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni {
+			// Our own attach succeeded; the listing has not caught up.
+			e.Attachment = &types.NetworkInterfaceAttachment{
+				AttachmentId: aws.String(c.mine.attachment), InstanceId: aws.String(c.Identity.InstanceID),
+				Status: types.AttachmentStatusAttaching, DeviceIndex: aws.Int32(c.mine.deviceIndex),
+			}
+			held = append(held, e)
+		}
+	}
+	var heldVols []types.Volume
+	for _, v := range inv.vols {
+		if c.volHeldByMe(v) {
+			heldVols = append(heldVols, v)
+		}
+	}
+	if len(held) > 1 {
+		keep := c.keep(held, heldVols)
+		for _, e := range held {
+			if aws.ToString(e.NetworkInterfaceId) != aws.ToString(keep.NetworkInterfaceId) {
+				if err := c.releaseENI(ctx, e); err != nil {
+					return nil, err
+				}
+			}
+		}
+		held = []types.NetworkInterface{keep}
+	}
+	var kept *types.NetworkInterface
+	if len(held) == 1 {
+		kept = &held[0]
+		if err := c.validate(*kept); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range heldVols {
+		node := c.nodeOf(v.Tags)
+		switch {
+		case kept != nil && node != c.nodeOf(kept.TagSet):
+			c.release(ctx, aws.ToString(v.VolumeId), fmt.Sprintf("this instance is node %d, not %d", c.nodeOf(kept.TagSet), node))
+		case kept == nil && c.nodeHeldByOther(inv, node):
+			c.release(ctx, aws.ToString(v.VolumeId), fmt.Sprintf("node %d's ENI is held by another instance", node))
+		}
+	}
+	return kept, nil
+}
+
+// keep picks which of several held ENIs to keep: the one this process
+// attached, else the one whose node's volume is held, else the lowest node.
+func (c *Claimer) keep(held []types.NetworkInterface, vols []types.Volume) types.NetworkInterface {
+	for _, e := range held {
+		if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni {
+			return e
+		}
+	}
+	for _, e := range held {
+		for _, v := range vols {
+			if c.nodeOf(v.Tags) == c.nodeOf(e.TagSet) {
+				return e
+			}
+		}
+	}
+	return slices.MinFunc(held, func(a, b types.NetworkInterface) int { return c.nodeOf(a.TagSet) - c.nodeOf(b.TagSet) })
+}
+
+// validate checks a held ENI against the config, as a fresh claim would.
+func (c *Claimer) validate(e types.NetworkInterface) error {
+	if m := c.mismatch(e); m != "" {
+		return fmt.Errorf("%w: this instance holds %s", errFatal, m)
+	}
+	return nil
+}
+
+// mismatch says how an ENI disagrees with the config, or "".
+func (c *Claimer) mismatch(e types.NetworkInterface) string {
+	id, node := aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)
+	n, ok := c.Config.NodeByID(node)
+	switch {
+	case !ok:
+		v, _ := tagValue(e.TagSet, c.Config.Claim.Tags.Node)
+		return fmt.Sprintf("%s has %s=%q, not a node of the config", id, c.Config.Claim.Tags.Node, v)
+	case n.AZ != c.Identity.AZ:
+		return fmt.Sprintf("%s (node %d) is in %s but the config puts node %d in %s", id, node, c.Identity.AZ, node, n.AZ)
+	case n.IP.String() != aws.ToString(e.PrivateIpAddress):
+		return fmt.Sprintf("%s (node %d) has IP %s but the config says %s", id, node, aws.ToString(e.PrivateIpAddress), n.IP)
+	}
+	return ""
+}
+
+// preferred is the only node this instance may become before it holds an
+// ENI: the pinned one, or that of a volume it still holds.
+func (c *Claimer) preferred(inv inventory) int {
+	if c.Config.Node != 0 {
+		return c.Config.Node
+	}
+	for _, v := range inv.vols {
+		if c.volHeldByMe(v) {
+			return c.nodeOf(v.Tags)
+		}
+	}
+	return 0
+}
+
+func (c *Claimer) nodeHeldByOther(inv inventory, node int) bool {
+	for _, e := range inv.enis {
+		if c.nodeOf(e.TagSet) == node && c.heldByOther(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// peers lists the other nodes' volumes and their initialized tags.
+func (c *Claimer) peers(vols []types.Volume, self int) []PeerInit {
+	var peers []PeerInit
+	for _, v := range vols {
+		if n := c.nodeOf(v.Tags); n != self {
+			init, _ := tagValue(v.Tags, c.Config.Claim.Tags.Initialized)
+			peers = append(peers, PeerInit{Node: n, Volume: aws.ToString(v.VolumeId), Initialized: init, Snapshot: aws.ToString(v.SnapshotId)})
+		}
+	}
+	slices.SortFunc(peers, func(a, b PeerInit) int { return a.Node - b.Node })
+	return peers
 }
 
 // volumeOf finds the one volume tagged with node in this AZ.
@@ -329,291 +429,21 @@ func (c *Claimer) volumeOf(inv inventory, node int) (types.Volume, error) {
 	return types.Volume{}, fmt.Errorf("%w: node %d has %d volumes in %s (%s): tag exactly one", errFatal, node, len(mine), c.Identity.AZ, strings.Join(ids, ", "))
 }
 
-// takeENI attaches the first free, valid ENI of this AZ (only node prefer's
-// when set), in shuffled order so a storm of boots spreads over the slots.
-func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *waiter) error {
-	var candidates []types.NetworkInterface
-	var misconfigured, others []string
-	for _, e := range inv.enis {
-		id, node := aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)
-		if prefer != 0 && node != prefer {
-			continue
-		}
-		if e.Status != types.NetworkInterfaceStatusAvailable {
-			if e.Attachment != nil {
-				others = append(others, fmt.Sprintf("%s (node %d) %s to %s", id, node, e.Attachment.Status, aws.ToString(e.Attachment.InstanceId)))
-			}
-			continue
-		}
-		n, ok := c.Config.NodeByID(node)
-		switch {
-		case !ok:
-			v, _ := tagValue(e.TagSet, c.Config.Claim.Tags.Node)
-			misconfigured = append(misconfigured, fmt.Sprintf("%s has %s=%q, not a node of the config", id, c.Config.Claim.Tags.Node, v))
-		case n.AZ != c.Identity.AZ:
-			misconfigured = append(misconfigured, fmt.Sprintf("%s (node %d) is in %s but the config puts node %d in %s", id, node, c.Identity.AZ, node, n.AZ))
-		case n.IP.String() != aws.ToString(e.PrivateIpAddress):
-			misconfigured = append(misconfigured, fmt.Sprintf("%s (node %d) has IP %s but the config says %s", id, node, aws.ToString(e.PrivateIpAddress), n.IP))
-		default:
-			candidates = append(candidates, e)
-		}
-	}
-	c.Rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
-	for _, e := range candidates {
-		id := aws.ToString(e.NetworkInterfaceId)
-	indexes:
-		for idx := int32(1); idx <= 15; idx++ {
-			t := time.Now()
-			out, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
-				NetworkInterfaceId: aws.String(id), InstanceId: aws.String(c.Identity.InstanceID), DeviceIndex: aws.Int32(idx),
-			})
-			switch {
-			case err == nil:
-				w.setENI(c, e, aws.ToString(out.AttachmentId), idx)
-				c.Log.Info("attached ENI", "step", "claim-eni", "eni", id, "node", w.node,
-					"attachment", w.attachmentID, "device_index", idx, "duration", time.Since(t))
-				return nil
-			case slotTaken(err):
-				continue // the instance has an interface at idx already
-			case lostRace(err):
-				c.Log.Info("lost the race for ENI", "step", "claim-eni", "eni", id, "code", errorCode(err))
-				others = append(others, fmt.Sprintf("%s (node %d) taken by a concurrent boot", id, c.nodeOf(e.TagSet)))
-				break indexes
-			default:
-				return fmt.Errorf("attach %s to %s: %w", id, c.Identity.InstanceID, err)
-			}
-		}
-	}
-	if len(misconfigured) > 0 {
-		// Waiting will not change an ENI's address or tags: fail now so the
-		// operator sees it, instead of at the deadline.
-		return fmt.Errorf("%w: %s", errFatal, strings.Join(misconfigured, "; "))
-	}
-	what := "any node"
-	if prefer != 0 {
-		what = fmt.Sprintf("node %d", prefer)
-	}
-	why := fmt.Sprintf("no free ENI for %s of ensemble %s in %s", what, c.Config.Ensemble, c.Identity.AZ)
-	if len(others) > 0 {
-		why += ": " + strings.Join(others, "; ")
-	}
-	return errRetry{why}
-}
-
-// waiter holds one round's claim and watches its attachments with one
-// DescribeInstances per poll: the instance's networkInterfaceSet and
-// blockDeviceMapping carry both attachment states, which halves the calls of
-// polling each resource.
-type waiter struct {
-	c            *Claimer
-	eniID        string
-	attachmentID string
-	deviceIndex  int32
-	ip, mac      string
-	subnet       string
-	node         int
-	eniSince     time.Time // when our ENI attach started
-
-	volID     string
-	device    string // "" until the volume is attached or attaching to us
-	volReused bool
-	volSince  time.Time
-}
-
-func (w *waiter) setENI(c *Claimer, e types.NetworkInterface, attachmentID string, idx int32) {
-	w.eniID, w.attachmentID, w.deviceIndex = aws.ToString(e.NetworkInterfaceId), attachmentID, idx
-	w.ip, w.mac, w.subnet = aws.ToString(e.PrivateIpAddress), aws.ToString(e.MacAddress), aws.ToString(e.SubnetId)
-	w.node = c.nodeOf(e.TagSet)
-	w.eniSince = time.Now()
-}
-
-// takeVolume attaches the node's volume. It leaves device empty when the
-// volume is still held elsewhere (a predecessor releasing it): the wait loop
-// then retries.
-func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
-	c := w.c
-	if c.volHeldByMe(vol) {
-		w.device, w.volReused, w.volSince = aws.ToString(vol.Attachments[0].Device), true, time.Now()
-		return nil
-	}
-	if vol.State != types.VolumeStateAvailable {
-		c.Log.Info("volume not available yet", "step", "claim-volume", "volume", w.volID, "state", vol.State, "holder", volHolder(vol))
-		return nil
-	}
-	for _, dev := range deviceNames(c.Config.Volume.Device) {
-		t := time.Now()
-		_, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
-			VolumeId: aws.String(w.volID), InstanceId: aws.String(c.Identity.InstanceID), Device: aws.String(dev),
-		})
-		switch {
-		case err == nil:
-			c.Log.Info("attached volume", "step", "claim-volume", "volume", w.volID, "device", dev, "duration", time.Since(t))
-			w.device, w.volSince = dev, time.Now()
-			return nil
-		case slotTaken(err):
-			continue
-		case lostRace(err):
-			c.Log.Info("volume still held", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
-			return nil
-		default:
-			return fmt.Errorf("attach %s to %s at %s: %w", w.volID, c.Identity.InstanceID, dev, err)
-		}
-	}
-	return fmt.Errorf("%w: no free device name from %s for %s on %s", errFatal, c.Config.Volume.Device, w.volID, c.Identity.InstanceID)
-}
-
-// releaseVolume gives back a volume attached in a round whose ENI was lost:
-// holding another node's data without its identity is never allowed.
-func (w *waiter) releaseVolume(ctx context.Context) {
-	if w.device == "" || w.volReused {
-		return
-	}
-	if _, err := w.c.EC2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(w.volID), InstanceId: aws.String(w.c.Identity.InstanceID)}); err != nil {
-		w.c.Log.Error("could not give back volume", "step", "claim-volume", "volume", w.volID, "err", err)
-		return
-	}
-	w.c.Log.Info("gave back volume: its ENI went to another instance", "step", "claim-volume", "volume", w.volID)
-	w.device = ""
-}
-
-func volHolder(v types.Volume) string {
-	var h []string
-	for _, a := range v.Attachments {
-		h = append(h, fmt.Sprintf("%s %s", aws.ToString(a.InstanceId), a.State))
-	}
-	return strings.Join(h, ", ")
-}
-
-// deviceNames is the requested name first, then the following letters up to
-// p (EC2's recommended range ends there), in the same family.
-func deviceNames(first string) []string {
-	names := []string{first}
-	prefix, last := first[:len(first)-1], first[len(first)-1]
-	for l := last + 1; l <= 'p'; l++ {
-		names = append(names, prefix+string(l))
-	}
-	return names
-}
-
-func (w *waiter) wait(ctx context.Context) error {
-	c := w.c
-	bound := c.Config.Claim.StuckAttach.D()
-	for poll := 0; ; poll++ {
-		if err := sleep(ctx, c.Poll.Delay(poll, c.Rand)); err != nil {
-			return errRetry{w.pending()}
-		}
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{c.Identity.InstanceID}})
+// PeerVolumes lists the ensemble's volumes other than node self's, fresh
+// from EC2: the empty-data-tree decision must not rest on a listing taken
+// before this boot formatted anything.
+func PeerVolumes(ctx context.Context, api EC2API, cfg config.Config, self int) ([]PeerInit, error) {
+	c := &Claimer{EC2: api, Config: cfg}
+	p := ec2.NewDescribeVolumesPaginator(api, &ec2.DescribeVolumesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:" + cfg.Claim.Tags.Ensemble), Values: []string{cfg.Ensemble}},
+	}})
+	var vols []types.Volume
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
 		if err != nil {
-			if fatal(err) {
-				return fmt.Errorf("describe instance %s: %w", c.Identity.InstanceID, err)
-			}
-			continue // eventual consistency or throttling: the next poll may do
+			return nil, fmt.Errorf("describe volumes of ensemble %s: %w", cfg.Ensemble, err)
 		}
-		inst, ok := findInstance(out, c.Identity.InstanceID)
-		if !ok {
-			continue
-		}
-		eniState, volState := "", ""
-		for _, ni := range inst.NetworkInterfaces {
-			if aws.ToString(ni.NetworkInterfaceId) != w.eniID || ni.Attachment == nil {
-				continue
-			}
-			if got := aws.ToString(ni.Attachment.AttachmentId); got != w.attachmentID {
-				return fmt.Errorf("%w: %s is attached to %s with attachment %s, not ours (%s)", errFatal, w.eniID, c.Identity.InstanceID, got, w.attachmentID)
-			}
-			if ip := aws.ToString(ni.PrivateIpAddress); ip != w.ip {
-				return fmt.Errorf("%w: %s has IP %s, expected %s", errFatal, w.eniID, ip, w.ip)
-			}
-			eniState = string(ni.Attachment.Status)
-			if eniState == string(types.AttachmentStatusAttached) && aws.ToBool(ni.Attachment.DeleteOnTermination) {
-				// The ENI must outlive this instance: it is the node's address.
-				if _, err := c.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
-					NetworkInterfaceId: aws.String(w.eniID),
-					Attachment:         &types.NetworkInterfaceAttachmentChanges{AttachmentId: aws.String(w.attachmentID), DeleteOnTermination: aws.Bool(false)},
-				}); err != nil {
-					return fmt.Errorf("clear delete-on-termination of %s: %w", w.eniID, err)
-				}
-				c.Log.Warn("cleared delete-on-termination on the node's ENI", "step", "claim-eni", "eni", w.eniID)
-			}
-		}
-		for _, bd := range inst.BlockDeviceMappings {
-			if bd.Ebs != nil && aws.ToString(bd.Ebs.VolumeId) == w.volID {
-				volState = string(bd.Ebs.Status)
-				w.device = aws.ToString(bd.DeviceName)
-			}
-		}
-		if eniState == string(types.AttachmentStatusAttached) && volState == string(types.AttachmentStatusAttached) {
-			return nil
-		}
-		// Stuck attachments: an ENI stuck attaching is let go (another round
-		// may take it or another node); a stuck volume is force-detached and
-		// attached again, since only this node may use it.
-		if eniState == string(types.AttachmentStatusAttaching) && time.Since(w.eniSince) > bound {
-			c.Log.Warn("ENI stuck attaching, detaching", "step", "claim-eni", "eni", w.eniID, "bound", bound)
-			_, err := c.EC2.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(w.attachmentID), Force: aws.Bool(true)})
-			if err != nil {
-				return fmt.Errorf("detach stuck %s: %w", w.eniID, err)
-			}
-			return errRetry{fmt.Sprintf("%s stuck attaching for %s; detached", w.eniID, bound)}
-		}
-		if w.device != "" && volState == string(types.AttachmentStatusAttaching) && time.Since(w.volSince) > bound {
-			c.Log.Warn("volume stuck attaching, detaching", "step", "claim-volume", "volume", w.volID, "bound", bound)
-			if _, err := c.EC2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(w.volID), Force: aws.Bool(true)}); err != nil {
-				return fmt.Errorf("detach stuck %s: %w", w.volID, err)
-			}
-			w.device = ""
-			continue
-		}
-		if w.device == "" && volState == "" {
-			// Not ours yet: see whether the holder let go.
-			vout, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{w.volID}})
-			if err != nil || len(vout.Volumes) != 1 {
-				continue
-			}
-			if err := w.takeVolume(ctx, vout.Volumes[0]); err != nil {
-				return err
-			}
-			if w.device == "" && poll > 0 && poll%20 == 0 {
-				c.Log.Info("waiting for volume", "step", "claim-volume", "volume", w.volID, "holder", volHolder(vout.Volumes[0]))
-			}
-		}
+		vols = append(vols, out.Volumes...)
 	}
-}
-
-func (w *waiter) pending() string {
-	if w.device == "" {
-		return fmt.Sprintf("holding %s (node %d, %s) but volume %s is still attached elsewhere", w.eniID, w.node, w.ip, w.volID)
-	}
-	return fmt.Sprintf("%s and %s (node %d) not both attached", w.eniID, w.volID, w.node)
-}
-
-func findInstance(out *ec2.DescribeInstancesOutput, id string) (types.Instance, bool) {
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			if aws.ToString(i.InstanceId) == id {
-				return i, true
-			}
-		}
-	}
-	return types.Instance{}, false
-}
-
-// MarshalJSON writes the phases in milliseconds, the unit operators compare.
-func (p Phases) MarshalJSON() ([]byte, error) {
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return json.Marshal(map[string]float64{
-		"discover_ms": ms(p.Discover), "eni_ms": ms(p.ENI), "volume_ms": ms(p.Volume),
-		"wait_ms": ms(p.Wait), "total_ms": ms(p.Total),
-	})
-}
-
-// UnmarshalJSON reads what MarshalJSON wrote.
-func (p *Phases) UnmarshalJSON(b []byte) error {
-	var m map[string]float64
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	d := func(k string) time.Duration { return time.Duration(m[k] * float64(time.Millisecond)) }
-	*p = Phases{Discover: d("discover_ms"), ENI: d("eni_ms"), Volume: d("volume_ms"), Wait: d("wait_ms"), Total: d("total_ms")}
-	return nil
+	return c.peers(vols, self), nil
 }

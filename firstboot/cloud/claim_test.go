@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
@@ -205,6 +206,9 @@ func TestBootStorm(t *testing.T) {
 			}
 			continue
 		}
+		if o.err != nil {
+			continue
+		}
 		if prev, dup := won[o.r.Node]; dup {
 			t.Errorf("node %d claimed by %s and %s", o.r.Node, prev, o.id.InstanceID)
 		}
@@ -213,6 +217,9 @@ func TestBootStorm(t *testing.T) {
 	}
 	if len(won) != slots || failed != instances-slots {
 		t.Errorf("%d claims and %d failures, want %d and %d", len(won), failed, slots, instances-slots)
+	}
+	for _, o := range out {
+		w.checkHoldsNothingBut(o.id, map[bool]int{true: 0, false: 1}[o.err != nil])
 	}
 }
 
@@ -280,9 +287,12 @@ func TestPredecessorReleasing(t *testing.T) {
 // the bound and retried.
 func TestStuckAttaching(t *testing.T) {
 	t.Parallel()
+	// Detaching takes longer than several polls, as on EC2.
+	slowDetach := fast
+	slowDetach.ENIDetach, slowDetach.VolumeDetach = time.Second, 2*time.Second
 	for _, kind := range []string{"eni", "volume"} {
 		t.Run(kind, func(t *testing.T) {
-			w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 1}})
+			w := newWorld(t, ec2sim.Options{Latency: slowDetach}, []azNodes{{"us-east-1a", 1}})
 			w.cfg.Claim.StuckAttach = config.Duration(700 * time.Millisecond)
 			stuck := w.vols[1]
 			if kind == "eni" {
@@ -394,26 +404,178 @@ func TestPinnedNode(t *testing.T) {
 	w.checkConsistent(id, r)
 }
 
-// TestNoVolumeForNode: holding the ENI but finding no volume of that node
-// fails at the deadline naming the missing volume; no other node's volume
-// is taken.
+// TestNoVolumeForNode: holding a node's ENI but finding no volume of that
+// node fails at the deadline naming the missing volume; the other node's
+// volume, held by its own instance, is not touched.
 func TestNoVolumeForNode(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 1}})
-	w.cfg.Claim.Deadline = config.Duration(1500 * time.Millisecond)
-	// A second ENI for node 2 without a volume; node 1's ENI is held.
-	w.cfg.Nodes = append(w.cfg.Nodes, config.Node{ID: 2, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.20")})
-	if _, err := w.sim.CreateNetworkInterface(w.subnets["us-east-1a"], "10.0.1.20", w.tags(2)); err != nil {
+	first := w.launch("us-east-1a")
+	c1, _ := w.claimer(first, 1)
+	if _, err := c1.Claim(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	w.cfg.Node = 2
-	id := w.launch("us-east-1a")
-	c, _ := w.claimer(id, 1)
-	_, err := c.Claim(context.Background())
+	// Node 2 has an ENI but no volume.
+	w.cfg.Nodes = append(w.cfg.Nodes, config.Node{ID: 2, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.20")})
+	eni, err := w.sim.CreateNetworkInterface(w.subnets["us-east-1a"], "10.0.1.20", w.tags(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.enis[2] = eni.ID
+	w.cfg.Claim.Deadline = config.Duration(1500 * time.Millisecond)
+	second := w.launch("us-east-1a")
+	c2, _ := w.claimer(second, 2)
+	_, err = c2.Claim(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no volume is tagged zkaas:ensemble=zk-test, zkaas:node=2") {
 		t.Fatalf("err = %v", err)
 	}
-	if v, _ := w.sim.Volume(w.vols[1]); v.Attachment != nil {
-		t.Errorf("took node 1's volume: %+v", v.Attachment)
+	if v, _ := w.sim.Volume(w.vols[1]); v.Attachment == nil || v.Attachment.InstanceID != first.InstanceID {
+		t.Errorf("node 1's volume moved: %+v", v.Attachment)
+	}
+	w.checkHoldsNothingBut(second, 1)
+}
+
+// checkHoldsNothingBut asserts how many ensemble ENIs the instance holds in
+// the simulator's true state, and that it holds no volume of a node whose
+// ENI it does not hold.
+func (w *world) checkHoldsNothingBut(id Identity, enis int) {
+	w.t.Helper()
+	nodes := map[int]bool{}
+	for node, eni := range w.enis {
+		if e, _ := w.sim.NetworkInterface(eni); e.Attachment != nil && e.Attachment.InstanceID == id.InstanceID {
+			nodes[node] = true
+		}
+	}
+	if len(nodes) != enis {
+		w.t.Errorf("%s holds the ENIs of nodes %v, want %d", id.InstanceID, nodes, enis)
+	}
+	for node, vol := range w.vols {
+		if v, _ := w.sim.Volume(vol); v.Attachment != nil && v.Attachment.InstanceID == id.InstanceID && !nodes[node] {
+			w.t.Errorf("%s holds node %d's volume without its ENI", id.InstanceID, node)
+		}
+	}
+}
+
+// TestCrossHold: instance X holds node 1's volume but not its ENI, Y holds
+// node 1's ENI but not its volume (an interrupted claim each). X gives the
+// volume back and becomes node 2; Y gets its volume and stays node 1.
+func TestCrossHold(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 2}})
+	x, y := w.launch("us-east-1a"), w.launch("us-east-1a")
+	cx, _ := w.claimer(x, 1)
+	cy, _ := w.claimer(y, 2)
+	ctx := context.Background()
+	if _, err := cx.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(w.vols[1]), InstanceId: aws.String(x.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cy.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(w.enis[1]), InstanceId: aws.String(y.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	var rx, ry Result
+	var ex, ey error
+	var wg sync.WaitGroup
+	wg.Go(func() { rx, ex = cx.Claim(ctx) })
+	wg.Go(func() { ry, ey = cy.Claim(ctx) })
+	wg.Wait()
+	if ex != nil || ey != nil {
+		t.Fatalf("X: %v; Y: %v", ex, ey)
+	}
+	if rx.Node != 2 || ry.Node != 1 {
+		t.Errorf("X became node %d, Y node %d; want 2 and 1", rx.Node, ry.Node)
+	}
+	w.checkConsistent(x, rx)
+	w.checkConsistent(y, ry)
+}
+
+// lostResponse makes the first AttachNetworkInterface behave like an SDK
+// retry after a lost response: the attach happens, and the retry's answer
+// (the ENI is in use — by us) is what the caller sees.
+type lostResponse struct {
+	EC2API
+	once sync.Once
+}
+
+func (l *lostResponse) AttachNetworkInterface(ctx context.Context, in *ec2.AttachNetworkInterfaceInput, o ...func(*ec2.Options)) (*ec2.AttachNetworkInterfaceOutput, error) {
+	lost := false
+	l.once.Do(func() { lost = true })
+	out, err := l.EC2API.AttachNetworkInterface(ctx, in, o...)
+	if lost && err == nil {
+		return l.EC2API.AttachNetworkInterface(ctx, in, o...)
+	}
+	return out, err
+}
+
+func TestLostAttachResponse(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 2}})
+	id := w.launch("us-east-1a")
+	c, _ := w.claimer(id, 1)
+	c.EC2 = &lostResponse{EC2API: c.EC2}
+	r, err := c.Claim(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.checkConsistent(id, r)
+	w.checkHoldsNothingBut(id, 1)
+}
+
+// TestSettle: what an instance holds is reconciled with "one node's ENI,
+// only that node's volume" even when the listing lags: an ENI this process
+// attached counts as held while the listing still shows it available, and
+// of two held ENIs one is let go.
+func TestSettle(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 3}})
+	id := w.launch("us-east-1a")
+	c, _ := w.claimer(id, 1)
+	c.detached = map[string]bool{}
+	ctx := context.Background()
+	inv, err := c.discover(ctx) // taken before any attach: a stale view from here on
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach := func(node int, idx int32) string {
+		out, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
+			NetworkInterfaceId: aws.String(w.enis[node]), InstanceId: aws.String(id.InstanceID), DeviceIndex: aws.Int32(idx)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.AttachmentId)
+	}
+	c.mine = &ownENI{eni: w.enis[2], attachment: attach(2, 1), deviceIndex: 1}
+	held, err := c.settle(ctx, inv)
+	if err != nil || held == nil || aws.ToString(held.NetworkInterfaceId) != w.enis[2] {
+		t.Fatalf("stale view: settle kept %v (%v), want node 2's ENI", held, err)
+	}
+	// A lost response made us hold node 3's ENI too.
+	attach(3, 2)
+	time.Sleep(200 * time.Millisecond) // both attached
+	if inv, err = c.discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if held, err = c.settle(ctx, inv); err != nil || aws.ToString(held.NetworkInterfaceId) != w.enis[2] {
+		t.Fatalf("two held: kept %v (%v), want node 2's", held, err)
+	}
+	time.Sleep(300 * time.Millisecond) // the detach completes
+	w.checkHoldsNothingBut(id, 1)
+}
+
+// TestDeadlineNamesVolumeHolder: holding the ENI while another running
+// instance keeps the volume ends with a message naming that holder.
+func TestDeadlineNamesVolumeHolder(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 1}})
+	w.cfg.Claim.Deadline = config.Duration(1500 * time.Millisecond)
+	squatter, id := w.launch("us-east-1a"), w.launch("us-east-1a")
+	cs, _ := w.claimer(squatter, 1)
+	if _, err := cs.EC2.AttachVolume(context.Background(), &ec2.AttachVolumeInput{VolumeId: aws.String(w.vols[1]), InstanceId: aws.String(squatter.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := w.claimer(id, 1)
+	_, err := c.Claim(context.Background())
+	want := "volume " + w.vols[1] + " is still held by " + squatter.InstanceID
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
 	}
 }

@@ -56,6 +56,8 @@ type Options struct {
 	VolumeGiB int32
 	// Deadline is the claim deadline; default 60s.
 	Deadline time.Duration
+	// BootstrapWindow (claim.bootstrap_window); default max(30m, Deadline).
+	BootstrapWindow time.Duration
 	// LogDir keeps each ZooKeeper's log; default a temp dir.
 	LogDir string
 	Log    *slog.Logger
@@ -94,6 +96,9 @@ func New(cloud *localcloud.Cloud, opts Options) (*Ensemble, error) {
 	if opts.Deadline == 0 {
 		opts.Deadline = 60 * time.Second
 	}
+	if opts.BootstrapWindow == 0 {
+		opts.BootstrapWindow = max(30*time.Minute, opts.Deadline)
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -128,7 +133,7 @@ func (e *Ensemble) render() []byte {
 	for _, n := range e.opts.Nodes {
 		fmt.Fprintf(&b, "  - {id: %d, az: %s, ip: %s}\n", n.ID, n.AZ, n.IP)
 	}
-	fmt.Fprintf(&b, "claim: {deadline: %s, stuck_attach: %s}\n", e.opts.Deadline, e.opts.Deadline/3)
+	fmt.Fprintf(&b, "claim: {deadline: %s, stuck_attach: %s, bootstrap_window: %s}\n", e.opts.Deadline, e.opts.Deadline/3, e.opts.BootstrapWindow)
 	fmt.Fprintf(&b, "zookeeper: {heap: %s, four_letter_words: [srvr, ruok, mntr]}\n", e.opts.Heap)
 	return b.Bytes()
 }

@@ -84,6 +84,11 @@ func nodes(layout ...string) []config.Node {
 }
 
 func newEnsemble(t *testing.T, opts ec2sim.Options, ns []config.Node) *Ensemble {
+	return newEnsembleWith(t, opts, ns, Options{})
+}
+
+// newEnsembleWith takes the deadline and bootstrap window from eo.
+func newEnsembleWith(t *testing.T, opts ec2sim.Options, ns []config.Node, eo Options) *Ensemble {
 	t.Helper()
 	requireZooKeeper(t)
 	opts.Latency = latency
@@ -98,7 +103,8 @@ func newEnsemble(t *testing.T, opts ec2sim.Options, ns []config.Node) *Ensemble 
 			t.Errorf("close cloud: %v", err)
 		}
 	})
-	e, err := New(cloud, Options{Name: "it", Nodes: ns, Binary: binary, LogDir: t.TempDir(), Log: log})
+	e, err := New(cloud, Options{Name: "it", Nodes: ns, Binary: binary, Deadline: eo.Deadline,
+		BootstrapWindow: eo.BootstrapWindow, LogDir: t.TempDir(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +214,11 @@ func TestRunTwice(t *testing.T) {
 // syncs by diff; a replacement whose volume was lost starts empty and syncs
 // from the leader.
 func TestLifecycle(t *testing.T) {
-	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"))
+	// A short deadline bounds the refused boot at the end, and a short
+	// bootstrap window makes the ensemble "old" by then.
+	const window = 12 * time.Second
+	e := newEnsembleWith(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: window, BootstrapWindow: window})
+	created := time.Now()
 	ctx := t.Context()
 
 	// 1. Three instances, one per AZ, at once.
@@ -303,6 +313,29 @@ func TestLifecycle(t *testing.T) {
 	if s := again.Sync(); s != "SNAP" {
 		t.Errorf("fresh volume synced by %q, want SNAP from the leader", s)
 	}
+
+	// 3 (the refusal): the ensemble has data (past its bootstrap window) but
+	// no quorum serves, and node 2's volume is lost again. Its replacement
+	// must not start ZooKeeper with an empty tree that could vote: firstboot
+	// fails at its deadline.
+	time.Sleep(time.Until(created.Add(window)))
+	for _, id := range []int{1, 3} {
+		if err := e.Node(id).ZK.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Terminate(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	retag(t, e, fresh.ID)
+	if _, err := e.Cloud.CreateVolume("us-east-1b", 2, map[string]string{"zkaas:ensemble": "it", "zkaas:node": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	refused, err := e.Boot(ctx, "us-east-1b")
+	if err == nil || !strings.Contains(err.Error(), "refusing to trust an empty data tree") {
+		t.Fatalf("boot without quorum on a fresh volume: node %v, err %v", refused, err)
+	}
+	t.Logf("refused: %v", err)
 }
 
 // retag takes a volume out of the ensemble, as an operator would for a
@@ -326,7 +359,7 @@ func TestFiveNodeStorms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkOncePerSlot(t, first, 5)
+	checkOncePerSlot(t, e, first, 5)
 	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +375,7 @@ func TestFiveNodeStorms(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Cloud.Sim().SetFaults(ec2sim.Faults{})
-	checkOncePerSlot(t, second, 5)
+	checkOncePerSlot(t, e, second, 5)
 	for _, n := range second {
 		if n.Report.Disk.Formatted {
 			t.Errorf("node %d: a volume holding data was formatted", n.ID)
@@ -357,7 +390,9 @@ func TestFiveNodeStorms(t *testing.T) {
 	}
 }
 
-func checkOncePerSlot(t *testing.T, booted []*Node, want int) {
+// checkOncePerSlot: every node claimed by one instance, each with its own
+// slot's ENI and volume.
+func checkOncePerSlot(t *testing.T, e *Ensemble, booted []*Node, want int) {
 	t.Helper()
 	seen := map[int]string{}
 	for _, n := range booted {
@@ -365,8 +400,10 @@ func checkOncePerSlot(t *testing.T, booted []*Node, want int) {
 			t.Fatalf("node %d claimed by %s and %s", n.ID, prev, n.Instance.ID)
 		}
 		seen[n.ID] = n.Instance.ID
-		if n.Report.Claim.Volume == "" || n.IP == "" {
-			t.Fatalf("node %d: incomplete claim %+v", n.ID, n.Report.Claim)
+		slot := e.Slot(n.ID)
+		if n.Report.Claim.ENI != slot.ENI.ID || n.Report.Claim.Volume != slot.Volume.ID || n.IP != slot.ENI.PrivateIP {
+			t.Fatalf("node %d: claimed %s %s %s, its slot is %s %s %s", n.ID, n.Report.Claim.ENI, n.Report.Claim.Volume, n.IP,
+				slot.ENI.ID, slot.Volume.ID, slot.ENI.PrivateIP)
 		}
 	}
 	if len(seen) != want {
