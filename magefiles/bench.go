@@ -36,17 +36,19 @@ var targets = []target{
 	{"BenchmarkRejoin", "fresh_s", "", "", 0, false, "launch to serving with a fresh volume (s)"},
 	{"BenchmarkColdBoot/3-nodes", "quorum_s", "floor_s", "quorum/floor", 0, false, "3-node cold boot to quorum vs attach + election floor (s)"},
 	{"BenchmarkColdBoot/5-nodes", "quorum_s", "floor_s", "quorum/floor", 0, false, "5-node cold boot to quorum vs attach + election floor (s)"},
+	{"BenchmarkBake", "zkaas_ms", "shell_ms", "zkaas/shell", 1.05, false, "local bake: zkaas provisioner vs Packer's shell, same commands (ms)"},
 }
 
 // Bench runs the benchmarks and prints each figure next to its reference
 // and target.
-// The local-cloud benchmarks (a real ensemble with 200 MB of data) need
-// root and take a few minutes.
+// The local-cloud benchmarks (a real ensemble with 200 MB of data) and the
+// bake benchmark need root and take a few minutes each.
 func Bench() error {
 	var out bytes.Buffer
 	for _, run := range []struct{ pkg, benchtime, what string }{
 		{"./firstboot/cloud/", "5x", "the claim against the EC2 simulator (about a minute)"},
 		{"./firstboot/localcloud/ensemble/", "1x", "a real ensemble on the local cloud (a few minutes; root)"},
+		{"./plugin/localbake/", "1x", "two real packer builds, zkaas vs shell provisioner (a few minutes; root)"},
 	} {
 		fmt.Println("running benchmarks:", run.what)
 		cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", run.benchtime, "-timeout", "30m", run.pkg)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,17 +23,23 @@ var Aliases = map[string]any{
 type Test mg.Namespace
 
 // debs are the Debian packages the tests use: real filesystems, a real
-// ZooKeeper, systemd-analyze for the units.
-var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java", "default-jre-headless", "systemd"}
+// ZooKeeper, systemd-analyze for the units, debootstrap for the local
+// build host.
+var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java",
+	"default-jre-headless", "systemd", "debootstrap"}
 
-// All runs every test: vet, unit and privileged (root-only tests skip with a
-// reason when not root), installing what they need first.
-func (Test) All() error {
+// All runs every test: vet, the Packer templates, unit and privileged tests
+// (root-only tests skip with a reason when not root) including the bake's
+// acceptance — a real packer build — installing what they need first.
+// Packer, its amazon plugin and the Debian build-host tarball are cached
+// under ~/.cache/zkaas.
+func (Test) All(ctx context.Context) error {
 	mg.SerialDeps(Deps)
 	if err := sh.RunV("go", "vet", "./..."); err != nil {
 		return err
 	}
-	return goTest("./...")
+	mg.SerialCtxDeps(ctx, Packer.Validate)
+	return sh.RunWithV(map[string]string{"ZKAAS_ACCEPTANCE": "1"}, "go", "test", "-count=1", "-timeout", "30m", "./...")
 }
 
 // Unit runs the tests that need neither root nor Debian packages.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/zkaas/zkaas/internal/suggest"
 )
 
 // Problems is every error found in a config file, in file order.
@@ -230,7 +232,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		idx, ok := fields[key.Value]
 		if !ok {
 			msg := "unknown field"
-			if s := suggest(key.Value, names); s != "" {
+			if s := suggest.Closest(key.Value, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.errorf(key, fp, "%s", msg)
@@ -253,35 +255,4 @@ func describe(n *yaml.Node) string {
 		return "nothing"
 	}
 	return strconv.Quote(n.Value)
-}
-
-// suggest returns the known name closest to a typo, if it is close enough.
-func suggest(got string, names []string) string {
-	best, bestDist := "", 3
-	for _, n := range names {
-		if dist := levenshtein(got, n); dist < bestDist {
-			best, bestDist = n, dist
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/internal/golden"
+	"github.com/zkaas/zkaas/internal/golden"
 
 	"golang.org/x/sys/unix"
 

@@ -6,12 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/golden"
+	"github.com/zkaas/zkaas/internal/golden"
 
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
@@ -88,11 +87,6 @@ func normalize(t *testing.T, raw []byte) string {
 	return b.String() + "\n"
 }
 
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	golden.Check(t, filepath.Join("testdata", name+".golden"), []byte(got))
-}
-
 // TestWireFormat pins the exact XML of each response kind. A fixed seed
 // makes ids and MACs reproducible.
 func TestWireFormat(t *testing.T) {
@@ -141,7 +135,7 @@ func TestWireFormat(t *testing.T) {
 			if status != tc.status {
 				t.Fatalf("HTTP %d, want %d: %s", status, tc.status, body)
 			}
-			checkGolden(t, tc.name, normalize(t, body))
+			golden.CheckNamed(t, tc.name, normalize(t, body))
 		})
 	}
 }

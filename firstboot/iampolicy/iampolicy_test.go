@@ -3,7 +3,7 @@ package iampolicy
 import (
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/golden"
+	"github.com/zkaas/zkaas/internal/golden"
 
 	"github.com/zkaas/zkaas/firstboot/config"
 )

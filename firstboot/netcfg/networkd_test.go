@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/golden"
+	"github.com/zkaas/zkaas/internal/golden"
 )
 
 func TestNetworkdFilesGolden(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/golden"
+	"github.com/zkaas/zkaas/internal/golden"
 
 	"github.com/zkaas/zkaas/firstboot/config"
 )
