@@ -50,6 +50,10 @@ func TestOptionsRejected(t *testing.T) {
 		{"relative private dir", Options{PrivateDirs: []string{"etc"}}, "clean absolute path"},
 		{"missing private dir", Options{PrivateDirs: []string{"/nonexistent/zkaas"}}, "existing directory"},
 		{"private dir holding the run root", Options{PrivateDirs: []string{"/run"}}, "would contain " + RunRoot},
+		{"root file system with a colon", Options{RootFS: "/tmp/a:b"}, "clean absolute path"},
+		{"missing root file system", Options{RootFS: "/nonexistent/zkaas"}, "existing directory"},
+		{"root file system holding the run root", Options{RootFS: "/"}, "would contain " + RunRoot},
+		{"root file system and private dirs", Options{RootFS: os.TempDir(), PrivateDirs: []string{os.TempDir()}}, "exclude each other"},
 		{"hooks set", Options{EC2: ec2sim.Options{Hooks: ec2sim.Hooks{ENIDetached: func(ec2sim.ENIEvent) {}}}}, "Hooks must be empty"},
 	}
 	for _, tt := range tests {

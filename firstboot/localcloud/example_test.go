@@ -61,3 +61,29 @@ func Example() {
 		log.Fatal(err)
 	}
 }
+
+// Instances booted from the image the bake exported (`go tool mage
+// bake:local`): every program on them — zkaas-firstboot, Java, ZooKeeper —
+// is the image's. (Compiled, not run: it needs root and the image.)
+func ExampleExtractImage() {
+	ctx := context.Background()
+	home, _ := os.UserHomeDir()
+	rootfs, err := localcloud.ExtractImage(ctx, home+"/.cache/zkaas/image")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := localcloud.New(ctx, localcloud.Options{RootFS: rootfs})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	inst, err := c.Launch(ctx, "us-east-1a")
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := inst.Command(ctx, "/usr/local/bin/zkaas-firstboot", "validate", "-config", "/etc/zkaas/ensemble.yaml").Output()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("the baked config on %s: %s", inst.ID, out)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 	"github.com/zkaas/zkaas/firstboot/imdsmock"
@@ -44,8 +46,9 @@ type Instance struct {
 	netNL   *netlink.Handle
 	primary string   // bridge end of ens5
 	root    *os.File // the instance's "/" (O_PATH), see Path
+	rootDir string   // with an image: where its root is mounted in its mount namespace
 	imds    *imdsmock.Server
-	dir     string // its private directories' overlay layers
+	dir     string // its overlay layers (root or private directories), IMDS files
 
 	net netnsRef
 
@@ -285,11 +288,14 @@ func (c *Cloud) destroy(inst *Instance) error {
 	return nil
 }
 
+// imagePATH is systemd's default PATH for services.
+const imagePATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+
 // Environ is the environment programs on the instance get from Command: the
-// harness's, without AWS settings or proxies of the host, plus what points
-// the AWS SDK at the local cloud — the region, the EC2 endpoint, and static
-// credentials whose access key id is the instance id (the simulator logs it
-// as the caller).
+// harness's (with an image, PATH is systemd's default instead), without AWS
+// settings or proxies of the host, plus what points the AWS SDK at the
+// local cloud — the region, the EC2 endpoint, and static credentials whose
+// access key id is the instance id (the simulator logs it as the caller).
 func (inst *Instance) Environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -302,6 +308,11 @@ func (inst *Instance) Environ() []string {
 			env = append(env, kv)
 		}
 	}
+	if inst.rootDir != "" {
+		// The harness's PATH names host directories; programs of the
+		// image get the one systemd gives services.
+		env = append(env, "PATH="+imagePATH)
+	}
 	return append(env,
 		"AWS_REGION="+inst.Region,
 		"AWS_ENDPOINT_URL_EC2="+inst.cloud.EC2Endpoint(),
@@ -311,13 +322,21 @@ func (inst *Instance) Environ() []string {
 }
 
 // Command returns a command that runs name on the instance: in its network
-// and mount namespaces (nsenter execs name, so the process's PID is the
-// program's), with Environ, killed if the harness dies. Its working
-// directory is the instance's "/"; cmd.Dir has no effect. Run it, or Start
-// it on the instance to have it tracked.
+// and mount namespaces and, with an image, inside its root (nsenter and
+// chroot exec in turn, so the process's PID is the program's), with
+// Environ, killed if the harness dies. Its working directory is the
+// instance's "/"; cmd.Dir has no effect. Run it, or Start it on the
+// instance to have it tracked.
 func (inst *Instance) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, inst.cloud.tools.nsenter,
-		append([]string{"--net=" + inst.NetNS, "--mount=" + inst.MountNS, "--", name}, args...)...)
+	t := inst.cloud.tools
+	argv := []string{"--net=" + inst.NetNS, "--mount=" + inst.MountNS, "--"}
+	if inst.rootDir != "" {
+		// chroot runs in the instance's mount namespace, where rootDir is
+		// the overlay; nsenter's own --root would open it on the host,
+		// before entering the namespace, and find an empty directory.
+		argv = append(argv, t.chroot, inst.rootDir)
+	}
+	cmd := exec.CommandContext(ctx, t.nsenter, append(append(argv, name), args...)...)
 	cmd.Env = inst.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
@@ -389,9 +408,43 @@ func (inst *Instance) DialContext(ctx context.Context, network, address string) 
 func (inst *Instance) HTTPClient() *http.Client { return httpClient(inst.DialContext) }
 
 // Path returns the path under which the harness process reaches p as the
-// instance sees it — through its mount namespace: its /dev, its private
-// directories, what programs on it mounted. Valid until Terminate. Absolute
-// symlinks met on the way resolve on the host, not on the instance.
+// instance sees it — through its mount namespace and, with an image, inside
+// its root: its /dev, its private directories, what programs on it mounted.
+// Valid until Terminate. Absolute symlinks met on the way resolve on the
+// host, not on the instance: use Open to follow them as the instance does.
 func (inst *Instance) Path(p string) string {
 	return fmt.Sprintf("/proc/self/fd/%d%s", inst.root.Fd(), filepath.Clean("/"+p))
+}
+
+// FS is the instance's file system as its programs see it, read-only, for
+// fs.ReadFile, fs.ReadDir and the like: Open with fs.FS's unrooted paths
+// ("etc/passwd").
+func (inst *Instance) FS() fs.FS { return instanceFS{inst} }
+
+type instanceFS struct{ inst *Instance }
+
+func (f instanceFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	file, err := f.inst.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// Open opens p read-only as a program on the instance would: every symlink
+// on the way, absolute ones too, resolves inside the instance's root (an
+// image's /usr/bin/java -> /etc/alternatives/java -> ...), never on the
+// host. Valid until Terminate.
+func (inst *Instance) Open(p string) (*os.File, error) {
+	fd, err := unix.Openat2(int(inst.root.Fd()), filepath.Clean("/"+p), &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p + " on " + inst.ID, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }

@@ -8,7 +8,9 @@
 //   - An instance is a network namespace whose primary interface (ens5, the
 //     primary ENI's MAC and address) is a veth on the bridge, a persistent
 //     mount namespace of its own, and AWS's IMDS mock (IMDSv2 only) on
-//     169.254.169.254 with the instance's metadata.
+//     169.254.169.254 with the instance's metadata. Its programs are the
+//     host's, or — with Options.RootFS, the image the bake produced
+//     (ExtractImage) — the image's, in a root of its own.
 //   - An ENI attached through the EC2 API appears in the instance, once the
 //     simulator's attach delay has passed, as a veth carrying the ENI's MAC,
 //     named as Nitro names it (ens5 + device index), down and unconfigured.
@@ -97,6 +99,15 @@ type Options struct {
 	// instances (like instances booted from one image). Absolute paths
 	// without ',' or ':'. Give /etc/zookeeper, /etc/zkaas, ... here.
 	PrivateDirs []string
+	// RootFS is an image's root directory (see ExtractImage). When set,
+	// instances boot from it: each gets a root of its own, an overlay with
+	// the image as its read-only lower layer (shared by all instances) and
+	// the instance's writes apart; its /dev, /sys, /proc, /run and /tmp are
+	// mounted in it, and programs see the image's /usr, /etc, /opt — not the
+	// host's. The whole root being private, PrivateDirs must be empty. An
+	// absolute path without ',' or ':'; the image must not change while
+	// the Cloud runs.
+	RootFS string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -226,15 +237,33 @@ func checkOptions(o *Options) error {
 		seen[s.AZ] = true
 	}
 	for _, d := range o.PrivateDirs {
-		if !filepath.IsAbs(d) || filepath.Clean(d) != d || strings.ContainsAny(d, ",:") {
-			return fmt.Errorf("localcloud: private dir %q must be a clean absolute path without ',' or ':'", d)
+		if err := checkLowerDir("private dir", d); err != nil {
+			return err
 		}
-		if d == "/" || strings.HasPrefix(RunRoot+"/", d+"/") {
-			return fmt.Errorf("localcloud: private dir %s would contain %s", d, RunRoot)
+	}
+	if o.RootFS != "" {
+		if len(o.PrivateDirs) > 0 {
+			return errors.New("localcloud: RootFS and PrivateDirs exclude each other: with an image the whole root is private")
 		}
-		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-			return fmt.Errorf("localcloud: private dir %s must be an existing directory on the host", d)
+		if err := checkLowerDir("root file system", o.RootFS); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkLowerDir checks a directory that becomes an overlay's lower layer:
+// overlay options cannot quote ',' or ':', and a layer holding RunRoot
+// would hold the upper layers too.
+func checkLowerDir(what, d string) error {
+	if !filepath.IsAbs(d) || filepath.Clean(d) != d || strings.ContainsAny(d, ",:") {
+		return fmt.Errorf("localcloud: %s %q must be a clean absolute path without ',' or ':'", what, d)
+	}
+	if d == "/" || strings.HasPrefix(RunRoot+"/", d+"/") {
+		return fmt.Errorf("localcloud: %s %s would contain %s", what, d, RunRoot)
+	}
+	if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+		return fmt.Errorf("localcloud: %s %s must be an existing directory on the host", what, d)
 	}
 	return nil
 }
@@ -312,6 +341,10 @@ func lockStateDir(dir string) (*os.File, error) {
 }
 
 var errStateDirInUse = errors.New("in use by another live local cloud")
+
+// RootFS is the image instances boot from (Options.RootFS), "" when they
+// run the host's programs.
+func (c *Cloud) RootFS() string { return c.opts.RootFS }
 
 // Region is the simulated region.
 func (c *Cloud) Region() string { return c.region }

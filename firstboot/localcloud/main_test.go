@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -232,18 +231,6 @@ func gone(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return strings.HasPrefix(rest, "Z")
-}
-
-// exitedPID returns the pid of a process that has exited.
-func exitedPID(t *testing.T) int {
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if alive(cmd.Process.Pid) {
-		t.Skipf("pid %d already reused", cmd.Process.Pid)
-	}
-	return cmd.Process.Pid
 }
 
 func linkNames(t *testing.T, nl *netlink.Handle) []string {

@@ -22,7 +22,10 @@ import (
 // host's network namespace bind mounts (/run/netns/*): a copy would keep
 // that namespace alive after it is deleted — another instance's, with
 // whatever veth and addresses it still has — for as long as this instance
-// lives. Then it mounts:
+// lives. With an image ($LOCALCLOUD_ROOT set), it mounts the instance's
+// root: an overlay of its own upper layer on the image, which every
+// instance shares read-only. Then, at $LOCALCLOUD_ROOT (the host's root
+// without an image), it mounts:
 //   - a fresh sysfs, so that /sys/class/net shows the instance's links, not
 //     the host's (as `ip netns exec` does);
 //   - an empty tmpfs over /sys/class/block, where the harness adds an entry
@@ -31,18 +34,33 @@ import (
 //     volumes only (and the by-id links to them), not every disk of the host
 //     and of the other instances; it also needs no /dev/disk on the host,
 //     which hosts without udev lack;
-//   - an overlay over each private directory ($1 lower, $2 upper, $3 work).
+//   - with an image, /proc and fresh tmpfs on /run and /tmp, as the image's
+//     init would;
+//   - without one, an overlay over each private directory ($1 lower, $2
+//     upper, $3 work).
 //
 // It then says "ready" and waits on stdin, so that the harness can take hold
 // of the namespace's root before the namespace is left to its bind mount.
 const setupScript = `set -e
 findmnt --raw --noheadings --types nsfs --output TARGET | while read -r m; do umount --lazy "$m"; done
-mount -t sysfs sysfs /sys
-mount -t tmpfs -o mode=0755,nosuid,nodev,noexec,size=4m localcloud-block /sys/class/block
-mount -t tmpfs -o mode=0755,nosuid,size=4m localcloud-dev /dev
-mkdir -m 0755 /dev/pts /dev/shm /dev/disk /dev/disk/by-id
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
-mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
+r=
+if [ -n "$LOCALCLOUD_ROOT" ]; then
+	mount -t overlay -o "lowerdir=$LOCALCLOUD_LOWER,upperdir=$LOCALCLOUD_UPPER,workdir=$LOCALCLOUD_WORK" localcloud-root "$LOCALCLOUD_ROOT"
+	r=$LOCALCLOUD_ROOT
+	mkdir -p -m 0755 "$r/sys" "$r/dev" "$r/proc" "$r/run"
+	mkdir -p -m 1777 "$r/tmp"
+fi
+mount -t sysfs sysfs "$r/sys"
+mount -t tmpfs -o mode=0755,nosuid,nodev,noexec,size=4m localcloud-block "$r/sys/class/block"
+mount -t tmpfs -o mode=0755,nosuid,size=4m localcloud-dev "$r/dev"
+mkdir -m 0755 "$r/dev/pts" "$r/dev/shm" "$r/dev/disk" "$r/dev/disk/by-id"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$r/dev/pts"
+mount -t tmpfs -o mode=1777,nosuid,nodev shm "$r/dev/shm"
+if [ -n "$r" ]; then
+	mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
+	mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m localcloud-run "$r/run"
+	mount -t tmpfs -o mode=1777,nosuid,nodev localcloud-tmp "$r/tmp"
+fi
 while [ $# -gt 0 ]; do
 	mount -t overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" localcloud-private "$1"
 	shift 3
@@ -72,6 +90,20 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	inst.MountNS = file
 	args := []string{"--net=" + inst.NetNS, "--", c.tools.unshare, "--mount=" + file, "--propagation", "private",
 		"--", c.tools.sh, "-c", setupScript, "sh"}
+	// Set in any case: the harness's own environment must not choose.
+	env := append(os.Environ(), "LOCALCLOUD_ROOT=")
+	if c.opts.RootFS != "" {
+		// The mount point stays an empty directory on the host: the
+		// overlay exists in the instance's mount namespace only.
+		inst.rootDir = filepath.Join(inst.dir, "root")
+		upper, work := filepath.Join(inst.dir, "rootfs", "upper"), filepath.Join(inst.dir, "rootfs", "work")
+		for _, dir := range []string{inst.rootDir, upper, work} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("root of %s: %w", inst.ID, err)
+			}
+		}
+		env = append(env, "LOCALCLOUD_ROOT="+inst.rootDir, "LOCALCLOUD_LOWER="+c.opts.RootFS, "LOCALCLOUD_UPPER="+upper, "LOCALCLOUD_WORK="+work)
+	}
 	for i, d := range c.opts.PrivateDirs {
 		layers := filepath.Join(inst.dir, "private", strconv.Itoa(i))
 		upper, work := filepath.Join(layers, "upper"), filepath.Join(layers, "work")
@@ -85,6 +117,7 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(setupCtx, c.tools.nsenter, args...)
+	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -101,8 +134,9 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	line, rerr := bufio.NewReader(stdout).ReadString('\n')
 	if strings.TrimSpace(line) == "ready" {
 		// While the script waits, /proc/<pid>/root is the namespace's
-		// root; the descriptor keeps it reachable afterwards.
-		inst.root, rerr = os.OpenFile(fmt.Sprintf("/proc/%d/root", cmd.Process.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		// root, and the instance's root (the overlay) is inside it; the
+		// descriptor keeps it reachable afterwards.
+		inst.root, rerr = os.OpenFile(fmt.Sprintf("/proc/%d/root%s", cmd.Process.Pid, inst.rootDir), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	} else if rerr == nil || errors.Is(rerr, io.EOF) {
 		rerr = fmt.Errorf("setup script said %q", line)
 	}
@@ -111,7 +145,51 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	if err := errors.Join(rerr, werr); err != nil {
 		return fmt.Errorf("set up mount namespace of %s: %w: %s", inst.ID, err, strings.TrimSpace(stderr.String()))
 	}
-	return inst.populateDev()
+	if err := inst.populateDev(); err != nil {
+		return err
+	}
+	if inst.rootDir != "" {
+		return inst.writeNetworkFiles()
+	}
+	return nil
+}
+
+// writeNetworkFiles gives an instance booted from an image the name
+// service files its boot would write (cloud-init, DHCP): /etc/hosts where
+// the machine's host name is its primary private IP, as the VPC's DNS
+// answers on EC2, and an /etc/resolv.conf without servers, since the local
+// VPC has none. The image's own are the build host's: a lookup of the host
+// name through an unreachable server stalls a JVM's start for seconds.
+func (inst *Instance) writeNetworkFiles() error {
+	host, err := os.Hostname()
+	if err != nil {
+		return err
+	}
+	for p, content := range map[string]string{
+		"/etc/hosts":       fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", inst.PrivateIP, host),
+		"/etc/resolv.conf": "# The local cloud's VPC has no DNS server.\n",
+	} {
+		if err := inst.replaceFile(p, []byte(content)); err != nil {
+			return fmt.Errorf("%s on %s: %w", p, inst.ID, err)
+		}
+	}
+	return nil
+}
+
+// replaceFile replaces a file in the instance's root with a new one. The
+// image's may be a link (resolv.conf often is), which must not be followed
+// from the harness: an absolute one would lead to the host's file.
+func (inst *Instance) replaceFile(p string, data []byte) error {
+	path := inst.Path(p)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
 }
 
 // populateDev fills the instance's private /dev.

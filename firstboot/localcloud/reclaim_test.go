@@ -29,7 +29,15 @@ import (
 func TestReclaim(t *testing.T) {
 	requireRoot(t)
 	live := newCloud(t, Options{EC2: fastSim})
-	runID := fmt.Sprintf("%d-1", exitedPID(t))
+	// The crashed run's owner lives while its leftovers are planted: a New
+	// in another test process (packages run in parallel) must not reclaim
+	// them half made. It dies before this test's New.
+	owner := exec.Command("sleep", "600")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = owner.Process.Kill(); _ = owner.Wait() })
+	runID := fmt.Sprintf("%d-1", owner.Process.Pid)
 
 	// The crashed run's network namespace, with a process in it.
 	nsName := Prefix + runID + "-vpc"
@@ -75,6 +83,8 @@ func TestReclaim(t *testing.T) {
 	strayDev := strings.TrimSpace(mustRun(t, "losetup", "--find", "--show", stray))
 	t.Cleanup(func() { _ = exec.Command("losetup", "-d", strayDev).Run() })
 
+	_ = owner.Process.Kill()
+	_ = owner.Wait() // reaped: alive() no longer sees it
 	newCloud(t, Options{EC2: fastSim, StateDir: nextState})
 
 	for _, path := range []string{nsPath, runDir} {

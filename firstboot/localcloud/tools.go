@@ -11,7 +11,7 @@ import (
 // tools are the programs the harness runs, found once by New so that a
 // missing package is reported up front, with its Debian name.
 type tools struct {
-	ip, nsenter, unshare, sh, umount string
+	ip, nsenter, unshare, sh, umount, chroot string
 }
 
 func findTools() (*tools, error) {
@@ -25,6 +25,7 @@ func findTools() (*tools, error) {
 		{"unshare", "util-linux", &t.unshare},
 		{"sh", "dash", &t.sh},
 		{"umount", "mount", &t.umount},
+		{"chroot", "coreutils", &t.chroot},
 		// Run by the instance mount namespace setup script.
 		{"mount", "mount", new(string)},
 		{"mkdir", "coreutils", new(string)},

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -108,6 +109,10 @@ type Options struct {
 // `packer build`, and the export of the result as an image.
 func Bake(ctx context.Context, o Options) (*Image, error) {
 	start := time.Now()
+	inputs, err := Inputs(o.Repo, o.EnsembleConfig, strings.Join(o.Vars, "\n"))
+	if err != nil {
+		return nil, err
+	}
 	packer, err := Packer(ctx, o.CacheDir, o.Log)
 	if err != nil {
 		return nil, err
@@ -150,6 +155,10 @@ func Bake(ctx context.Context, o Options) (*Image, error) {
 	h.Stop()
 	img, err := Export(ctx, h, manifest, o.OutDir)
 	if err != nil {
+		return nil, err
+	}
+	img.Inputs = inputs
+	if err := writeImage(o.OutDir, img); err != nil {
 		return nil, err
 	}
 	o.Log.Info("image exported", "dir", o.OutDir, "size_mb", img.Size>>20, "entries", len(img.Manifest.Entries), "duration", time.Since(start).Round(time.Second))

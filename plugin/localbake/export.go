@@ -28,6 +28,8 @@ type Image struct {
 	Created  time.Time     `json:"created"`
 	Suite    string        `json:"suite"`
 	Manifest role.Manifest `json:"manifest"`
+	// Inputs fingerprints what the image was made from (see Inputs).
+	Inputs string `json:"inputs,omitempty"`
 }
 
 // ImageFile is the image description in an export directory.
@@ -80,6 +82,10 @@ func Export(ctx context.Context, h *Host, manifestPath, outDir string) (*Image, 
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	// The build root comes from MkdirTemp (0700); an image's / is 0755.
+	if err := os.Chmod(h.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	tarball := filepath.Join(outDir, "rootfs.tar")
 	if err := run(ctx, "tar", "--numeric-owner", "--xattrs", "-C", h.Root, "-cf", tarball+".tmp", "."); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
@@ -92,11 +98,16 @@ func Export(ctx context.Context, h *Host, manifestPath, outDir string) (*Image, 
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	img := &Image{Rootfs: "rootfs.tar", SHA256: sum, Size: size, Created: time.Now().UTC(), Suite: Suite, Manifest: m}
+	return img, nil
+}
+
+// writeImage writes img's description next to its tarball.
+func writeImage(outDir string, img *Image) error {
 	out, _ := json.MarshalIndent(img, "", "  ")
 	if err := os.WriteFile(filepath.Join(outDir, ImageFile), append(out, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
-	return img, nil
+	return nil
 }
 
 // Verify checks every manifest entry against the root file system at root:

@@ -2,6 +2,12 @@
 // node's slot (tagged ENI + volume) in the simulator, instances that become
 // nodes by running the real zkaas-firstboot, and ZooKeeper started from the
 // files firstboot rendered — the way zookeeper.service would.
+//
+// Instances either run the host's programs (a zkaas-firstboot built for the
+// test, the host's Java and Debian's ZooKeeper jars) or, when the cloud
+// boots them from the baked image (localcloud.Options.RootFS), the image's:
+// its zkaas-firstboot, and ZooKeeper started as its zookeeper.service and
+// drop-ins say, with its Java and ZooKeeper.
 package ensemble
 
 import (
@@ -27,6 +33,7 @@ import (
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/localcloud"
+	"github.com/zkaas/zkaas/firstboot/systemd"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
@@ -38,6 +45,9 @@ var Classpath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j
 // ConfigPath is where instances read the ensemble config.
 const ConfigPath = "/etc/zkaas/ensemble.yaml"
 
+// FirstbootPath is where the bake installs zkaas-firstboot in the image.
+const FirstbootPath = "/usr/local/bin/zkaas-firstboot"
+
 // PrivateDirs are what instances must each see privately (like instances
 // booted from one image): firstboot writes under /etc. The data volume's
 // mount point (/var/lib/zookeeper, from the zookeeper package) needs no
@@ -48,7 +58,10 @@ var PrivateDirs = []string{"/etc"}
 type Options struct {
 	Name  string        // ensemble tag value
 	Nodes []config.Node // id, AZ, IP of every node
-	// Binary is the zkaas-firstboot to run on instances.
+	// Binary is the zkaas-firstboot to run, as a path on the instances: on
+	// instances running the host's programs, a host path (BuildFirstboot);
+	// on instances booted from an image, default FirstbootPath, the baked
+	// one.
 	Binary string
 	// Heap for each JVM (config zookeeper.heap); default 256m.
 	Heap string
@@ -101,6 +114,12 @@ func New(cloud *localcloud.Cloud, opts Options) (*Ensemble, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Binary == "" {
+		if cloud.RootFS() == "" {
+			return nil, errors.New("ensemble: no Binary: build zkaas-firstboot with BuildFirstboot, or boot the cloud from an image")
+		}
+		opts.Binary = FirstbootPath
 	}
 	if opts.LogDir == "" {
 		dir, err := os.MkdirTemp("", "zkaas-ensemble-")
@@ -175,7 +194,7 @@ func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
 }
 
 // InstallConfig writes the ensemble config onto the instance, as the image
-// (or user data) would carry it.
+// (or user data) would carry it; on an image it replaces the baked one.
 func (e *Ensemble) InstallConfig(inst *localcloud.Instance) error {
 	if err := os.MkdirAll(inst.Path(filepath.Dir(ConfigPath)), 0o755); err != nil {
 		return err
@@ -226,32 +245,91 @@ func (e *Ensemble) RestartZooKeeper(ctx context.Context, n *Node) error {
 	return e.startZooKeeper(ctx, n)
 }
 
-// startZooKeeper runs ZooKeeper on the node as zookeeper.service does: as
-// the zookeeper user, with the JVM flags of the rendered java.env and the
-// rendered zoo.cfg.
+// startZooKeeper runs ZooKeeper on the node as zookeeper.service does,
+// its output into the node's log.
 func (e *Ensemble) startZooKeeper(ctx context.Context, n *Node) error {
-	inst := n.Instance
-	env, err := os.ReadFile(inst.Path(filepath.Join(zookeeper.DefaultConfDir, zookeeper.JavaEnvName)))
+	// ZooKeeper outlives the call that starts it, as a service outlives
+	// systemctl start.
+	ctx = context.WithoutCancel(ctx)
+	var cmd *exec.Cmd
+	var err error
+	if e.Cloud.RootFS() != "" {
+		cmd, err = unitZooKeeper(ctx, n.Instance)
+	} else {
+		cmd, err = hostZooKeeper(ctx, n.Instance)
+	}
 	if err != nil {
 		return err
 	}
-	owner, err := zookeeper.LookupOwner("zookeeper")
-	if err != nil {
-		return err
-	}
-	args := []string{"--reuid=" + strconv.Itoa(owner.UID), "--regid=" + strconv.Itoa(owner.GID), "--clear-groups", "java"}
-	args = append(args, jvmFlags(env)...)
-	args = append(args, "-cp", strings.Join(Classpath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-		filepath.Join(zookeeper.DefaultConfDir, zookeeper.ZooCfgName))
 	logf, err := os.OpenFile(n.ZKLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := inst.Command(context.WithoutCancel(ctx), "setpriv", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	n.ZK, err = inst.Start(cmd)
+	n.ZK, err = n.Instance.Start(cmd)
 	return err
+}
+
+// hostZooKeeper is the host's Java running Debian's ZooKeeper jars
+// (Classpath) as the host's zookeeper user, with the JVM flags of the
+// rendered java.env and the rendered zoo.cfg: what zookeeper.service does
+// on an image whose ZooKeeper is the distro package's.
+func hostZooKeeper(ctx context.Context, inst *localcloud.Instance) (*exec.Cmd, error) {
+	env, err := os.ReadFile(inst.Path(filepath.Join(zookeeper.DefaultConfDir, zookeeper.JavaEnvName)))
+	if err != nil {
+		return nil, err
+	}
+	owner, err := zookeeper.LookupOwner("zookeeper")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--reuid=" + strconv.Itoa(owner.UID), "--regid=" + strconv.Itoa(owner.GID), "--clear-groups", "java"}
+	args = append(args, jvmFlags(env)...)
+	args = append(args, "-cp", strings.Join(Classpath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+		filepath.Join(zookeeper.DefaultConfDir, zookeeper.ZooCfgName))
+	return inst.Command(ctx, "setpriv", args...), nil
+}
+
+// unitZooKeeper is the image's zookeeper.service, read from the instance's
+// root with its drop-ins, started the way systemd starts it: the effective
+// ExecStart with its variables expanded, in the unit's environment (on top
+// of systemd's PATH and the user's HOME, USER, LOGNAME and SHELL), as
+// User= and Group= (resolved in the image's /etc/passwd and /etc/group,
+// the user's supplementary groups too), in "/". The unit's sandboxing and
+// limits (ProtectSystem=, LimitNOFILE=, UMask=, ...) are not applied.
+func unitZooKeeper(ctx context.Context, inst *localcloud.Instance) (*exec.Cmd, error) {
+	fsys := inst.FS()
+	svc, err := loadService(fsys, systemd.ZooKeeper)
+	if err != nil {
+		return nil, fmt.Errorf("on %s: %w", inst.ID, err)
+	}
+	env := []string{"PATH=" + defaultPATH}
+	argv := svc.Argv
+	switch {
+	case svc.User != "":
+		u, err := lookupUser(fsys, svc.User)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: User=%s: %w", systemd.ZooKeeper, inst.ID, svc.User, err)
+		}
+		gid := u.gid
+		if svc.Group != "" {
+			if gid, err = lookupGroup(fsys, svc.Group); err != nil {
+				return nil, fmt.Errorf("%s on %s: Group=%s: %w", systemd.ZooKeeper, inst.ID, svc.Group, err)
+			}
+		}
+		env = append(env, "HOME="+u.home, "USER="+u.name, "LOGNAME="+u.name, "SHELL="+u.shell)
+		argv = append([]string{"setpriv", "--reuid=" + u.uid, "--regid=" + gid, "--init-groups", "--"}, argv...)
+	case svc.Group != "":
+		gid, err := lookupGroup(fsys, svc.Group)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: Group=%s: %w", systemd.ZooKeeper, inst.ID, svc.Group, err)
+		}
+		argv = append([]string{"setpriv", "--regid=" + gid, "--keep-groups", "--"}, argv...)
+	}
+	cmd := inst.Command(ctx, argv[0], argv[1:]...)
+	cmd.Env = dedupEnv(append(env, svc.Env...))
+	return cmd, nil
 }
 
 // jvmFlags reads SERVER_JVMFLAGS="..." from a java.env.
