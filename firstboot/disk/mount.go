@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zkaas/zkaas/internal/mountinfo"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -126,33 +128,13 @@ func parseMountInfo(r io.Reader) ([]mountEntry, error) {
 		entries = append(entries, mountEntry{
 			Major:      uint32(major),
 			Minor:      uint32(minor),
-			Root:       unescapeOctal(fields[3]),
-			MountPoint: unescapeOctal(fields[4]),
+			Root:       mountinfo.Unescape(fields[3]),
+			MountPoint: mountinfo.Unescape(fields[4]),
 			FSType:     fields[sep+1],
-			Source:     unescapeOctal(fields[sep+2]),
+			Source:     mountinfo.Unescape(fields[sep+2]),
 		})
 	}
 	return entries, sc.Err()
-}
-
-// unescapeOctal undoes the kernel's \ooo escaping of space, tab, newline
-// and backslash in mountinfo paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // deviceNumber returns the major and minor number of the block device dev.

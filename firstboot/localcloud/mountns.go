@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zkaas/zkaas/internal/mountinfo"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -235,7 +237,7 @@ func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
 		// id parent major:minor root mount-point options ...
 		f := strings.Fields(line)
 		if len(f) > 4 && f[2] == want {
-			targets = append([]string{unescapeMountinfo(f[4])}, targets...)
+			targets = append([]string{mountinfo.Unescape(f[4])}, targets...)
 		}
 	}
 	if len(targets) == 0 {
@@ -250,21 +252,4 @@ func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
 		}
 	}
 	return nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of a
-// mountinfo path.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
