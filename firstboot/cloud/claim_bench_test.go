@@ -112,14 +112,8 @@ func oracleClaim(w *world, id Identity) {
 		panic(err)
 	}
 	eni, vol := w.enis[2], w.vols[2]
-	if _, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
-		NetworkInterfaceId: aws.String(eni), InstanceId: aws.String(id.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
-		panic(err)
-	}
-	if _, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
-		VolumeId: aws.String(vol), InstanceId: aws.String(id.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
-		panic(err)
-	}
+	attachENI(c, id, eni)
+	attachVolume(c, id, vol)
 	for {
 		e, _ := w.sim.NetworkInterface(eni)
 		v, _ := w.sim.Volume(vol)
@@ -142,19 +136,13 @@ func sequentialClaim(w *world, id Identity) {
 		panic(err)
 	}
 	eni, vol := w.enis[2], w.vols[2]
-	if _, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
-		NetworkInterfaceId: aws.String(eni), InstanceId: aws.String(id.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
-		panic(err)
-	}
+	attachENI(c, id, eni)
 	pollUntil(c, func() bool {
 		out, err := c.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
 		return err == nil && len(out.NetworkInterfaces) == 1 && out.NetworkInterfaces[0].Attachment != nil &&
 			out.NetworkInterfaces[0].Attachment.Status == types.AttachmentStatusAttached
 	})
-	if _, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
-		VolumeId: aws.String(vol), InstanceId: aws.String(id.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
-		panic(err)
-	}
+	attachVolume(c, id, vol)
 	pollUntil(c, func() bool {
 		out, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{vol}})
 		return err == nil && len(out.Volumes) == 1 && len(out.Volumes[0].Attachments) == 1 &&
@@ -169,5 +157,20 @@ func pollUntil(c *Claimer, done func() bool) {
 		if done() {
 			return
 		}
+	}
+}
+
+// attachENI and attachVolume are the references' attach calls.
+func attachENI(c *Claimer, id Identity, eni string) {
+	if _, err := c.EC2.AttachNetworkInterface(context.Background(), &ec2.AttachNetworkInterfaceInput{
+		NetworkInterfaceId: aws.String(eni), InstanceId: aws.String(id.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
+		panic(err)
+	}
+}
+
+func attachVolume(c *Claimer, id Identity, vol string) {
+	if _, err := c.EC2.AttachVolume(context.Background(), &ec2.AttachVolumeInput{
+		VolumeId: aws.String(vol), InstanceId: aws.String(id.InstanceID), Device: aws.String("/dev/xvdf")}); err != nil {
+		panic(err)
 	}
 }
