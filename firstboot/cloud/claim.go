@@ -283,8 +283,9 @@ func (c *Claimer) settle(ctx context.Context, inv inventory) (*types.NetworkInte
 	for _, e := range inv.enis {
 		if c.heldByMe(e.Attachment) {
 			held = append(held, e)
-		} else if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni {
-			// Our own attach succeeded; the listing has not caught up.
+		} else if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni && e.Attachment == nil {
+			// Our own attach succeeded; the listing has not caught up (it
+			// still shows the ENI available, with no attachment at all).
 			e.Attachment = &types.NetworkInterfaceAttachment{
 				AttachmentId: aws.String(c.mine.attachment), InstanceId: aws.String(c.Identity.InstanceID),
 				Status: types.AttachmentStatusAttaching, DeviceIndex: aws.Int32(c.mine.deviceIndex),
