@@ -128,16 +128,8 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	var rep Report
 	var id cloud.Identity
 	err := r.stage(&rep, "identify", func() (err error) {
-		idCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		id, err = cloud.Identify(idCtx, r.IMDS)
-		if err != nil {
-			return err
-		}
-		if id.Region != r.Config.Region() {
-			return fmt.Errorf("instance %s is in region %s but ensemble %s is in %s", id.InstanceID, id.Region, r.Config.Ensemble, r.Config.Region())
-		}
-		return nil
+		id, err = r.identify(ctx)
+		return err
 	})
 	if err == nil {
 		err = r.stage(&rep, "claim", func() (err error) {
@@ -169,11 +161,49 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		})
 	}
 	rep.Changes = len(rep.Network.Changes) + len(rep.Disk.Changes) + len(rep.ZooKeeper.Changed)
-	if !rep.Claim.Reused {
-		rep.Changes++
+	if rep.Claim.ENI != "" && !rep.Claim.Reused {
+		rep.Changes++ // the claim itself attached something
 	}
 	rep.Duration = time.Since(start)
 	return rep, err
+}
+
+// Claim is `zkaas-firstboot claim`: the identify and claim stages alone.
+func (r *Runner) Claim(ctx context.Context) (cloud.Result, error) {
+	r.defaults()
+	id, err := r.identify(ctx)
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	return cloud.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
+}
+
+// identify asks IMDS who and where this instance is, with a short bound —
+// without IMDS nothing else can work — and checks that the ensemble has a
+// node this instance could become there.
+func (r *Runner) identify(ctx context.Context) (cloud.Identity, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	id, err := cloud.Identify(ctx, r.IMDS)
+	if err != nil {
+		return id, err
+	}
+	r.Log.Info("identified", "step", "identify", "instance", id.InstanceID, "az", id.AZ, "region", id.Region)
+	if id.Region != r.Config.Region() {
+		return id, fmt.Errorf("instance %s is in region %s but ensemble %s is in %s: launch it in %s or fix the config",
+			id.InstanceID, id.Region, r.Config.Ensemble, r.Config.Region(), r.Config.Region())
+	}
+	for _, n := range r.Config.Nodes {
+		if n.AZ == id.AZ && (r.Config.Node == 0 || r.Config.Node == n.ID) {
+			return id, nil
+		}
+	}
+	what := "no node"
+	if r.Config.Node != 0 {
+		what = fmt.Sprintf("pinned node %d is not", r.Config.Node)
+	}
+	return id, fmt.Errorf("ensemble %s has %s in %s, where instance %s runs: check the ASG's subnets against the config's nodes",
+		r.Config.Ensemble, what, id.AZ, id.InstanceID)
 }
 
 // network configures the ENI's link. The subnet comes from IMDS: when the

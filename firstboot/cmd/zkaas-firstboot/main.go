@@ -20,9 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/cloud"
@@ -117,42 +115,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case "render":
 		return render(cfg, *node, *out, stdout)
-	case "run":
-		rep, err := runAll(ctx, cfg, log)
-		if err != nil {
-			return fmt.Errorf("run failed: %w", err)
-		}
-		log.Info("ready for zookeeper.service", "step", "run", "summary", rep.String())
-		return json.NewEncoder(stdout).Encode(rep)
 	}
-	res, err := claim(ctx, cfg, log)
+	r, err := runner(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("claim failed: %w", err)
+		return err
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	if cmd == "claim" {
+		res, err := r.Claim(ctx)
+		if err != nil {
+			return fmt.Errorf("claim failed: %w", err)
+		}
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	rep, err := r.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("run failed: %w", err)
+	}
+	log.Info("ready for zookeeper.service", "step", "run", "summary", rep.String())
+	return json.NewEncoder(stdout).Encode(rep)
 }
 
-// awsClients builds the IMDSv2 and EC2 clients from the SDK's standard
-// configuration chain (endpoint overrides included).
-func awsClients(ctx context.Context) (*imds.Client, aws.Config, error) {
+// runner builds the boot runner with the SDK's standard configuration
+// chain (endpoint overrides included): IMDSv2 only, and EC2 in the
+// ensemble's region.
+func runner(ctx context.Context, cfg config.Config, log *slog.Logger) (*boot.Runner, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, awsCfg, fmt.Errorf("load AWS config: %w", err)
+		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
-	return cloud.NewIMDS(awsCfg), awsCfg, nil
-}
-
-// runAll is `run`: every stage, on every boot.
-func runAll(ctx context.Context, cfg config.Config, log *slog.Logger) (boot.Report, error) {
-	md, awsCfg, err := awsClients(ctx)
-	if err != nil {
-		return boot.Report{}, err
-	}
+	md := cloud.NewIMDS(awsCfg)
 	awsCfg.Region = cfg.Region()
-	r := &boot.Runner{Config: cfg, IMDS: md, EC2: &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}, Log: log}
-	return r.Run(ctx)
+	return &boot.Runner{Config: cfg, IMDS: md, EC2: &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}, Log: log}, nil
 }
 
 // render writes the node's ZooKeeper files, as a boot would render them,
@@ -179,39 +174,4 @@ func render(cfg config.Config, node int, dir string, stdout io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// claim identifies the instance and claims its node with the real SDK.
-func claim(ctx context.Context, cfg config.Config, log *slog.Logger) (cloud.Result, error) {
-	start := time.Now()
-	md, awsCfg, err := awsClients(ctx)
-	if err != nil {
-		return cloud.Result{}, err
-	}
-	// Identity first, with a short bound: without IMDS nothing else can work.
-	idCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	id, err := cloud.Identify(idCtx, md)
-	if err != nil {
-		return cloud.Result{}, err
-	}
-	log.Info("identified", "step", "identify", "instance", id.InstanceID, "az", id.AZ, "region", id.Region, "duration", time.Since(start))
-	if id.Region != cfg.Region() {
-		return cloud.Result{}, fmt.Errorf("instance %s is in region %s but ensemble %s is in %s", id.InstanceID, id.Region, cfg.Ensemble, cfg.Region())
-	}
-	if !hasAZ(cfg, id.AZ) {
-		return cloud.Result{}, fmt.Errorf("ensemble %s has no node in %s, where instance %s runs", cfg.Ensemble, id.AZ, id.InstanceID)
-	}
-	awsCfg.Region = id.Region
-	api := &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}
-	return cloud.NewClaimer(api, cfg, id, log).Claim(ctx)
-}
-
-func hasAZ(cfg config.Config, az string) bool {
-	for _, n := range cfg.Nodes {
-		if n.AZ == az && (cfg.Node == 0 || cfg.Node == n.ID) {
-			return true
-		}
-	}
-	return false
 }

@@ -454,6 +454,51 @@ func (e *Ensemble) Client(ip string) (*zk.Conn, error) {
 	return conn, err
 }
 
+// WriteZnodes creates /demo/k0000 … with values v0, v1, … through the node
+// at ip.
+func (e *Ensemble) WriteZnodes(ip string, n int) error {
+	c, err := e.Client(ip)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Create("/demo", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return fmt.Errorf("create /demo via %s: %w", ip, err)
+	}
+	for i := range n {
+		if _, err := c.Create(znode(i), []byte(fmt.Sprintf("v%d", i)), 0, zk.WorldACL(zk.PermAll)); err != nil {
+			return fmt.Errorf("create %s via %s: %w", znode(i), ip, err)
+		}
+	}
+	return nil
+}
+
+// CheckZnodes reads back what WriteZnodes wrote, through the node at ip
+// after a sync: n children, first, middle and last with their values.
+func (e *Ensemble) CheckZnodes(ip string, n int) error {
+	c, err := e.Client(ip)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Sync("/demo"); err != nil {
+		return fmt.Errorf("sync /demo via %s: %w", ip, err)
+	}
+	kids, _, err := c.Children("/demo")
+	if err != nil || len(kids) != n {
+		return fmt.Errorf("via %s: /demo has %d children (%v), want %d", ip, len(kids), err, n)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		data, _, err := c.Get(znode(i))
+		if err != nil || string(data) != fmt.Sprintf("v%d", i) {
+			return fmt.Errorf("via %s: %s = %q, %v; want v%d", ip, znode(i), data, err, i)
+		}
+	}
+	return nil
+}
+
+func znode(i int) string { return fmt.Sprintf("/demo/k%04d", i) }
+
 type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}

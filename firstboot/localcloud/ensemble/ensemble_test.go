@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 	"github.com/zkaas/zkaas/firstboot/localcloud"
@@ -125,43 +123,17 @@ func dumpLogs(t *testing.T, e *Ensemble) {
 	}
 }
 
-// client connects to one node from inside the VPC.
-func client(t *testing.T, e *Ensemble, ip string) *zk.Conn {
+func writeZnodes(t *testing.T, e *Ensemble, ip string, n int) {
 	t.Helper()
-	conn, err := e.Client(ip)
-	if err != nil {
+	if err := e.WriteZnodes(ip, n); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	return conn
-}
-
-func writeZnodes(t *testing.T, c *zk.Conn, n int) {
-	t.Helper()
-	if _, err := c.Create("/demo", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
-		t.Fatal(err)
-	}
-	for i := range n {
-		if _, err := c.Create(fmt.Sprintf("/demo/k%04d", i), []byte(fmt.Sprintf("v%d", i)), 0, zk.WorldACL(zk.PermAll)); err != nil {
-			t.Fatalf("create k%04d: %v", i, err)
-		}
 	}
 }
 
-func checkZnodes(t *testing.T, c *zk.Conn, n int, via string) {
+func checkZnodes(t *testing.T, e *Ensemble, ip string, n int) {
 	t.Helper()
-	if _, err := c.Sync("/demo"); err != nil {
-		t.Fatalf("sync via %s: %v", via, err)
-	}
-	kids, _, err := c.Children("/demo")
-	if err != nil || len(kids) != n {
-		t.Fatalf("via %s: %d children (%v), want %d", via, len(kids), err, n)
-	}
-	for _, i := range []int{0, n / 2, n - 1} {
-		data, _, err := c.Get(fmt.Sprintf("/demo/k%04d", i))
-		if err != nil || string(data) != fmt.Sprintf("v%d", i) {
-			t.Fatalf("via %s: k%04d = %q, %v", via, i, data, err)
-		}
+	if err := e.CheckZnodes(ip, n); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -238,9 +210,9 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("quorum: %s", describe(modes))
-	writeZnodes(t, client(t, e, "10.0.1.11"), 1000)
+	writeZnodes(t, e, "10.0.1.11", 1000)
 	for _, ip := range []string{"10.0.1.11", "10.0.2.11", "10.0.3.11"} {
-		checkZnodes(t, client(t, e, ip), 1000, ip)
+		checkZnodes(t, e, ip, 1000)
 	}
 
 	// 4. Reboot: firstboot again on a running node changes nothing and
@@ -280,7 +252,7 @@ func TestLifecycle(t *testing.T) {
 	if modes[2] != "follower" && modes[2] != "leader" {
 		t.Errorf("replacement mode %q", modes[2])
 	}
-	checkZnodes(t, client(t, e, repl.IP), 1000, "replacement")
+	checkZnodes(t, e, repl.IP, 1000)
 	t.Logf("replacement: %s, synced by %s", modes[2], repl.Sync())
 	if s := repl.Sync(); s != "DIFF" && modes[2] != "leader" {
 		t.Errorf("replacement synced by %q, want DIFF (its own data, no snapshot transfer)", s)
@@ -308,7 +280,7 @@ func TestLifecycle(t *testing.T) {
 	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
 		t.Fatal(err)
 	}
-	checkZnodes(t, client(t, e, again.IP), 1000, "fresh-volume replacement")
+	checkZnodes(t, e, again.IP, 1000)
 	t.Logf("fresh-volume replacement synced by %s", again.Sync())
 	if s := again.Sync(); s != "SNAP" {
 		t.Errorf("fresh volume synced by %q, want SNAP from the leader", s)
@@ -363,7 +335,7 @@ func TestFiveNodeStorms(t *testing.T) {
 	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
 	}
-	writeZnodes(t, client(t, e, first[0].IP), 200)
+	writeZnodes(t, e, first[0].IP, 200)
 	for _, n := range first {
 		if err := e.Terminate(ctx, n); err != nil {
 			t.Fatal(err)
@@ -384,7 +356,7 @@ func TestFiveNodeStorms(t *testing.T) {
 	if _, err := e.WaitServing(ctx, 90*time.Second, 1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
 	}
-	checkZnodes(t, client(t, e, second[4].IP), 200, "after the storm")
+	checkZnodes(t, e, second[4].IP, 200)
 	if st := e.Cloud.Sim().Stats(); st.Errors["RequestLimitExceeded"]+st.Errors["InvalidNetworkInterface.InUse"]+st.Errors["VolumeInUse"] == 0 {
 		t.Errorf("no faults were injected: %v", st.Errors)
 	}

@@ -219,7 +219,7 @@ func TestBootFromImage(t *testing.T) {
 	// its config on stdin.
 	checkBakedFirstboot(t, e.Node(3).Instance, e.Config())
 
-	writeZnodes(t, client(t, e, "10.0.1.11"), 100)
+	writeZnodes(t, e, "10.0.1.11", 100)
 
 	// kill -9 node 2's instance; its replacement, from the same image,
 	// becomes node 2 again with its data.
@@ -240,7 +240,7 @@ func TestBootFromImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBakedZooKeeper(t, repl)
-	checkZnodes(t, client(t, e, repl.IP), 100, "replacement")
+	checkZnodes(t, e, repl.IP, 100)
 	t.Logf("replacement %s: %s, synced by %s", repl.Instance.ID, modes[2], repl.Sync())
 	if s := repl.Sync(); s != "DIFF" && modes[2] != "leader" {
 		t.Errorf("replacement synced by %q, want DIFF (its own data, no snapshot transfer)", s)
