@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
 // MarkerName is the identity marker's file name at the root of the volume.
@@ -78,45 +80,13 @@ func reconcileIdentity(mountPoint string, spec Spec, formatted bool, now time.Ti
 // writeMarker replaces path atomically and durably: a temporary file in the
 // same directory, fsync, rename, fsync of the directory. A crash leaves the
 // old marker or the new one, never a torn one.
-func writeMarker(path string, id Identity) (err error) {
+func writeMarker(path string, id Identity) error {
 	data, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, MarkerName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write identity marker: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write identity marker %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if _, err := fsutil.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write identity marker of %s: %w", id.VolumeID, err)
 	}
 	return nil
 }

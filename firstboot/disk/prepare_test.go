@@ -360,7 +360,7 @@ func TestMarkerGolden(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("marker mode %v (%v), want 0644", fi.Mode(), err)
 	}
-	if entries, _ := os.ReadDir(v.mnt); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), ".tmp-") }) {
+	if entries, _ := os.ReadDir(v.mnt); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), ".tmp") }) {
 		t.Errorf("temporary marker file left behind: %v", entries)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/zkaas/zkaas/firstboot/internal/fsutil"
+	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
 // Paths of the files NetworkdFiles renders, relative to /etc/systemd.

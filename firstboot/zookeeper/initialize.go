@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/internal/fsutil"
+	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
 // ErrUnsafeEmptyTree is wrapped by DecideInitialize's refusals: this node's

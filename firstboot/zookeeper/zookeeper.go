@@ -40,7 +40,7 @@ import (
 	"syscall"
 
 	"github.com/zkaas/zkaas/firstboot/config"
-	"github.com/zkaas/zkaas/firstboot/internal/fsutil"
+	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
 // DefaultConfDir holds zoo.cfg and java.env. It is ours alone: the distro's

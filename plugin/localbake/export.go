@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zkaas/zkaas/internal/fsutil"
+
 	"github.com/zkaas/zkaas/plugin/role"
 )
 
@@ -101,10 +103,14 @@ func Export(ctx context.Context, h *Host, manifestPath, outDir string) (*Image, 
 	return img, nil
 }
 
-// writeImage writes img's description next to its tarball.
+// writeImage writes img's description next to its tarball, atomically: a
+// half-written image.json would stop every later EnsureImage.
 func writeImage(outDir string, img *Image) error {
-	out, _ := json.MarshalIndent(img, "", "  ")
-	if err := os.WriteFile(filepath.Join(outDir, ImageFile), append(out, '\n'), 0o644); err != nil {
+	out, err := json.MarshalIndent(img, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if _, err := fsutil.WriteFile(filepath.Join(outDir, ImageFile), append(out, '\n'), 0o644); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zkaas/zkaas/internal/fsutil"
+
 	"github.com/hashicorp/hcl/v2/hcldec"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
@@ -246,8 +248,8 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	return nil
 }
 
-// writeJSON writes v indented to path through a temporary file and a
-// rename, so a reader never sees half a manifest.
+// writeJSON writes v indented to path atomically, so a reader never sees
+// half a manifest.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -256,9 +258,6 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	_, err = fsutil.WriteFile(path, append(b, '\n'), 0o644)
+	return err
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/zkaas/zkaas/firstboot/cloud"
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
-	"github.com/zkaas/zkaas/firstboot/internal/fsutil"
+	"github.com/zkaas/zkaas/internal/fsutil"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
