@@ -78,7 +78,7 @@ func (Packer) Validate(ctx context.Context) error {
 // image.json. The ensemble config baked in is $ZKAAS_ENSEMBLE_CONFIG
 // (default firstboot/config/testdata/ensemble.yaml).
 func (Bake) Local(ctx context.Context) error {
-	mg.CtxDeps(ctx, Plugin.Install)
+	// localbake.Bake builds and installs the plugin itself.
 	repo, err := repoRoot()
 	if err != nil {
 		return err
@@ -87,9 +87,9 @@ func (Bake) Local(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out := os.Getenv("ZKAAS_IMAGE_DIR")
-	if out == "" {
-		out = filepath.Join(cache, "image")
+	out, err := localbake.ImageDir()
+	if err != nil {
+		return err
 	}
 	ensemble := os.Getenv("ZKAAS_ENSEMBLE_CONFIG")
 	if ensemble == "" {

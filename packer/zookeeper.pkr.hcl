@@ -235,9 +235,11 @@ build {
   sources = ["source.amazon-ebs.zookeeper"]
 
   # cloud-init rewrites apt sources and runs apt on first boot: let it
-  # finish before the roles use apt.
+  # finish before the roles use apt (bounded: a hung cloud-init fails the
+  # build instead of holding it).
   provisioner "shell" {
-    inline = ["cloud-init status --wait >/dev/null || true"]
+    inline  = ["cloud-init status --wait >/dev/null || true"]
+    timeout = "10m"
   }
 
   provisioner "zkaas" {

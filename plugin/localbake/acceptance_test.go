@@ -117,7 +117,7 @@ func TestAcceptance(t *testing.T) {
 	if first.Changed == 0 {
 		t.Errorf("the first build changed nothing:\n%s", out)
 	}
-	checkImage(t, ctx, h, firstboot)
+	checkImage(t, ctx, h, firstboot, sha)
 
 	out, err = build("second", sha)
 	if err != nil {
@@ -160,14 +160,14 @@ func TestAcceptance(t *testing.T) {
 }
 
 // checkImage looks inside the provisioned build host.
-func checkImage(t *testing.T, ctx context.Context, h *Host, firstboot string) {
+func checkImage(t *testing.T, ctx context.Context, h *Host, firstboot, sha string) {
 	t.Helper()
 	for _, c := range []struct {
 		argv []string
 		want string
 	}{
 		{[]string{"readlink", "/opt/zookeeper"}, "/opt/zookeeper-" + zkVersion},
-		{[]string{"cat", "/opt/zookeeper/.zkaas-sha512"}, ""}, // the pin, recorded
+		{[]string{"cat", "/opt/zookeeper/.zkaas-sha512"}, sha}, // the pin, recorded
 		{[]string{"sh", "-c", "java -version 2>&1 | head -1"}, `openjdk version "17.`},
 		{[]string{"sha256sum", "/usr/local/bin/zkaas-firstboot"}, fileSum(t, firstboot)},
 		{[]string{"/usr/local/bin/zkaas-firstboot", "validate", "-config", "/etc/zkaas/ensemble.yaml"}, "/etc/zkaas/ensemble.yaml: ok (3 nodes)"},

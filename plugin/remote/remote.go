@@ -24,7 +24,6 @@ type Result struct {
 
 // CommandError is a script that ran and exited non-zero.
 type CommandError struct {
-	Script string
 	Result
 }
 
@@ -105,7 +104,7 @@ func (h *Host) Must(ctx context.Context, script string) (Result, error) {
 		return r, err
 	}
 	if r.Exit != 0 {
-		return r, &CommandError{Script: script, Result: r}
+		return r, &CommandError{Result: r}
 	}
 	return r, nil
 }
@@ -146,7 +145,7 @@ func (a Attr) String() string {
 	return fmt.Sprintf("%s:%s:%o", a.Owner, a.Group, a.Mode)
 }
 
-// Put installs size bytes from r at dest with attr, creating missing
+// Put installs the bytes from r at dest with attr, creating missing
 // parent directories (root, 0755). The bytes are uploaded into the staging
 // directory and moved into place with a rename, so dest is never seen
 // half-written and a retried build converges.

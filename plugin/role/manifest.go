@@ -53,7 +53,7 @@ func (s *Session) Inventory(ctx context.Context, steps []*Step) ([]ManifestEntry
 	b.WriteString("set -e\n")
 	for _, st := range steps {
 		for _, m := range st.Managed() {
-			entries = append(entries, ManifestEntry{Path: m.Path, Type: m.Type, Role: st.Role, Step: fmt.Sprintf("steps[%d] (%s)", st.Index, st.Kind)})
+			entries = append(entries, ManifestEntry{Path: m.Path, Type: m.Type, Role: st.Role, Step: StepDef{Index: st.Index, Kind: st.Kind}.Label()})
 			fmt.Fprintf(&b, "p=%s\n", q(m.Path))
 			switch m.Type {
 			case "file":

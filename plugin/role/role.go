@@ -50,7 +50,6 @@ type StepDef struct {
 	Index int
 	Kind  string
 	When  string
-	Line  int
 	node  *yaml.Node
 }
 
@@ -144,7 +143,7 @@ type nodeErr struct {
 // parseStep checks a step's kind and field names and decodes it once, so
 // type errors (a list where a string belongs) surface at load time.
 func parseStep(i int, n *yaml.Node) (StepDef, []nodeErr) {
-	s := StepDef{Index: i, Line: n.Line, node: n}
+	s := StepDef{Index: i, node: n}
 	var errs []nodeErr
 	if n.Kind != yaml.MappingNode {
 		return s, []nodeErr{{n, "a step is a mapping with a kind"}}

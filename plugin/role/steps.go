@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zkaas/zkaas/firstboot/systemd"
+
 	"github.com/zkaas/zkaas/plugin/remote"
 )
 
@@ -179,7 +181,7 @@ echo %s`, quoteAll(k.pkgs), changedMark)
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
-		delay *= 2
+		delay = min(2*delay, time.Minute) // the retries are capped; so is each wait
 	}
 }
 
@@ -469,9 +471,6 @@ func (k *fileStep) apply(ctx context.Context, s *Session) (bool, error) {
 
 var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|target|path|mount)$`)
 
-// unitDir holds administrator units, which win over a package's.
-const unitDir = "/etc/systemd/system"
-
 type unitStep struct {
 	Name    string `yaml:"name"`
 	Src     string `yaml:"src"`
@@ -498,7 +497,7 @@ func (k *unitStep) managed() []Managed {
 	if k.payload == nil {
 		return nil
 	}
-	return []Managed{{path.Join(unitDir, k.Name), "file"}}
+	return []Managed{{path.Join(systemd.UnitDir, k.Name), "file"}}
 }
 
 // apply installs the unit file and enables it with `systemctl --root=/`,
@@ -508,7 +507,7 @@ func (k *unitStep) managed() []Managed {
 func (k *unitStep) apply(ctx context.Context, s *Session) (bool, error) {
 	changed := false
 	if k.payload != nil {
-		c, err := installFile(ctx, s, path.Join(unitDir, k.Name), *k.payload, remote.Attr{Owner: "root", Group: "root", Mode: 0o644})
+		c, err := installFile(ctx, s, path.Join(systemd.UnitDir, k.Name), *k.payload, remote.Attr{Owner: "root", Group: "root", Mode: 0o644})
 		if err != nil {
 			return false, err
 		}

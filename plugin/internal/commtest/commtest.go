@@ -47,10 +47,9 @@ type rule struct {
 // Comm implements packersdk.Communicator. The zero value answers every
 // command with exit 0 and no output. Safe for concurrent use.
 type Comm struct {
-	mu        sync.Mutex
-	calls     []Call
-	rules     []*rule
-	UploadErr error // returned by every Upload when set
+	mu    sync.Mutex
+	calls []Call
+	rules []*rule
 }
 
 var _ packersdk.Communicator = (*Comm)(nil)
@@ -74,13 +73,6 @@ func (c *Comm) Calls() []Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Call(nil), c.calls...)
-}
-
-// Reset forgets the recorded calls, keeping the rules.
-func (c *Comm) Reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls = nil
 }
 
 // Transcript renders the calls one per line, for golden files; small text
@@ -133,9 +125,6 @@ func (c *Comm) Upload(path string, r io.Reader, _ *os.FileInfo) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.UploadErr != nil {
-		return c.UploadErr
-	}
 	c.calls = append(c.calls, Call{Op: "upload", Path: path, Data: bytes.Clone(data)})
 	return nil
 }
