@@ -26,8 +26,8 @@ import (
 	"github.com/zkaas/zkaas/firstboot/cloud"
 	"github.com/zkaas/zkaas/firstboot/config"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
-	"github.com/zkaas/zkaas/internal/fsutil"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
+	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
 const usage = `usage: zkaas-firstboot <command> [flags]
