@@ -2,6 +2,7 @@ package disk
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
@@ -29,9 +30,9 @@ var DefaultCommands = Commands{
 // withDefaults fills each empty path from DefaultCommands.
 func (c Commands) withDefaults() Commands {
 	return Commands{
-		Blkid:    or(c.Blkid, DefaultCommands.Blkid),
-		MkfsExt4: or(c.MkfsExt4, DefaultCommands.MkfsExt4),
-		MkfsXFS:  or(c.MkfsXFS, DefaultCommands.MkfsXFS),
+		Blkid:    cmp.Or(c.Blkid, DefaultCommands.Blkid),
+		MkfsExt4: cmp.Or(c.MkfsExt4, DefaultCommands.MkfsExt4),
+		MkfsXFS:  cmp.Or(c.MkfsXFS, DefaultCommands.MkfsXFS),
 	}
 }
 

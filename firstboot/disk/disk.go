@@ -12,6 +12,7 @@
 package disk
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,25 +110,17 @@ type Preparer struct {
 	Log           *slog.Logger  // default slog.Default()
 }
 
-func (p *Preparer) byIDDir() string   { return or(p.ByIDDir, "/dev/disk/by-id") }
-func (p *Preparer) sysfsRoot() string { return or(p.SysfsRoot, "/sys") }
+func (p *Preparer) byIDDir() string   { return cmp.Or(p.ByIDDir, "/dev/disk/by-id") }
+func (p *Preparer) sysfsRoot() string { return cmp.Or(p.SysfsRoot, "/sys") }
 
-func (p *Preparer) deviceTimeout() time.Duration { return or(p.DeviceTimeout, 60*time.Second) }
-func (p *Preparer) pollInterval() time.Duration  { return or(p.PollInterval, 250*time.Millisecond) }
+func (p *Preparer) deviceTimeout() time.Duration { return cmp.Or(p.DeviceTimeout, 60*time.Second) }
+func (p *Preparer) pollInterval() time.Duration  { return cmp.Or(p.PollInterval, 250*time.Millisecond) }
 
 func (p *Preparer) logger() *slog.Logger {
 	if p.Log == nil {
 		return slog.Default()
 	}
 	return p.Log
-}
-
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Prepare makes the volume the node's mounted data directory:

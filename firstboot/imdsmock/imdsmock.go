@@ -51,7 +51,7 @@ func Binary() (string, error) {
 			if errors.As(err, &ee) {
 				err = fmt.Errorf("%w: %s", err, ee.Stderr)
 			}
-			binErr = fmt.Errorf("build ec2-metadata-mock: %w", err)
+			binErr = fmt.Errorf("build ec2-metadata-mock (run inside the zkaas module, or set ZKAAS_IMDS_MOCK to a built binary): %w", err)
 			return
 		}
 		binPath = strings.TrimSpace(string(out))

@@ -147,7 +147,6 @@ type Cloud struct {
 
 type subnet struct {
 	id      string
-	az      string
 	cidr    netip.Prefix
 	gateway netip.Addr
 }

@@ -209,7 +209,10 @@ func crashHelper() {
 	}); err != nil {
 		fail(err)
 	}
-	for volumeState(c, vol.ID) != ec2sim.AttachAttached {
+	for deadline := time.Now().Add(10 * time.Second); volumeState(c, vol.ID) != ec2sim.AttachAttached; {
+		if time.Now().After(deadline) {
+			fail(fmt.Errorf("volume %s not attached after 10s", vol.ID))
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	mnt := filepath.Join(c.stateDir, "mnt")

@@ -80,7 +80,7 @@ func (c *Cloud) startVPC(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		c.subnets[s.AZ] = subnet{id: id, az: s.AZ, cidr: p, gateway: gw}
+		c.subnets[s.AZ] = subnet{id: id, cidr: p, gateway: gw}
 	}
 
 	var l net.Listener

@@ -8,6 +8,7 @@
 package netcfg
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,24 +162,16 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (s Spec) table() int    { return orDefault(s.Table, DefaultTable) }
-func (s Spec) priority() int { return orDefault(s.Priority, DefaultPriority) }
+func (s Spec) table() int    { return cmp.Or(s.Table, DefaultTable) }
+func (s Spec) priority() int { return cmp.Or(s.Priority, DefaultPriority) }
 
-func (s Spec) linkWait() time.Duration { return orDefault(s.LinkWait, DefaultLinkWait) }
+func (s Spec) linkWait() time.Duration { return cmp.Or(s.LinkWait, DefaultLinkWait) }
 
 func (s Spec) logger() *slog.Logger {
 	if s.Logger == nil {
 		return slog.Default()
 	}
 	return s.Logger
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func broadcast(p netip.Prefix) netip.Addr {

@@ -83,6 +83,9 @@ type Ensemble struct {
 	cfg   []byte
 	slots map[int]localcloud.Slot
 
+	// tempLogDir: LogDir is a temp dir New made, which Close removes.
+	tempLogDir bool
+
 	mu    sync.Mutex
 	nodes map[int]*Node // by node id
 }
@@ -121,21 +124,24 @@ func New(cloud *localcloud.Cloud, opts Options) (*Ensemble, error) {
 		}
 		opts.Binary = FirstbootPath
 	}
-	if opts.LogDir == "" {
+	tempLogDir := opts.LogDir == ""
+	if tempLogDir {
 		dir, err := os.MkdirTemp("", "zkaas-ensemble-")
 		if err != nil {
 			return nil, err
 		}
 		opts.LogDir = dir
 	}
-	e := &Ensemble{Cloud: cloud, opts: opts, slots: map[int]localcloud.Slot{}, nodes: map[int]*Node{}}
+	e := &Ensemble{Cloud: cloud, opts: opts, slots: map[int]localcloud.Slot{}, nodes: map[int]*Node{}, tempLogDir: tempLogDir}
 	e.cfg = e.render()
 	if _, _, err := config.Parse("ensemble.yaml", e.cfg); err != nil {
+		e.Close()
 		return nil, fmt.Errorf("ensemble config: %w", err)
 	}
 	for _, n := range opts.Nodes {
 		slot, err := cloud.CreateSlot(opts.Name, n.ID, n.AZ, n.IP.String(), opts.VolumeGiB)
 		if err != nil {
+			e.Close()
 			return nil, fmt.Errorf("slot of node %d: %w", n.ID, err)
 		}
 		e.slots[n.ID] = slot
@@ -197,9 +203,12 @@ func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
 // (or user data) would carry it; on an image it replaces the baked one.
 func (e *Ensemble) InstallConfig(inst *localcloud.Instance) error {
 	if err := os.MkdirAll(inst.Path(filepath.Dir(ConfigPath)), 0o755); err != nil {
-		return err
+		return fmt.Errorf("install %s on %s: %w", ConfigPath, inst.ID, err)
 	}
-	return os.WriteFile(inst.Path(ConfigPath), e.cfg, 0o644)
+	if err := os.WriteFile(inst.Path(ConfigPath), e.cfg, 0o644); err != nil {
+		return fmt.Errorf("install %s on %s: %w", ConfigPath, inst.ID, err)
+	}
+	return nil
 }
 
 // BootAll boots one instance per AZ given, all at once.
@@ -373,7 +382,7 @@ func (e *Ensemble) Modes(ctx context.Context) map[int]string {
 }
 
 // WaitServing waits until every listed node serves as leader or follower,
-// and exactly one leads.
+// and at most one of them leads (the leader may be outside ids).
 func (e *Ensemble) WaitServing(ctx context.Context, bound time.Duration, ids ...int) (map[int]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
@@ -436,7 +445,7 @@ func (n *Node) Sync() string {
 // Close removes the ZooKeeper logs when they were kept in a temp dir the
 // ensemble made; the cloud is the caller's to close.
 func (e *Ensemble) Close() error {
-	if strings.Contains(e.opts.LogDir, "zkaas-ensemble-") {
+	if e.tempLogDir {
 		return os.RemoveAll(e.opts.LogDir)
 	}
 	return nil
