@@ -15,6 +15,12 @@ import (
 // dash): /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0.
 const ebsByIDPrefix = "nvme-Amazon_Elastic_Block_Store_"
 
+// EBSSerial is the device serial EC2 gives a volume: its id without the dash.
+func EBSSerial(volumeID string) string { return strings.Replace(volumeID, "-", "", 1) }
+
+// EBSByIDName is the volume's name under /dev/disk/by-id on Nitro.
+func EBSByIDName(volumeID string) string { return ebsByIDPrefix + EBSSerial(volumeID) }
+
 // ResolveDevice waits, bounded by DeviceTimeout, for the block device of the
 // volume to appear and returns its canonical path (/dev/nvme1n1, /dev/xvdf).
 //
@@ -33,8 +39,8 @@ func (p *Preparer) ResolveDevice(ctx context.Context, spec Spec) (string, error)
 	if !volumeIDPattern.MatchString(spec.VolumeID) {
 		return "", fmt.Errorf("invalid volume id %q", spec.VolumeID)
 	}
-	serial := strings.Replace(spec.VolumeID, "-", "", 1)
-	byID := filepath.Join(p.byIDDir(), ebsByIDPrefix+serial)
+	serial := EBSSerial(spec.VolumeID)
+	byID := filepath.Join(p.byIDDir(), EBSByIDName(spec.VolumeID))
 	candidates := []string{byID}
 	if spec.Device != "" {
 		candidates = append(candidates, spec.Device)

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
 
@@ -333,7 +334,7 @@ func TestLaunchFromImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "attached", func() bool { return volumeState(c, slot.Volume.ID) == ec2sim.AttachAttached })
-		byID := "/dev/disk/by-id/" + EBSByIDPrefix + serialOf(slot.Volume.ID)
+		byID := "/dev/disk/by-id/" + disk.EBSByIDName(slot.Volume.ID)
 		run(t, a, "mount "+byID+" /mnt && echo data > /mnt/file")
 		if got, err := os.ReadFile(a.Path("/mnt/file")); err != nil || string(got) != "data\n" {
 			t.Errorf("the volume's file through Path = %q, %v", got, err)

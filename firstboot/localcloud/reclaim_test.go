@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"golang.org/x/sys/unix"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
 
@@ -216,7 +217,7 @@ func crashHelper() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	mnt := filepath.Join(c.stateDir, "mnt")
-	byID := "/dev/disk/by-id/" + EBSByIDPrefix + serialOf(vol.ID)
+	byID := "/dev/disk/by-id/" + disk.EBSByIDName(vol.ID)
 	out, err := inst.Command(ctx, "sh", "-ec", "mkdir "+mnt+"; mkfs.ext4 -q "+byID+"; mount "+byID+" "+mnt+
 		"; cd "+mnt+"; sleep 600 >/dev/null 2>&1 & echo $!").Output()
 	if err != nil {

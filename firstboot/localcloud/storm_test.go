@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
 
@@ -72,7 +73,7 @@ func TestBootStorm(t *testing.T) {
 	for i, inst := range insts {
 		s := slots[i]
 		mac, _ := net.ParseMAC(s.ENI.MAC)
-		byID := "/dev/disk/by-id/" + EBSByIDPrefix + serialOf(s.Volume.ID)
+		byID := "/dev/disk/by-id/" + disk.EBSByIDName(s.Volume.ID)
 		if l := linkByMAC(t, netlinkIn(t, inst.NetNS), mac); l == nil || l.Attrs().Name != "ens6" {
 			t.Errorf("%s: ENI %s of node %d is %v, want ens6", inst.ID, s.ENI.ID, s.Node, l)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
 
@@ -40,7 +41,7 @@ func TestTerminate(t *testing.T) {
 		return eniStatus(c, slot.ENI.ID) == ec2sim.AttachAttached && volumeState(c, slot.Volume.ID) == ec2sim.AttachAttached
 	})
 	mnt := t.TempDir()
-	byID := "/dev/disk/by-id/" + EBSByIDPrefix + serialOf(slot.Volume.ID)
+	byID := "/dev/disk/by-id/" + disk.EBSByIDName(slot.Volume.ID)
 	run(t, inst, "mkfs.ext4 -q "+byID+" && mount "+byID+" "+mnt)
 
 	tracked, err := inst.Start(inst.Command(t.Context(), "sleep", "600"))

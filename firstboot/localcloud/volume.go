@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
-
-// EBSByIDPrefix is how udev names an EBS volume on Nitro instances: the NVMe
-// model, then the serial, which is the volume id without its dash.
-const EBSByIDPrefix = "nvme-Amazon_Elastic_Block_Store_"
 
 // volume is a volume created through the Cloud, with its backing file.
 type volume struct {
@@ -127,14 +123,14 @@ func (c *Cloud) plugVolume(v *volume, inst *Instance) error {
 	err = unix.Fstat(int(dev.Fd()), &st)
 	att.rdev = st.Rdev
 	if err == nil {
-		err = inst.exposeDevice(name, st.Rdev, serialOf(v.id))
+		err = inst.exposeDevice(name, st.Rdev, v.id)
 	}
 	if err != nil {
-		inst.hideDevice(name, serialOf(v.id))
+		inst.hideDevice(name, v.id)
 		return errors.Join(fmt.Errorf("volume %s on %s: %w", v.id, inst.ID, err), detachLoop(dev, att.loop))
 	}
 	v.att = att
-	inst.log.Info("volume exposed", "step", "volume attach", "volume", v.id, "device", "/dev/"+name, "by_id", EBSByIDPrefix+serialOf(v.id))
+	inst.log.Info("volume exposed", "step", "volume attach", "volume", v.id, "device", "/dev/"+name, "by_id", disk.EBSByIDName(v.id))
 	return nil
 }
 
@@ -147,26 +143,24 @@ func (c *Cloud) unplugVolume(v *volume) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	uerr := att.inst.unmountDevice(ctx, att.rdev)
-	att.inst.hideDevice(att.loop.name, serialOf(v.id))
+	att.inst.hideDevice(att.loop.name, v.id)
 	if err := errors.Join(uerr, detachLoop(att.dev, att.loop)); err != nil {
 		return fmt.Errorf("release volume %s from %s: %w", v.id, att.inst.ID, err)
 	}
 	return nil
 }
 
-// serialOf is the NVMe serial of an EBS volume: its id without the dash.
-func serialOf(volumeID string) string { return strings.Replace(volumeID, "-", "", 1) }
-
 // exposeDevice makes the loop device the instance's EBS device, as the disk
 // resolver finds one on Nitro: the node in its /dev, the by-id link
 // ../../<name>, and /sys/class/block/<name>, whose attributes are the
 // device's own plus device/serial — padded to 20 characters like an NVMe
 // controller's serial.
-func (inst *Instance) exposeDevice(name string, rdev uint64, serial string) error {
+func (inst *Instance) exposeDevice(name string, rdev uint64, volumeID string) error {
+	serial := disk.EBSSerial(volumeID)
 	if err := mknod(inst.Path("/dev/"+name), unix.S_IFBLK|0o660, rdev); err != nil {
 		return err
 	}
-	if err := os.Symlink("../../"+name, inst.Path("/dev/disk/by-id/"+EBSByIDPrefix+serial)); err != nil {
+	if err := os.Symlink("../../"+name, inst.Path("/dev/disk/by-id/"+disk.EBSByIDName(volumeID))); err != nil {
 		return err
 	}
 	target, err := os.Readlink("/sys/class/block/" + name)
@@ -191,8 +185,8 @@ func (inst *Instance) exposeDevice(name string, rdev uint64, serial string) erro
 }
 
 // hideDevice removes what exposeDevice made; missing parts are fine.
-func (inst *Instance) hideDevice(name, serial string) {
-	_ = os.Remove(inst.Path("/dev/disk/by-id/" + EBSByIDPrefix + serial))
+func (inst *Instance) hideDevice(name, volumeID string) {
+	_ = os.Remove(inst.Path("/dev/disk/by-id/" + disk.EBSByIDName(volumeID)))
 	_ = os.Remove(inst.Path("/dev/" + name))
 	_ = os.RemoveAll(inst.Path("/sys/class/block/" + name))
 }

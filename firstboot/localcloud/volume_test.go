@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/ec2sim"
 )
 
@@ -27,7 +28,7 @@ func TestVolumeFollowsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := volumeFile(t, c, vol.ID)
-	byID := "/dev/disk/by-id/" + EBSByIDPrefix + strings.Replace(vol.ID, "-", "", 1)
+	byID := "/dev/disk/by-id/" + disk.EBSByIDName(vol.ID)
 	mnt := t.TempDir() // exists for every instance; mounts there stay theirs
 
 	attach := func(t *testing.T, inst *Instance) string {
