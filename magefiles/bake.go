@@ -13,7 +13,7 @@ import (
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
 
-	"github.com/zkaas/zkaas/plugin/localbake"
+	"github.com/zkaas/zkaas/localcloud/localbake"
 )
 
 // Plugin builds and installs the zkaas Packer plugin.
@@ -76,7 +76,7 @@ func (Packer) Validate(ctx context.Context) error {
 // packer/local.pkr.hcl against a Debian 12 build host, exported to
 // $ZKAAS_IMAGE_DIR (default ~/.cache/zkaas/image) as rootfs.tar and
 // image.json. The ensemble config baked in is $ZKAAS_ENSEMBLE_CONFIG
-// (default firstboot/config/testdata/ensemble.yaml).
+// (default ensemble/testdata/ensemble.yaml).
 func (Bake) Local(ctx context.Context) error {
 	// localbake.Bake builds and installs the plugin itself.
 	repo, err := repoRoot()
@@ -93,7 +93,7 @@ func (Bake) Local(ctx context.Context) error {
 	}
 	ensemble := os.Getenv("ZKAAS_ENSEMBLE_CONFIG")
 	if ensemble == "" {
-		ensemble = filepath.Join(repo, "firstboot/config/testdata/ensemble.yaml")
+		ensemble = filepath.Join(repo, "ensemble/testdata/ensemble.yaml")
 	}
 	start := time.Now()
 	img, err := localbake.Bake(ctx, localbake.Options{
@@ -113,5 +113,5 @@ func (Bake) Local(ctx context.Context) error {
 // tarball, checks inside the image, a second build that changes nothing, a
 // wrong sha512 that fails, the export.
 func (Bake) Acceptance() error {
-	return sh.RunWithV(map[string]string{"ZKAAS_ACCEPTANCE": "1"}, "go", "test", "-count=1", "-run", "TestAcceptance", "-v", "./plugin/localbake/")
+	return sh.RunWithV(map[string]string{"ZKAAS_ACCEPTANCE": "1"}, "go", "test", "-count=1", "-run", "TestAcceptance", "-v", "./localcloud/localbake/")
 }

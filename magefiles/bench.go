@@ -46,9 +46,9 @@ var targets = []target{
 func Bench() error {
 	var out bytes.Buffer
 	for _, run := range []struct{ pkg, benchtime, what string }{
-		{"./firstboot/cloud/", "5x", "the claim against the EC2 simulator (about a minute)"},
-		{"./firstboot/localcloud/ensemble/", "1x", "a real ensemble on the local cloud (a few minutes; root)"},
-		{"./plugin/localbake/", "1x", "two real packer builds, zkaas vs shell provisioner (a few minutes; root)"},
+		{"./firstboot/claim/", "5x", "the claim against the EC2 simulator (about a minute)"},
+		{"./localcloud/zkensemble/", "1x", "a real ensemble on the local cloud (a few minutes; root)"},
+		{"./localcloud/localbake/", "1x", "two real packer builds, zkaas vs shell provisioner (a few minutes; root)"},
 	} {
 		fmt.Println("running benchmarks:", run.what)
 		cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", run.benchtime, "-timeout", "30m", run.pkg)

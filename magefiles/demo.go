@@ -18,14 +18,14 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/zkaas/zkaas/firstboot/config"
-	"github.com/zkaas/zkaas/firstboot/ec2sim"
-	"github.com/zkaas/zkaas/firstboot/localcloud"
-	"github.com/zkaas/zkaas/firstboot/localcloud/ensemble"
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/localcloud"
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/zkensemble"
 )
 
 // demoNodes is the demo's three-node ensemble, one node per AZ.
-var demoNodes = []config.Node{
+var demoNodes = []ensemble.Node{
 	{ID: 1, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.11")},
 	{ID: 2, AZ: "us-east-1b", IP: netip.MustParseAddr("10.0.2.11")},
 	{ID: 3, AZ: "us-east-1c", IP: netip.MustParseAddr("10.0.3.11")},
@@ -55,7 +55,7 @@ func Demo() error {
 	}
 	defer os.RemoveAll(dir)
 	step("building zkaas-firstboot")
-	bin, err := ensemble.BuildFirstboot(ctx, ".", dir)
+	bin, err := zkensemble.BuildFirstboot(ctx, ".", dir)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func Demo() error {
 			ENIAttach: time.Second, VolumeAttach: 2 * time.Second,
 			ENIDetach: 500 * time.Millisecond, VolumeDetach: time.Second,
 		}},
-		PrivateDirs: ensemble.PrivateDirs,
+		PrivateDirs: zkensemble.PrivateDirs,
 		Logger:      quiet,
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func Demo() error {
 		step("cleaning up: instances, namespaces, veths, loop devices")
 		cloud.Close()
 	}()
-	ens, err := ensemble.New(cloud, ensemble.Options{Name: "demo", Nodes: demoNodes, Binary: bin, LogDir: dir, Log: quiet})
+	ens, err := zkensemble.New(cloud, zkensemble.Options{Name: "demo", Nodes: demoNodes, Binary: bin, LogDir: dir, Log: quiet})
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,5 @@
-// Package boot runs firstboot's stages in order — config, identify, claim,
-// network, disk, ZooKeeper — each idempotent, each logged as started,
+// Package boot runs firstboot's stages in order — identify, claim, network,
+// disk, ZooKeeper — on a config the caller has loaded; each idempotent, each logged as started,
 // finished or failed with its duration, so that `zkaas-firstboot run` does on
 // every boot what is missing and nothing else.
 package boot
@@ -20,19 +20,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/zkaas/zkaas/firstboot/cloud"
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/firstboot/claim"
 	"github.com/zkaas/zkaas/firstboot/disk"
+	"github.com/zkaas/zkaas/firstboot/identity"
 	"github.com/zkaas/zkaas/firstboot/netcfg"
+	"github.com/zkaas/zkaas/firstboot/routing"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
 // Runner holds what the stages need. Zero-valued optional fields get the
 // production defaults in Run.
 type Runner struct {
-	Config config.Config
-	IMDS   cloud.MetadataAPI
-	EC2    cloud.EC2API
+	Config ensemble.Config
+	IMDS   identity.MetadataAPI
+	EC2    claim.EC2API
 	Log    *slog.Logger
 
 	// NetworkdDir is where the systemd-networkd files go (/etc/systemd).
@@ -48,7 +50,7 @@ type Runner struct {
 
 // Report is what a run did.
 type Report struct {
-	Claim     cloud.Result  `json:"claim"`
+	Claim     claim.Result  `json:"claim"`
 	Network   netcfg.Result `json:"network"`
 	Disk      disk.Result   `json:"disk"`
 	ZooKeeper ZKReport      `json:"zookeeper"`
@@ -126,14 +128,14 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	defer cancel()
 	start := time.Now()
 	var rep Report
-	var id cloud.Identity
+	var id identity.Instance
 	err := r.stage(&rep, "identify", func() (err error) {
 		id, err = r.identify(ctx)
 		return err
 	})
 	if err == nil {
 		err = r.stage(&rep, "claim", func() (err error) {
-			rep.Claim, err = cloud.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
+			rep.Claim, err = claim.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
 			return err
 		})
 	}
@@ -169,22 +171,22 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 }
 
 // Claim is `zkaas-firstboot claim`: the identify and claim stages alone.
-func (r *Runner) Claim(ctx context.Context) (cloud.Result, error) {
+func (r *Runner) Claim(ctx context.Context) (claim.Result, error) {
 	r.defaults()
 	id, err := r.identify(ctx)
 	if err != nil {
-		return cloud.Result{}, err
+		return claim.Result{}, err
 	}
-	return cloud.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
+	return claim.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
 }
 
 // identify asks IMDS who and where this instance is, with a short bound —
 // without IMDS nothing else can work — and checks that the ensemble has a
 // node this instance could become there.
-func (r *Runner) identify(ctx context.Context) (cloud.Identity, error) {
+func (r *Runner) identify(ctx context.Context) (identity.Instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, err := cloud.Identify(ctx, r.IMDS)
+	id, err := identity.Identify(ctx, r.IMDS)
 	if err != nil {
 		return id, err
 	}
@@ -210,7 +212,7 @@ func (r *Runner) identify(ctx context.Context) (cloud.Identity, error) {
 // ENI shares the primary interface's subnet (the usual layout) the primary
 // MAC's entry answers at once; otherwise the ENI's own MAC entry is polled,
 // since IMDS learns of a hot-plugged interface with a lag.
-func (r *Runner) network(ctx context.Context, id cloud.Identity, c cloud.Result) (netcfg.Result, error) {
+func (r *Runner) network(ctx context.Context, id identity.Instance, c claim.Result) (netcfg.Result, error) {
 	mac, err := net.ParseMAC(c.MAC)
 	if err != nil {
 		return netcfg.Result{}, fmt.Errorf("ENI %s MAC %q: %w", c.ENI, c.MAC, err)
@@ -223,7 +225,7 @@ func (r *Runner) network(ctx context.Context, id cloud.Identity, c cloud.Result)
 	if err != nil {
 		return netcfg.Result{}, err
 	}
-	changed, err := netcfg.WriteNetworkdFiles(r.NetworkdDir, mac)
+	changed, err := routing.WriteNetworkdFiles(r.NetworkdDir, mac)
 	if err != nil {
 		return netcfg.Result{}, err
 	}
@@ -241,10 +243,10 @@ func (r *Runner) network(ctx context.Context, id cloud.Identity, c cloud.Result)
 	return res, err
 }
 
-func (r *Runner) subnet(ctx context.Context, id cloud.Identity, c cloud.Result) (netip.Prefix, error) {
+func (r *Runner) subnet(ctx context.Context, id identity.Instance, c claim.Result) (netip.Prefix, error) {
 	base := "network/interfaces/macs/"
-	if sid, err := cloud.GetMetadata(ctx, r.IMDS, base+id.MAC+"/subnet-id"); err == nil && sid == c.SubnetID {
-		cidr, err := cloud.GetMetadata(ctx, r.IMDS, base+id.MAC+"/subnet-ipv4-cidr-block")
+	if sid, err := identity.GetMetadata(ctx, r.IMDS, base+id.MAC+"/subnet-id"); err == nil && sid == c.SubnetID {
+		cidr, err := identity.GetMetadata(ctx, r.IMDS, base+id.MAC+"/subnet-ipv4-cidr-block")
 		if err != nil {
 			return netip.Prefix{}, err
 		}
@@ -253,7 +255,7 @@ func (r *Runner) subnet(ctx context.Context, id cloud.Identity, c cloud.Result) 
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
-		cidr, err := cloud.GetMetadata(ctx, r.IMDS, base+c.MAC+"/subnet-ipv4-cidr-block")
+		cidr, err := identity.GetMetadata(ctx, r.IMDS, base+c.MAC+"/subnet-ipv4-cidr-block")
 		if err == nil {
 			return netip.ParsePrefix(cidr)
 		}
@@ -282,7 +284,7 @@ func (r *Runner) reloadNetworkd(ctx context.Context) {
 // disk finds, checks, formats only if provably blank, and mounts the node's
 // volume, then records in EC2 that it holds a filesystem (and in c, for the
 // stages after it).
-func (r *Runner) disk(ctx context.Context, c *cloud.Result) (disk.Result, error) {
+func (r *Runner) disk(ctx context.Context, c *claim.Result) (disk.Result, error) {
 	if c.Initialized == "" {
 		// The claim's listing may predate a tag another boot wrote; the
 		// "blank but initialized: refuse" guard must see the tag as it is.
@@ -354,7 +356,7 @@ func (r *Runner) tagInitialized(ctx context.Context, vol string, when time.Time)
 // fresh volume trusts its empty tree only while the ensemble is brand new;
 // otherwise it must find a quorum to sync from, and is refused without one
 // (re-probing until the deadline) — never started as an empty voter.
-func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow bool) (ZKReport, error) {
+func (r *Runner) zookeeper(ctx context.Context, c claim.Result, formattedNow bool) (ZKReport, error) {
 	var rep ZKReport
 	ip, err := netip.ParseAddr(c.IP)
 	if err != nil {
@@ -378,7 +380,7 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 	}
 	in := zookeeper.InitInput{
 		NodeID: c.Node, HasData: rep.HasData, FormattedNow: formattedNow,
-		Self:            peerVolume(cloud.PeerInit{Node: c.Node, Volume: c.Volume, Initialized: c.Initialized}),
+		Self:            peerVolume(claim.PeerInit{Node: c.Node, Volume: c.Volume, Initialized: c.Initialized}),
 		BootstrapWindow: r.Config.Claim.BootstrapWindow.D(),
 	}
 	var peers []netip.AddrPort
@@ -392,7 +394,7 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 		if !rep.HasData {
 			// An empty tree: the decision rests on the peers' volumes as
 			// they are now, and on whether a quorum serves.
-			others, err := cloud.PeerVolumes(ctx, r.EC2, r.Config, c.Node)
+			others, err := claim.PeerVolumes(ctx, r.EC2, r.Config, c.Node)
 			if err != nil {
 				return rep, err
 			}
@@ -431,7 +433,7 @@ func (r *Runner) zookeeper(ctx context.Context, c cloud.Result, formattedNow boo
 // initialized before any bootstrap window.
 var restoredLongAgo = time.Unix(1, 0).UTC()
 
-func peerVolume(p cloud.PeerInit) zookeeper.PeerVolume {
+func peerVolume(p claim.PeerInit) zookeeper.PeerVolume {
 	pv := zookeeper.PeerVolume{NodeID: p.Node, VolumeID: p.Volume}
 	if t, err := time.Parse(time.RFC3339, p.Initialized); err == nil {
 		pv.InitializedAt = t

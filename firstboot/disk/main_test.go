@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zkaas/zkaas/firstboot/disk"
-	"github.com/zkaas/zkaas/firstboot/internal/looptest"
+	"github.com/zkaas/zkaas/localcloud/looptest"
 )
 
 // Every test that mounts runs in a private mount namespace (see looptest.Main).

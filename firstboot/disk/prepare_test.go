@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zkaas/zkaas/firstboot/disk"
-	"github.com/zkaas/zkaas/firstboot/internal/looptest"
+	"github.com/zkaas/zkaas/localcloud/looptest"
 )
 
 // volume is one test's EBS volume: a loop device behind a fake Nitro by-id

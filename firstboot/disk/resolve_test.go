@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/zkaas/zkaas/firstboot/disk"
-	"github.com/zkaas/zkaas/firstboot/internal/looptest"
+	"github.com/zkaas/zkaas/localcloud/looptest"
 )
 
 func TestResolveDevice(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 // Document is an IAM policy document.
@@ -34,7 +34,7 @@ type Statement struct {
 //   - CreateTags only for the initialized tag on the ensemble's volumes:
 //     identity tags are the operator's, and an instance that could write
 //     them could make itself any node.
-func For(cfg config.Config) Document {
+func For(cfg ensemble.Config) Document {
 	region := cfg.Region()
 	arn := func(kind string) string {
 		return "arn:" + partition(region) + ":ec2:" + region + ":*:" + kind + "/*"

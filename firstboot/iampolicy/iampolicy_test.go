@@ -5,11 +5,11 @@ import (
 
 	"github.com/zkaas/zkaas/internal/golden"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 func TestForGolden(t *testing.T) {
-	cfg, _, err := config.Load("../config/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("../config/testdata/ensemble.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestForGolden(t *testing.T) {
 }
 
 func TestForScoping(t *testing.T) {
-	cfg, _, err := config.Load("../config/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("../config/testdata/ensemble.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netcfg
 
 import (
@@ -12,8 +14,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
 	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/firstboot/routing"
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 var testSubnet = netip.MustParsePrefix("198.18.1.0/24")
@@ -116,10 +120,10 @@ func TestApply(t *testing.T) {
 				// Our table with a route of an older subnet, and
 				// rules into it from an older address and at an
 				// older priority.
-				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: DefaultTable,
+				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: routing.DefaultTable,
 					Dst: mustNet("198.18.2.0/24"), Scope: netlink.SCOPE_LINK}))
-				must(t, h.RuleAdd(rule("198.18.1.99/32", DefaultTable, DefaultPriority)))
-				must(t, h.RuleAdd(rule("198.18.1.10/32", DefaultTable, 3000)))
+				must(t, h.RuleAdd(rule("198.18.1.99/32", routing.DefaultTable, routing.DefaultPriority)))
+				must(t, h.RuleAdd(rule("198.18.1.10/32", routing.DefaultTable, 3000)))
 				// What amazon-ec2-net-utils would have set up.
 				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: 10001,
 					Dst: mustNet("0.0.0.0/0"), Gw: net.ParseIP("198.18.1.1")}))
@@ -270,11 +274,11 @@ func checkConfigured(t *testing.T, ns *netnstest.NS, link netlink.Link, ip strin
 		"0.0.0.0/0 via 198.18.1.1 dev " + name,
 		"198.18.1.0/24 dev " + name + " scope link src " + ip,
 	}
-	if got := routes(t, h, DefaultTable); !slices.Equal(got, wantRoutes) {
-		t.Errorf("table %d = %v, want %v", DefaultTable, got, wantRoutes)
+	if got := routes(t, h, routing.DefaultTable); !slices.Equal(got, wantRoutes) {
+		t.Errorf("table %d = %v, want %v", routing.DefaultTable, got, wantRoutes)
 	}
-	if got, want := rules(t, h, DefaultTable), []string{fmt.Sprintf("from %s/32 priority %d", ip, DefaultPriority)}; !slices.Equal(got, want) {
-		t.Errorf("rules into table %d = %v, want %v", DefaultTable, got, want)
+	if got, want := rules(t, h, routing.DefaultTable), []string{fmt.Sprintf("from %s/32 priority %d", ip, routing.DefaultPriority)}; !slices.Equal(got, want) {
+		t.Errorf("rules into table %d = %v, want %v", routing.DefaultTable, got, want)
 	}
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netcfg
 
 import (
@@ -11,7 +13,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
+
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 // TestFindLinkByMAC finds the ENI whatever the kernel or udev called it, next

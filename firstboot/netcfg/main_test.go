@@ -1,3 +1,5 @@
+//go:build linux
+
 package netcfg
 
 import (
@@ -6,7 +8,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Main(m)) }

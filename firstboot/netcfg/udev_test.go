@@ -1,3 +1,5 @@
+//go:build linux
+
 package netcfg
 
 import (
@@ -8,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 func TestWaitUdevInitialized(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
@@ -27,7 +27,7 @@ func TestUnits(t *testing.T) {
 // TestUnitsAgreeWithFirstboot pins the paths the units share with the code
 // that renders and reads them.
 func TestUnitsAgreeWithFirstboot(t *testing.T) {
-	if mp := config.Default().Volume.MountPoint; mp != DefaultMountPoint {
+	if mp := ensemble.Default().Volume.MountPoint; mp != DefaultMountPoint {
 		t.Errorf("config's default mount point %s != DefaultMountPoint %s", mp, DefaultMountPoint)
 	}
 	layout := zookeeper.DefaultLayout(DefaultMountPoint)
@@ -38,7 +38,7 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 		name string
 		line string
 	}{
-		{fb, Firstboot, "ExecStart=/usr/local/bin/zkaas-firstboot run -config " + config.DefaultPath + "\n"},
+		{fb, Firstboot, "ExecStart=/usr/local/bin/zkaas-firstboot run -config " + ensemble.DefaultPath + "\n"},
 		{fb, Firstboot, "Before=" + ZooKeeper + "\n"},
 		{zk, ZooKeeper, "Requires=" + Firstboot + "\n"},
 		{zk, ZooKeeper, "After=" + Firstboot + "\n"},

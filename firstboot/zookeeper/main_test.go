@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 // Probe and real-ZooKeeper tests listen only inside namespaces they create;

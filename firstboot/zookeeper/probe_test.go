@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/internal/netnstest"
+	"github.com/zkaas/zkaas/localcloud/netnstest"
 )
 
 // hang makes a fake peer accept, read the command and never answer.

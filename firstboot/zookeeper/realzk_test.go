@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 // The Debian zookeeper package (3.8) ships no systemd unit and no java.env
@@ -40,9 +40,9 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	ns := newTestNS(t)
 	self := netip.MustParseAddr("127.0.0.1")
 
-	cfg := config.Default()
+	cfg := ensemble.Default()
 	cfg.Ensemble = "zk-real"
-	cfg.Nodes = []config.Node{{ID: 1, AZ: "us-east-1a", IP: self}}
+	cfg.Nodes = []ensemble.Node{{ID: 1, AZ: "us-east-1a", IP: self}}
 	cfg.ZooKeeper.TickTime = 200
 	cfg.ZooKeeper.Heap = "128m"
 	// Ports are free: nothing else runs in the namespace.

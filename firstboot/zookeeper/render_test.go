@@ -10,16 +10,16 @@ import (
 
 	"github.com/zkaas/zkaas/internal/golden"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 // ensemble returns the default config with n nodes 10.0.<id>.10 spread over
 // three AZs.
-func ensemble(n int) config.Config {
-	cfg := config.Default()
+func testEnsemble(n int) ensemble.Config {
+	cfg := ensemble.Default()
 	cfg.Ensemble = "prod-zk"
 	for id := 1; id <= n; id++ {
-		cfg.Nodes = append(cfg.Nodes, config.Node{
+		cfg.Nodes = append(cfg.Nodes, ensemble.Node{
 			ID: id,
 			AZ: fmt.Sprintf("us-east-1%c", 'a'+(id-1)%3),
 			IP: netip.AddrFrom4([4]byte{10, 0, byte(id), 10}),
@@ -32,27 +32,27 @@ func TestRenderGolden(t *testing.T) {
 	layout := DefaultLayout("/var/lib/zookeeper")
 	tests := []struct {
 		name   string
-		cfg    func() config.Config
+		cfg    func() ensemble.Config
 		nodeID int
 	}{
-		{"3-node", func() config.Config { return ensemble(3) }, 2},
-		{"5-node-admin", func() config.Config {
-			cfg := ensemble(5)
+		{"3-node", func() ensemble.Config { return testEnsemble(3) }, 2},
+		{"5-node-admin", func() ensemble.Config {
+			cfg := testEnsemble(5)
 			// Nodes out of id order in the file still render sorted.
 			cfg.Nodes[0], cfg.Nodes[4] = cfg.Nodes[4], cfg.Nodes[0]
-			cfg.ZooKeeper.AdminServer = config.AdminServer{Enabled: true, Port: 8081}
+			cfg.ZooKeeper.AdminServer = ensemble.AdminServer{Enabled: true, Port: 8081}
 			cfg.ZooKeeper.Heap = "2g"
 			return cfg
 		}, 5},
-		{"custom-4lw", func() config.Config {
-			cfg := ensemble(3)
+		{"custom-4lw", func() ensemble.Config {
+			cfg := testEnsemble(3)
 			cfg.ZooKeeper.FourLetterWords = []string{"ruok", "conf"}
-			cfg.ZooKeeper.Autopurge = config.Autopurge{SnapRetainCount: 5, PurgeInterval: 0}
+			cfg.ZooKeeper.Autopurge = ensemble.Autopurge{SnapRetainCount: 5, PurgeInterval: 0}
 			cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 12181, 12888, 13888
 			return cfg
 		}, 1},
-		{"all-4lw", func() config.Config {
-			cfg := ensemble(3)
+		{"all-4lw", func() ensemble.Config {
+			cfg := testEnsemble(3)
 			cfg.ZooKeeper.FourLetterWords = []string{"*"}
 			return cfg
 		}, 3},
@@ -81,7 +81,7 @@ func TestRenderGolden(t *testing.T) {
 }
 
 func TestRenderIsDeterministic(t *testing.T) {
-	cfg := ensemble(5)
+	cfg := testEnsemble(5)
 	a, err := Render(cfg, 3, cfg.Nodes[2].IP, DefaultLayout("/zk"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 }
 
 func TestRenderErrors(t *testing.T) {
-	cfg := ensemble(3)
+	cfg := testEnsemble(3)
 	good := DefaultLayout("/var/lib/zookeeper")
 	tests := []struct {
 		name   string

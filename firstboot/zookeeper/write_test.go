@@ -31,7 +31,7 @@ func testFiles(t *testing.T) Files {
 	}
 	l := DefaultLayout(mount)
 	l.ConfDir = filepath.Join(dir, "etc", "zkaas", "zookeeper")
-	cfg := ensemble(3)
+	cfg := testEnsemble(3)
 	f, err := Render(cfg, 1, cfg.Nodes[0].IP, l)
 	if err != nil {
 		t.Fatal(err)

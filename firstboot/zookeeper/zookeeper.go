@@ -39,7 +39,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/internal/fsutil"
 )
 
@@ -124,7 +124,7 @@ type Files struct {
 // Render produces the configuration of node nodeID. self is the address of
 // the ENI this instance holds; it must be the address the config gives the
 // node, or the node would advertise one address and listen on another.
-func Render(cfg config.Config, nodeID int, self netip.Addr, layout Layout) (Files, error) {
+func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Files, error) {
 	if err := layout.validate(); err != nil {
 		return Files{}, err
 	}
@@ -136,7 +136,7 @@ func Render(cfg config.Config, nodeID int, self netip.Addr, layout Layout) (File
 		return Files{}, fmt.Errorf("render node %d: ENI address %s is not the node's configured address %s", nodeID, self, node.IP)
 	}
 	nodes := slices.Clone(cfg.Nodes)
-	slices.SortFunc(nodes, func(a, b config.Node) int { return a.ID - b.ID })
+	slices.SortFunc(nodes, func(a, b ensemble.Node) int { return a.ID - b.ID })
 	z := cfg.ZooKeeper
 
 	var b strings.Builder

@@ -14,13 +14,13 @@ import (
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/zkaas/zkaas/internal/commtest"
 	"github.com/zkaas/zkaas/internal/golden"
-	"github.com/zkaas/zkaas/plugin/internal/commtest"
 	"github.com/zkaas/zkaas/plugin/role"
 )
 
 // ensembleYAML is a valid ensemble config (firstboot's own test fixture).
-const ensembleYAML = "../../firstboot/config/testdata/ensemble.yaml"
+const ensembleYAML = "../../ensemble/testdata/ensemble.yaml"
 
 // fixture writes the files the built-in roles need: a firstboot binary,
 // ensemble configs (valid, invalid, one enabling the AdminServer) and a

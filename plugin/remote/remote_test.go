@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zkaas/zkaas/plugin/internal/commtest"
+	"github.com/zkaas/zkaas/internal/commtest"
 )
 
 func TestQuote(t *testing.T) {

@@ -19,8 +19,8 @@ import (
 
 	"github.com/zkaas/zkaas/internal/suggest"
 
-	"github.com/zkaas/zkaas/firstboot/config"
-	"github.com/zkaas/zkaas/firstboot/netcfg"
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/firstboot/routing"
 	"github.com/zkaas/zkaas/firstboot/systemd"
 )
 
@@ -346,31 +346,31 @@ func templateFuncs(env *Env) template.FuncMap {
 		// networkdConf returns the MAC-independent networkd.conf drop-in
 		// (the per-ENI .network file is written at boot).
 		"networkdConf": func() string {
-			return string(netcfg.NetworkdFiles(nil)[netcfg.NetworkdConfPath])
+			return string(routing.NetworkdFiles(nil)[routing.NetworkdConfPath])
 		},
 		// ensemble loads an ensemble config (validated when its variable
 		// was bound).
-		"ensemble": func(p string) (config.Config, error) {
+		"ensemble": func(p string) (ensemble.Config, error) {
 			if p == invalid {
-				return config.Default(), nil
+				return ensemble.Default(), nil
 			}
 			abs, err := filepath.Abs(p)
 			if err != nil {
-				return config.Config{}, err
+				return ensemble.Config{}, err
 			}
 			res, ok := env.ensembles[abs]
 			if !ok {
-				cfg, _, err := config.Load(abs)
+				cfg, _, err := ensemble.Load(abs)
 				res = ensembleResult{cfg, err}
 				env.ensembles[abs] = res
 				if err != nil {
-					return config.Config{}, err
+					return ensemble.Config{}, err
 				}
 			}
 			if res.err != nil {
 				// Already reported on the variable; render with the
 				// defaults so the step's other problems still show.
-				return config.Default(), nil
+				return ensemble.Default(), nil
 			}
 			return res.cfg, nil
 		},

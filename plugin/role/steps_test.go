@@ -12,8 +12,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/zkaas/zkaas/internal/commtest"
 	"github.com/zkaas/zkaas/internal/golden"
-	"github.com/zkaas/zkaas/plugin/internal/commtest"
 	"github.com/zkaas/zkaas/plugin/remote"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 // Variable types. A value is checked against its type when the role is
@@ -107,7 +107,7 @@ type Env struct {
 }
 
 type ensembleResult struct {
-	cfg config.Config
+	cfg ensemble.Config
 	err error
 }
 
@@ -195,7 +195,7 @@ func (v VarDef) convert(raw string, env *Env) (any, error) {
 		if err != nil {
 			return p, err
 		}
-		cfg, _, err := config.Load(p)
+		cfg, _, err := ensemble.Load(p)
 		env.ensembles[p] = ensembleResult{cfg, err}
 		if err != nil {
 			return p, fmt.Errorf("not a valid ensemble config:\n    %s", strings.ReplaceAll(err.Error(), "\n", "\n    "))

@@ -22,10 +22,11 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
-	"github.com/zkaas/zkaas/firstboot/cloud"
-	"github.com/zkaas/zkaas/firstboot/config"
+	"github.com/zkaas/zkaas/firstboot/claim"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
+	"github.com/zkaas/zkaas/firstboot/identity"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 	"github.com/zkaas/zkaas/internal/fsutil"
 )
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "ensemble config file")
+	cfgPath := fs.String("config", ensemble.DefaultPath, "ensemble config file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	node := fs.Int("node", 0, "render: the node id")
 	out := fs.String("out", "", "render: the output directory")
@@ -94,12 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return exitError{2, fmt.Errorf("unknown command %q", cmd)}
 	}
-	cfg, warns, err := config.Load(*cfgPath)
+	cfg, warns, err := ensemble.Load(*cfgPath)
 	for _, w := range warns {
 		log.Warn("config", "step", "config", "warning", w.Error())
 	}
 	if err != nil {
-		var p *config.Problems
+		var p *ensemble.Problems
 		if errors.As(err, &p) {
 			fmt.Fprintln(stderr, p.Error())
 			return exitError{2, fmt.Errorf("invalid config %s: %d problem(s)", *cfgPath, len(p.Errors))}
@@ -138,21 +139,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // runner builds the boot runner with the SDK's standard configuration
 // chain (endpoint overrides included): IMDSv2 only, and EC2 in the
 // ensemble's region.
-func runner(ctx context.Context, cfg config.Config, log *slog.Logger) (*boot.Runner, error) {
+func runner(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (*boot.Runner, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
-	md := cloud.NewIMDS(awsCfg)
+	md := identity.NewIMDS(awsCfg)
 	awsCfg.Region = cfg.Region()
-	return &boot.Runner{Config: cfg, IMDS: md, EC2: &cloud.Counting{EC2API: cloud.NewEC2(awsCfg)}, Log: log}, nil
+	return &boot.Runner{Config: cfg, IMDS: md, EC2: &claim.Counting{EC2API: claim.NewEC2(awsCfg)}, Log: log}, nil
 }
 
 // render writes the node's ZooKeeper files, as a boot would render them,
 // flat into dir — for review or a diff, without AWS.
-func render(cfg config.Config, node int, dir string, stdout io.Writer) error {
+func render(cfg ensemble.Config, node int, dir string, stdout io.Writer) error {
 	n, ok := cfg.NodeByID(node)
 	if !ok || dir == "" {
 		return exitError{2, fmt.Errorf("render needs -node (one of the config's node ids) and -out DIR")}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/cloud"
-	"github.com/zkaas/zkaas/firstboot/ec2sim"
-	"github.com/zkaas/zkaas/firstboot/imdsmock"
+	"github.com/zkaas/zkaas/firstboot/claim"
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/imdsmock"
 )
 
 var binary string
@@ -172,7 +172,7 @@ instances:
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 	}
 	cfg := writeConfig(t, ensembleYAML)
-	var first cloud.Result
+	var first claim.Result
 	for run := 0; run < 2; run++ {
 		runEnv := env
 		if run == 1 {
@@ -184,7 +184,7 @@ instances:
 		if code != 0 {
 			t.Fatalf("run %d: exit %d\n%s", run, code, stderr)
 		}
-		var r cloud.Result
+		var r claim.Result
 		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 			t.Fatalf("run %d: stdout is not one JSON object: %v\n%s", run, err, stdout)
 		}

@@ -1,0 +1,188 @@
+package claim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// takeENI attaches the first free, valid ENI of this AZ (only node prefer's
+// when set), in shuffled order so a storm of boots spreads over the slots.
+func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *waiter) error {
+	var candidates []types.NetworkInterface
+	var misconfigured, others []string
+	for _, e := range inv.enis {
+		id, node := aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)
+		if prefer != 0 && node != prefer {
+			continue
+		}
+		if e.Status != types.NetworkInterfaceStatusAvailable {
+			if e.Attachment != nil {
+				others = append(others, fmt.Sprintf("%s (node %d) %s to %s", id, node, e.Attachment.Status, aws.ToString(e.Attachment.InstanceId)))
+			}
+			continue
+		}
+		if m := c.mismatch(e); m != "" {
+			misconfigured = append(misconfigured, m)
+			continue
+		}
+		candidates = append(candidates, e)
+	}
+	c.Rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	for _, e := range candidates {
+		id := aws.ToString(e.NetworkInterfaceId)
+	indexes:
+		for idx := int32(1); idx <= 15; idx++ {
+			t := time.Now()
+			out, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
+				NetworkInterfaceId: aws.String(id), InstanceId: aws.String(c.Identity.InstanceID), DeviceIndex: aws.Int32(idx),
+			})
+			switch {
+			case err == nil:
+				c.took(w, e, aws.ToString(out.AttachmentId), idx)
+				c.Log.Info("attached ENI", "step", "claim-eni", "eni", id, "node", w.node,
+					"attachment", w.attachmentID, "device_index", idx, "duration", time.Since(t))
+				return nil
+			case slotTaken(err):
+				continue // the instance has an interface at idx already
+			case lostRace(err):
+				// The SDK retries an attach whose response was lost; the
+				// retry then finds the ENI in use — by us.
+				if a := c.attachedToMe(ctx, id); a != nil {
+					c.took(w, e, aws.ToString(a.AttachmentId), aws.ToInt32(a.DeviceIndex))
+					c.Log.Info("attached ENI (the first response was lost)", "step", "claim-eni", "eni", id, "node", w.node)
+					return nil
+				}
+				c.Log.Info("lost the race for ENI", "step", "claim-eni", "eni", id, "code", errorCode(err))
+				others = append(others, fmt.Sprintf("%s (node %d) taken by a concurrent boot", id, c.nodeOf(e.TagSet)))
+				break indexes
+			default:
+				return fmt.Errorf("attach %s to %s: %w", id, c.Identity.InstanceID, err)
+			}
+		}
+	}
+	if len(misconfigured) > 0 && len(candidates) == 0 {
+		// Waiting will not change an ENI's address or tags: fail now so the
+		// operator sees it, instead of at the deadline.
+		return fmt.Errorf("%w: %s", errFatal, strings.Join(misconfigured, "; "))
+	}
+	what := "any node"
+	if prefer != 0 {
+		what = fmt.Sprintf("node %d", prefer)
+	}
+	why := fmt.Sprintf("no free ENI for %s of ensemble %s in %s", what, c.Config.Ensemble, c.Identity.AZ)
+	if len(others) > 0 {
+		why += ": " + strings.Join(others, "; ")
+	}
+	return errRetry{why}
+}
+
+func (c *Claimer) took(w *waiter, e types.NetworkInterface, attachment string, idx int32) {
+	w.setENI(c, e, attachment, idx)
+	c.mine = &ownENI{eni: w.eniID, attachment: attachment, deviceIndex: idx}
+}
+
+// attachedToMe returns the ENI's attachment if it is ours, reading it fresh.
+func (c *Claimer) attachedToMe(ctx context.Context, eni string) *types.NetworkInterfaceAttachment {
+	out, err := c.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+	if err != nil || len(out.NetworkInterfaces) != 1 || !c.heldByMe(out.NetworkInterfaces[0].Attachment) {
+		return nil
+	}
+	return out.NetworkInterfaces[0].Attachment
+}
+
+// takeVolume attaches the node's volume. It leaves device empty when the
+// volume is still held elsewhere (a predecessor releasing it): the wait loop
+// then retries.
+func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
+	c := w.c
+	if c.volHeldByMe(vol) {
+		w.device, w.volReused = aws.ToString(vol.Attachments[0].Device), true
+		return nil
+	}
+	w.holder = volHolder(vol)
+	if vol.State != types.VolumeStateAvailable {
+		c.Log.Info("volume not available yet", "step", "claim-volume", "volume", w.volID, "state", vol.State, "holder", w.holder)
+		return nil
+	}
+	for _, dev := range deviceNames(c.Config.Volume.Device) {
+		t := time.Now()
+		_, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
+			VolumeId: aws.String(w.volID), InstanceId: aws.String(c.Identity.InstanceID), Device: aws.String(dev),
+		})
+		switch {
+		case err == nil:
+			c.Log.Info("attached volume", "step", "claim-volume", "volume", w.volID, "device", dev, "duration", time.Since(t))
+			w.device, w.volSeen = dev, time.Time{}
+			return nil
+		case slotTaken(err):
+			continue
+		case lostRace(err):
+			c.Log.Info("volume still held", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
+			return nil
+		default:
+			return fmt.Errorf("attach %s to %s at %s: %w", w.volID, c.Identity.InstanceID, dev, err)
+		}
+	}
+	return fmt.Errorf("%w: no free device name from %s for %s on %s", errFatal, c.Config.Volume.Device, w.volID, c.Identity.InstanceID)
+}
+
+// cleanup bounds a give-back call: it must happen even when the claim's own
+// deadline has passed, since holding another node's volume (or a second
+// ENI) would block that node.
+func cleanup(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// release gives back a volume this instance must not hold: holding a node's
+// data without its identity is never allowed.
+func (c *Claimer) release(ctx context.Context, vol, why string) {
+	ctx, cancel := cleanup(ctx)
+	defer cancel()
+	_, err := c.EC2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(c.Identity.InstanceID)})
+	if err != nil {
+		c.Log.Error("could not give back volume", "step", "claim-volume", "volume", vol, "why", why, "err", err)
+		return
+	}
+	c.Log.Warn("gave back volume", "step", "claim-volume", "volume", vol, "why", why)
+}
+
+// releaseENI lets go of an ENI this instance holds in excess.
+func (c *Claimer) releaseENI(ctx context.Context, e types.NetworkInterface) error {
+	ctx, cancel := cleanup(ctx)
+	defer cancel()
+	id, att := aws.ToString(e.NetworkInterfaceId), aws.ToString(e.Attachment.AttachmentId)
+	if _, err := c.EC2.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(att)}); err != nil {
+		return fmt.Errorf("let go of extra ENI %s (node %d): %w", id, c.nodeOf(e.TagSet), err)
+	}
+	c.detached[att] = true
+	if c.mine != nil && c.mine.eni == id {
+		c.mine = nil
+	}
+	c.Log.Warn("let go of an extra ENI: one node per instance", "step", "claim-eni", "eni", id, "node", c.nodeOf(e.TagSet))
+	return nil
+}
+
+func volHolder(v types.Volume) string {
+	var h []string
+	for _, a := range v.Attachments {
+		h = append(h, fmt.Sprintf("%s %s", aws.ToString(a.InstanceId), a.State))
+	}
+	return strings.Join(h, ", ")
+}
+
+// deviceNames is the requested name first, then the following letters up to
+// p (EC2's recommended range ends there), in the same family.
+func deviceNames(first string) []string {
+	names := []string{first}
+	prefix, last := first[:len(first)-1], first[len(first)-1]
+	for l := last + 1; l <= 'p'; l++ {
+		names = append(names, prefix+string(l))
+	}
+	return names
+}

@@ -1,0 +1,450 @@
+package localcloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/imdsmock"
+)
+
+// imdsAddress is where IMDS answers on every instance.
+const imdsAddress = "169.254.169.254"
+
+// Instance is one running instance: its identity in the simulator and the
+// namespaces that are its machine. Programs run on it with Command and
+// Start.
+type Instance struct {
+	ID         string
+	AZ         string
+	Region     string
+	SubnetID   string
+	SubnetCIDR string
+	PrivateIP  string // of the primary ENI, configured on ens5
+	MAC        string // of the primary ENI
+	NetNS      string // path of its network namespace (/run/netns/...)
+	MountNS    string // path of the bind mount that keeps its mount namespace
+
+	cloud   *Cloud
+	log     *slog.Logger
+	netNL   *netlink.Handle
+	primary string   // bridge end of ens5
+	root    *os.File // the instance's "/" (O_PATH), see Path
+	rootDir string   // with an image: where its root is mounted in its mount namespace
+	imds    *imdsmock.Server
+	dir     string // its overlay layers (root or private directories), IMDS files
+
+	net netnsRef
+
+	mu         sync.Mutex
+	terminated bool
+	procs      map[*Process]bool
+}
+
+// Launch starts an instance in the AZ's subnet — a new instance id, the
+// subnet's next free address — and returns once it is running in the
+// simulator, its network is configured and IMDS answers on it.
+func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) {
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer c.busy.Done()
+	start := time.Now()
+	sub, ok := c.subnets[az]
+	if !ok {
+		return nil, fmt.Errorf("launch: no subnet in %s", az)
+	}
+	si, err := c.sim.RunInstance(sub.id)
+	if err != nil {
+		return nil, fmt.Errorf("launch in %s: %w", az, err)
+	}
+	inst := &Instance{
+		ID: si.ID, AZ: si.AZ, Region: c.region, SubnetID: sub.id, SubnetCIDR: sub.cidr.String(),
+		PrivateIP: si.PrivateIP, MAC: si.MAC,
+		cloud: c, log: c.log.With("instance", si.ID),
+		dir: filepath.Join(c.runDir, "inst", si.ID), procs: map[*Process]bool{},
+	}
+	defer c.logStep("launch", start, &err, "instance", si.ID, "az", az, "ip", si.PrivateIP)
+	defer func() {
+		if err != nil {
+			// The simulator has no launch failure: terminate it there too.
+			err = errors.Join(err, c.sim.TerminateInstance(si.ID), c.destroy(inst))
+		}
+	}()
+	if err := c.instanceNetwork(ctx, inst, sub, si.PrimaryENI); err != nil {
+		return nil, err
+	}
+	if err := c.instanceMounts(ctx, inst); err != nil {
+		return nil, err
+	}
+	if err := c.startIMDS(ctx, inst, sub); err != nil {
+		return nil, err
+	}
+	if err := c.waitRunning(ctx, inst.ID); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.instances[inst.ID] = inst
+	c.mu.Unlock()
+	return inst, nil
+}
+
+// instanceNetwork creates the instance's network namespace with lo (also
+// carrying the IMDS address) and the primary interface ens5 on the bridge,
+// configured as the OS would at boot: address and default route.
+func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet, eni string) (err error) {
+	defer c.logStep("instance network", time.Now(), &err, "instance", inst.ID)
+	path, h, err := c.tools.createNetNS(ctx, Prefix+c.runID+"-"+inst.ID)
+	if err != nil {
+		return err
+	}
+	inst.NetNS = path
+	inst.net.set(h)
+	if inst.netNL, err = netlink.NewHandleAt(h); err != nil {
+		return fmt.Errorf("netlink in %s: %w", inst.NetNS, err)
+	}
+	if inst.primary, err = c.plugVeth(inst, 0, inst.MAC, eni+" on "+inst.ID+" (primary)"); err != nil {
+		return err
+	}
+	ip := netip.MustParseAddr(inst.PrivateIP)
+	for _, l := range []struct {
+		name string
+		addr netip.Prefix
+	}{
+		{"lo", netip.PrefixFrom(netip.MustParseAddr(imdsAddress), 32)},
+		{nitroName(0), netip.PrefixFrom(ip, sub.cidr.Bits())},
+	} {
+		link, err := inst.netNL.LinkByName(l.name)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", l.name, inst.ID, err)
+		}
+		if err := inst.netNL.AddrAdd(link, addr(l.addr)); err != nil {
+			return fmt.Errorf("add %s to %s in %s: %w", l.addr, l.name, inst.ID, err)
+		}
+		if err := inst.netNL.LinkSetUp(link); err != nil {
+			return fmt.Errorf("set %s up in %s: %w", l.name, inst.ID, err)
+		}
+	}
+	if err := inst.netNL.RouteAdd(&netlink.Route{Gw: sub.gateway.AsSlice()}); err != nil {
+		return fmt.Errorf("default route via %s in %s: %w", sub.gateway, inst.ID, err)
+	}
+	return nil
+}
+
+// startIMDS runs AWS's IMDS mock inside the instance's network namespace on
+// 169.254.169.254:80 and waits until it hands out tokens.
+func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err error) {
+	defer c.logStep("imds", time.Now(), &err, "instance", inst.ID)
+	inst.imds, err = imdsmock.Start(ctx, imdsmock.Instance{
+		InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC, PrivateIP: inst.PrivateIP,
+		SubnetID: sub.id, SubnetCIDR: sub.cidr.String(), VPCCIDR: VPCCIDR,
+	}, imdsmock.Options{
+		Host: imdsAddress, Port: 80,
+		// In the instance's run dir, so a crashed run's reclaim removes it.
+		Dir: filepath.Join(inst.dir, "imds"),
+		Wrap: func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"nsenter", "--net=" + inst.NetNS, "--", cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = c.tools.nsenter
+		},
+		Client: inst.HTTPClient(),
+	})
+	if err != nil {
+		return fmt.Errorf("IMDS of %s: %w", inst.ID, err)
+	}
+	return nil
+}
+
+// waitRunning waits until the simulator has the instance running (a start
+// latency keeps it pending for a while).
+func (c *Cloud) waitRunning(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.EC2.Latency.InstanceStart+30*time.Second)
+	defer cancel()
+	for {
+		si, ok := c.sim.Instance(id)
+		if !ok {
+			return fmt.Errorf("instance %s vanished from the simulator", id)
+		}
+		if si.State == ec2sim.StateRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("instance %s still %s: %w", id, si.State, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Terminate kills the instance's processes (SIGKILL by PID: no clean
+// shutdown), terminates it in the simulator — which detaches its ENIs and
+// volumes after its latencies, as EC2 does — and removes its devices and
+// namespaces at once. It does not wait for the simulator. Once started it
+// runs to the end whatever ctx does: a half-terminated instance helps no one.
+func (c *Cloud) Terminate(ctx context.Context, inst *Instance) (err error) {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("terminate %s: %w", inst.ID, err)
+	}
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.busy.Done()
+	defer c.logStep("terminate", time.Now(), &err, "instance", inst.ID)
+	c.mu.Lock()
+	ours := c.instances[inst.ID] == inst
+	if ours {
+		// Claimed here, so that a second Terminate cannot run too.
+		delete(c.instances, inst.ID)
+	}
+	c.mu.Unlock()
+	if !ours {
+		return fmt.Errorf("terminate %s: not running in this local cloud", inst.ID)
+	}
+	kerr := inst.kill()
+	return errors.Join(kerr, c.sim.TerminateInstance(inst.ID), c.destroy(inst))
+}
+
+// kill stops everything running on the instance, by PID: IMDS, the
+// processes started with Start, and any other process inside its
+// namespaces. Nothing can be started on it afterwards.
+func (inst *Instance) kill() error {
+	inst.mu.Lock()
+	inst.terminated = true
+	procs := make([]*Process, 0, len(inst.procs))
+	for p := range inst.procs {
+		procs = append(procs, p)
+	}
+	imds := inst.imds
+	inst.imds = nil
+	inst.mu.Unlock()
+	if imds != nil {
+		imds.Stop()
+	}
+	for _, p := range procs {
+		_ = p.cmd.Process.Kill()
+	}
+	var errs []error
+	if inst.NetNS != "" {
+		errs = append(errs, killNamespace("net", inst.NetNS))
+	}
+	if inst.MountNS != "" {
+		errs = append(errs, killNamespace("mnt", inst.MountNS))
+	}
+	timeout := time.NewTimer(killWait)
+	defer timeout.Stop()
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-timeout.C:
+			return errors.Join(append(errs, fmt.Errorf("process %d on %s did not exit after SIGKILL", p.PID, inst.ID))...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// destroy removes an instance's processes, devices and namespaces, whatever
+// part of Launch created them. The simulator is not told.
+func (c *Cloud) destroy(inst *Instance) error {
+	errs := []error{inst.kill()}
+	c.mu.Lock()
+	delete(c.instances, inst.ID)
+	errs = append(errs, c.unplugAll(inst))
+	c.mu.Unlock()
+	if inst.root != nil {
+		errs = append(errs, inst.root.Close())
+	}
+	if inst.MountNS != "" {
+		errs = append(errs, unmountRemove(inst.MountNS))
+	}
+	if inst.primary != "" {
+		errs = append(errs, c.unplugVeth(inst.primary))
+	}
+	if inst.netNL != nil {
+		inst.netNL.Close()
+	}
+	inst.net.close()
+	if inst.NetNS != "" {
+		errs = append(errs, deleteNetNS(inst.NetNS))
+	}
+	errs = append(errs, os.RemoveAll(inst.dir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy %s: %w", inst.ID, err)
+	}
+	return nil
+}
+
+// imagePATH is systemd's default PATH for services.
+const imagePATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+
+// Environ is the environment programs on the instance get from Command: the
+// harness's (with an image, PATH is systemd's default instead), without AWS
+// settings or proxies of the host, plus what points the AWS SDK at the
+// local cloud — the region, the EC2 endpoint, and static credentials whose
+// access key id is the instance id (the simulator logs it as the caller).
+func (inst *Instance) Environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "http_proxy", "https_proxy", "no_proxy", "all_proxy":
+			continue
+		}
+		if !strings.HasPrefix(k, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	if inst.rootDir != "" {
+		// The harness's PATH names host directories; programs of the
+		// image get the one systemd gives services.
+		env = append(env, "PATH="+imagePATH)
+	}
+	return append(env,
+		"AWS_REGION="+inst.Region,
+		"AWS_ENDPOINT_URL_EC2="+inst.cloud.EC2Endpoint(),
+		"AWS_ACCESS_KEY_ID="+inst.ID,
+		"AWS_SECRET_ACCESS_KEY=localcloud",
+	)
+}
+
+// Command returns a command that runs name on the instance: in its network
+// and mount namespaces and, with an image, inside its root (nsenter and
+// chroot exec in turn, so the process's PID is the program's), with
+// Environ, killed if the harness dies. Its working directory is the
+// instance's "/"; cmd.Dir has no effect. Run it, or Start it on the
+// instance to have it tracked.
+func (inst *Instance) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	t := inst.cloud.tools
+	argv := []string{"--net=" + inst.NetNS, "--mount=" + inst.MountNS, "--"}
+	if inst.rootDir != "" {
+		// chroot runs in the instance's mount namespace, where rootDir is
+		// the overlay; nsenter's own --root would open it on the host,
+		// before entering the namespace, and find an empty directory.
+		argv = append(argv, t.chroot, inst.rootDir)
+	}
+	cmd := exec.CommandContext(ctx, t.nsenter, append(append(argv, name), args...)...)
+	cmd.Env = inst.Environ()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// Process is a long-running program on an instance.
+type Process struct {
+	PID  int
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start starts cmd (from Command) and tracks it: Terminate and Close kill it
+// by PID, along with anything else left in the instance's namespaces.
+func (inst *Instance) Start(cmd *exec.Cmd) (*Process, error) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.terminated {
+		return nil, fmt.Errorf("start %s on %s: instance terminated", cmd.Args, inst.ID)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s on %s: %w", cmd.Args, inst.ID, err)
+	}
+	p := &Process{PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	inst.procs[p] = true
+	go func() {
+		p.err = cmd.Wait()
+		inst.mu.Lock()
+		delete(inst.procs, p)
+		inst.mu.Unlock()
+		close(p.done)
+	}()
+	inst.log.Info("process started", "step", "start", "pid", p.PID, "args", cmd.Args)
+	return p, nil
+}
+
+// Wait waits for the process to exit and returns how it did (cmd.Wait's
+// error); any number of callers may wait.
+func (p *Process) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Process) Kill() error {
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %d: %w", p.PID, err)
+	}
+	<-p.done
+	return nil
+}
+
+// DialContext connects from inside the instance's network namespace, as a
+// program on the instance would.
+func (inst *Instance) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	conn, err := inst.net.dial(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("from %s: %w", inst.ID, err)
+	}
+	return conn, nil
+}
+
+// HTTPClient returns a client whose connections start on the instance
+// (see DialContext): IMDS at 169.254.169.254, the EC2 endpoint.
+func (inst *Instance) HTTPClient() *http.Client { return httpClient(inst.DialContext) }
+
+// Path returns the path under which the harness process reaches p as the
+// instance sees it — through its mount namespace and, with an image, inside
+// its root: its /dev, its private directories, what programs on it mounted.
+// Valid until Terminate. Absolute symlinks met on the way resolve on the
+// host, not on the instance: use Open to follow them as the instance does.
+func (inst *Instance) Path(p string) string {
+	return fmt.Sprintf("/proc/self/fd/%d%s", inst.root.Fd(), filepath.Clean("/"+p))
+}
+
+// FS is the instance's file system as its programs see it, read-only, for
+// fs.ReadFile, fs.ReadDir and the like: Open with fs.FS's unrooted paths
+// ("etc/passwd").
+func (inst *Instance) FS() fs.FS { return instanceFS{inst} }
+
+type instanceFS struct{ inst *Instance }
+
+func (f instanceFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	file, err := f.inst.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// Open opens p read-only as a program on the instance would: every symlink
+// on the way, absolute ones too, resolves inside the instance's root (an
+// image's /usr/bin/java -> /etc/alternatives/java -> ...), never on the
+// host. Valid until Terminate.
+func (inst *Instance) Open(p string) (*os.File, error) {
+	fd, err := unix.Openat2(int(inst.root.Fd()), filepath.Clean("/"+p), &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p + " on " + inst.ID, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

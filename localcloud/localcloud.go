@@ -1,0 +1,470 @@
+// Package localcloud is an AWS region on one Linux machine, for tests, the
+// demo and benchmarks. It needs root.
+//
+//   - The VPC is a network namespace holding a bridge that carries every
+//     subnet's gateway (its first host address), with forwarding on: the
+//     namespace is the VPC router. The EC2 simulator (ec2sim) serves the EC2
+//     API on EC2Address:80 inside it.
+//   - An instance is a network namespace whose primary interface (ens5, the
+//     primary ENI's MAC and address) is a veth on the bridge, a persistent
+//     mount namespace of its own, and AWS's IMDS mock (IMDSv2 only) on
+//     169.254.169.254 with the instance's metadata. Its programs are the
+//     host's, or — with Options.RootFS, the image the bake produced
+//     (ExtractImage) — the image's, in a root of its own.
+//   - An ENI attached through the EC2 API appears in the instance, once the
+//     simulator's attach delay has passed, as a veth carrying the ENI's MAC,
+//     named as Nitro names it (ens5 + device index), down and unconfigured.
+//   - A volume attached through the EC2 API appears in the instance as a
+//     loop device over the volume's sparse backing file, with the
+//     /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol… link and the
+//     sysfs serial a Nitro EBS device has — visible to that instance only.
+//     Backing files outlive instances: a replacement instance that attaches
+//     the volume gets the data.
+//
+// Everything a Cloud creates is removed by Close, also when the context
+// given to New is cancelled (Ctrl-C); whatever a crashed run left behind is
+// reclaimed by the next New.
+package localcloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+)
+
+// Prefix starts the name of every network namespace a Cloud creates:
+// Prefix + "<pid>-<n>-vpc" and Prefix + "<pid>-<n>-<instance id>", the pid
+// being the harness process's, so that a later run can tell a crashed run's
+// leftovers from those of a harness still running.
+const Prefix = "zkaas-lc-"
+
+// RunRoot holds one directory per Cloud ("<pid>-<n>"): the bind mounts that
+// keep instance mount namespaces alive, the instances' private directories,
+// and a record of the state directory, for reclaiming after a crash.
+const RunRoot = "/run/zkaas-localcloud"
+
+// The VPC's fixed addressing. Subnets must lie inside VPCCIDR and outside
+// the service subnet that holds EC2Address.
+const (
+	VPCCIDR    = "10.0.0.0/16"
+	EC2Address = "10.0.0.2"
+)
+
+var serviceSubnet = netip.MustParsePrefix("10.0.0.0/24")
+
+// Subnet is one subnet of the VPC.
+type Subnet struct {
+	AZ   string
+	CIDR string
+}
+
+// DefaultSubnets are one /24 per AZ of us-east-1.
+var DefaultSubnets = []Subnet{
+	{AZ: "us-east-1a", CIDR: "10.0.1.0/24"},
+	{AZ: "us-east-1b", CIDR: "10.0.2.0/24"},
+	{AZ: "us-east-1c", CIDR: "10.0.3.0/24"},
+}
+
+// Options configures a Cloud. The zero value is three AZs of us-east-1, an
+// instant simulator and a temporary state directory.
+type Options struct {
+	// StateDir keeps the volumes' backing files (<volume-id>.img). When set,
+	// they outlive the Cloud; empty means a temporary directory that Close
+	// removes. Two live Clouds cannot share one.
+	StateDir string
+	// Subnets default to DefaultSubnets; their AZs must be in EC2.Region.
+	Subnets []Subnet
+	// EC2 configures the simulator: region, latency model, consistency lag,
+	// throttling, faults, seed. Its Hooks must be empty: they are the
+	// Cloud's own. Its Logger defaults to Logger.
+	EC2 ec2sim.Options
+	// PrivateDirs are host directories each instance sees through an
+	// overlay of its own: the host's content as a read-only lower layer,
+	// and the instance's writes kept apart from the host and from other
+	// instances (like instances booted from one image). Absolute paths
+	// without ',' or ':'. Give /etc/zookeeper, /etc/zkaas, ... here.
+	PrivateDirs []string
+	// RootFS is an image's root directory (see ExtractImage). When set,
+	// instances boot from it: each gets a root of its own, an overlay with
+	// the image as its read-only lower layer (shared by all instances) and
+	// the instance's writes apart; its /dev, /sys, /proc, /run and /tmp are
+	// mounted in it, and programs see the image's /usr, /etc, /opt — not the
+	// host's. The whole root being private, PrivateDirs must be empty. An
+	// absolute path without ',' or ':'; the image must not change while
+	// the Cloud runs.
+	RootFS string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Cloud is one local region. Its methods are safe for concurrent use.
+type Cloud struct {
+	opts   Options
+	log    *slog.Logger
+	tools  *tools
+	runID  string
+	runDir string
+	region string
+
+	stateDir  string
+	tempState bool
+	stateLock *os.File
+
+	sim      *ec2sim.Sim
+	srv      *http.Server
+	vpcNS    string // path of the VPC network namespace
+	vpc      netnsRef
+	vpcNL    *netlink.Handle
+	bridge   int // ifindex of the VPC bridge
+	subnets  map[string]subnet
+	linkSeq  atomic.Uint64
+	stopCtx  func() bool
+	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress
+	closeErr error
+	once     sync.Once
+
+	mu        sync.Mutex
+	closing   bool
+	instances map[string]*Instance
+	enis      map[string]*eniPlug // ENIs plugged into an instance, by ENI id
+	volumes   map[string]*volume  // volumes created through the Cloud, by id
+}
+
+type subnet struct {
+	id      string
+	cidr    netip.Prefix
+	gateway netip.Addr
+}
+
+var cloudSeq atomic.Uint64
+
+// New starts a local cloud. It needs root. It first reclaims what crashed
+// runs left behind. When ctx is cancelled the Cloud closes itself; call
+// Close in any case.
+func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("localcloud needs root: it creates network namespaces, veth links, loop devices and mounts")
+	}
+	if err := checkOptions(&opts); err != nil {
+		return nil, err
+	}
+	t, err := findTools()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Cloud{
+		opts:      opts,
+		tools:     t,
+		runID:     fmt.Sprintf("%d-%d", os.Getpid(), cloudSeq.Add(1)),
+		subnets:   map[string]subnet{},
+		instances: map[string]*Instance{},
+		enis:      map[string]*eniPlug{},
+		volumes:   map[string]*volume{},
+	}
+	c.log = log.With("cloud", c.runID)
+	c.runDir = filepath.Join(RunRoot, c.runID)
+	defer c.logStep("start", time.Now(), &err)
+	defer func() {
+		if err != nil {
+			if cerr := c.teardown(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up after failed start: %w", cerr))
+			}
+		}
+	}()
+
+	if err := c.reclaim(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.makeRunDir(); err != nil {
+		return nil, err
+	}
+	if err := c.openStateDir(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startVPC(ctx); err != nil {
+		return nil, err
+	}
+	c.stopCtx = context.AfterFunc(ctx, func() {
+		c.log.Warn("context done: closing the local cloud", "step", "close", "cause", context.Cause(ctx))
+		_ = c.Close()
+	})
+	return c, nil
+}
+
+func checkOptions(o *Options) error {
+	if h := o.EC2.Hooks; h.ENIAttached != nil || h.ENIDetached != nil || h.VolumeAttached != nil || h.VolumeDetached != nil {
+		return errors.New("localcloud: Options.EC2.Hooks must be empty: the local cloud sets them")
+	}
+	if o.EC2.Region == "" {
+		o.EC2.Region = "us-east-1"
+	}
+	if o.Subnets == nil {
+		o.Subnets = DefaultSubnets
+	}
+	vpc := netip.MustParsePrefix(VPCCIDR)
+	seen := map[string]bool{}
+	for _, s := range o.Subnets {
+		p, err := netip.ParsePrefix(s.CIDR)
+		if err != nil || p.Masked() != p || !p.Addr().Is4() {
+			return fmt.Errorf("localcloud: subnet %q of %s is not an IPv4 network", s.CIDR, s.AZ)
+		}
+		if !vpc.Contains(p.Addr()) || p.Bits() < vpc.Bits() || p.Overlaps(serviceSubnet) {
+			return fmt.Errorf("localcloud: subnet %s of %s must lie inside %s and outside %s (the service subnet)", s.CIDR, s.AZ, VPCCIDR, serviceSubnet)
+		}
+		if seen[s.AZ] {
+			return fmt.Errorf("localcloud: two subnets in %s: one per AZ", s.AZ)
+		}
+		seen[s.AZ] = true
+	}
+	for _, d := range o.PrivateDirs {
+		if err := checkLowerDir("private dir", d); err != nil {
+			return err
+		}
+	}
+	if o.RootFS != "" {
+		if len(o.PrivateDirs) > 0 {
+			return errors.New("localcloud: RootFS and PrivateDirs exclude each other: with an image the whole root is private")
+		}
+		if err := checkLowerDir("root file system", o.RootFS); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLowerDir checks a directory that becomes an overlay's lower layer:
+// overlay options cannot quote ',' or ':', and a layer holding RunRoot
+// would hold the upper layers too.
+func checkLowerDir(what, d string) error {
+	if !filepath.IsAbs(d) || filepath.Clean(d) != d || strings.ContainsAny(d, ",:") {
+		return fmt.Errorf("localcloud: %s %q must be a clean absolute path without ',' or ':'", what, d)
+	}
+	if d == "/" || strings.HasPrefix(RunRoot+"/", d+"/") {
+		return fmt.Errorf("localcloud: %s %s would contain %s", what, d, RunRoot)
+	}
+	if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+		return fmt.Errorf("localcloud: %s %s must be an existing directory on the host", what, d)
+	}
+	return nil
+}
+
+// makeRunDir creates this run's directory as a private bind mount of itself:
+// a mount namespace can only be bind-mounted (kept alive by a file) onto a
+// mount that does not propagate, and on systemd hosts / is shared.
+func (c *Cloud) makeRunDir() error {
+	if err := os.MkdirAll(filepath.Join(c.runDir, "mnt"), 0o700); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	if err := unix.Mount(c.runDir, c.runDir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount %s: %w", c.runDir, err)
+	}
+	if err := unix.Mount("", c.runDir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", c.runDir, err)
+	}
+	return nil
+}
+
+// openStateDir creates (or takes) the state directory, locks it against a
+// second live Cloud, records it for crash reclaim and releases loop devices
+// a crashed run left on its files.
+func (c *Cloud) openStateDir(ctx context.Context) error {
+	dir, temp := c.opts.StateDir, c.opts.StateDir == ""
+	if temp {
+		d, err := os.MkdirTemp("", "zkaas-localcloud-")
+		if err != nil {
+			return fmt.Errorf("create state dir: %w", err)
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	// Resolved, because loop devices report their files by real path.
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	var lock *os.File
+	if err == nil {
+		lock, err = lockStateDir(abs)
+	}
+	if err != nil {
+		if temp {
+			_ = os.RemoveAll(dir)
+		}
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	// Only now is the directory ours to clean up.
+	c.stateDir, c.tempState, c.stateLock = abs, temp, lock
+	if err := (stateRecord{Dir: abs, Temporary: temp}).write(c.runDir); err != nil {
+		return err
+	}
+	// Held by nobody now that we hold the lock: any loop device on these
+	// files is a crashed run's.
+	return c.releaseLoopsUnder(ctx, abs)
+}
+
+// lockStateDir takes a state directory's lock, which a Cloud holds for its
+// lifetime (the kernel drops it if the process dies).
+func lockStateDir(dir string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, ".localcloud.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errStateDirInUse
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return lock, nil
+}
+
+var errStateDirInUse = errors.New("in use by another live local cloud")
+
+// RootFS is the image instances boot from (Options.RootFS), "" when they
+// run the host's programs.
+func (c *Cloud) RootFS() string { return c.opts.RootFS }
+
+// Region is the simulated region.
+func (c *Cloud) Region() string { return c.region }
+
+// Sim is the EC2 simulator, for its admin methods (faults, stats, state).
+func (c *Cloud) Sim() *ec2sim.Sim { return c.sim }
+
+// EC2Endpoint is the EC2 API's URL, reachable from instances and through
+// HTTPClient.
+func (c *Cloud) EC2Endpoint() string { return "http://" + EC2Address }
+
+// DialContext connects from inside the VPC namespace (the VPC router), which
+// reaches the EC2 simulator and every instance address: how the harness
+// talks to ZooKeeper on an instance. The connection holds the namespace; it
+// must be closed before Close returns for Close to release the namespace.
+func (c *Cloud) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return c.vpc.dial(ctx, network, address)
+}
+
+// HTTPClient returns a client whose connections start inside the VPC
+// namespace (see DialContext): the real EC2 endpoint, from the harness.
+func (c *Cloud) HTTPClient() *http.Client { return httpClient(c.DialContext) }
+
+// begin registers an operation that Close must wait for.
+func (c *Cloud) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return errors.New("local cloud is closed")
+	}
+	c.busy.Add(1)
+	return nil
+}
+
+// Close removes everything the Cloud created: instances (processes killed by
+// PID, devices released, namespaces deleted), the VPC, loop devices, mounts,
+// the run directory and a temporary state directory. Volume files in a
+// caller's StateDir stay. Close is idempotent.
+func (c *Cloud) Close() error {
+	c.once.Do(func() {
+		start := time.Now()
+		c.closeErr = c.teardown()
+		c.logStep("close", start, &c.closeErr)
+	})
+	return c.closeErr
+}
+
+// teardown undoes New, whatever part of it ran.
+func (c *Cloud) teardown() error {
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.busy.Wait()
+	var errs []error
+	if c.srv != nil {
+		errs = append(errs, c.srv.Close())
+	}
+	// After this no hook runs: nothing plugs into what is torn down below.
+	if c.sim != nil {
+		c.sim.Close()
+	}
+	c.mu.Lock()
+	insts := make([]*Instance, 0, len(c.instances))
+	for _, inst := range c.instances {
+		insts = append(insts, inst)
+	}
+	c.mu.Unlock()
+	for _, inst := range insts {
+		errs = append(errs, c.destroy(inst))
+	}
+	if c.vpcNL != nil {
+		c.vpcNL.Close()
+	}
+	c.vpc.close()
+	if c.vpcNS != "" {
+		errs = append(errs, deleteNetNS(c.vpcNS))
+	}
+	if c.stateDir != "" {
+		// Every device went with its instance; this catches any that a
+		// failed release left behind.
+		errs = append(errs, c.releaseLoopsUnder(context.Background(), c.stateDir))
+		if c.tempState {
+			errs = append(errs, os.RemoveAll(c.stateDir))
+		}
+	}
+	if c.stateLock != nil {
+		errs = append(errs, c.stateLock.Close())
+	}
+	errs = append(errs, removeRunDir(c.runDir))
+	return errors.Join(errs...)
+}
+
+// removeRunDir unmounts what is bound under a run directory (instance mount
+// namespaces), the directory's own bind mount, and removes it.
+func removeRunDir(dir string) error {
+	var errs []error
+	mnts, err := os.ReadDir(filepath.Join(dir, "mnt"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	for _, m := range mnts {
+		path := filepath.Join(dir, "mnt", m.Name())
+		errs = append(errs, killNamespace("mnt", path), unmountRemove(path))
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmount %s: %w", dir, err))
+	}
+	errs = append(errs, os.RemoveAll(dir))
+	return errors.Join(errs...)
+}
+
+// logStep logs the end of a step with its duration, at error level when it
+// failed. Use as defer c.logStep("name", time.Now(), &err, attrs...).
+func (c *Cloud) logStep(step string, start time.Time, err *error, attrs ...any) {
+	attrs = append(attrs, "step", step, "duration", time.Since(start))
+	if *err != nil {
+		c.log.Error(step+" failed", append(attrs, "err", *err)...)
+		return
+	}
+	c.log.Info(step, attrs...)
+}
