@@ -3,7 +3,6 @@ package localcloud
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -40,8 +39,8 @@ func (c *Cloud) running(id string) (*Instance, error) {
 // it when the attachment would become attached; an error leaves it
 // attaching).
 func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) (err error) {
-	defer c.logStep("eni attach", time.Now(), &err, "eni", ev.NetworkInterfaceID, "instance", ev.InstanceID,
-		"mac", ev.MAC, "device_index", ev.DeviceIndex)
+	defer c.step("eni attach", "eni", ev.NetworkInterfaceID, "instance", ev.InstanceID,
+		"mac", ev.MAC, "device_index", ev.DeviceIndex).Defer(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst, err := c.running(ev.InstanceID)
@@ -76,7 +75,7 @@ func (c *Cloud) eniDetached(ev ec2sim.ENIEvent) {
 
 // unplugENI removes an ENI's veth. Call with c.mu held.
 func (c *Cloud) unplugENI(id string, p *eniPlug) (err error) {
-	defer c.logStep("eni detach", time.Now(), &err, "eni", id, "instance", p.inst.ID)
+	defer c.step("eni detach", "eni", id, "instance", p.inst.ID).Defer(&err)
 	delete(c.enis, id)
 	return c.unplugVeth(p.link)
 }

@@ -65,7 +65,6 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 		return nil, err
 	}
 	defer c.busy.Done()
-	start := time.Now()
 	sub, ok := c.subnets[az]
 	if !ok {
 		return nil, fmt.Errorf("launch: no subnet in %s", az)
@@ -80,7 +79,7 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 		cloud: c, log: c.log.With("instance", si.ID),
 		dir: filepath.Join(c.runDir, "inst", si.ID), procs: map[*Process]bool{},
 	}
-	defer c.logStep("launch", start, &err, "instance", si.ID, "az", az, "ip", si.PrivateIP)
+	defer c.step("launch", "instance", si.ID, "az", az, "ip", si.PrivateIP).Defer(&err)
 	defer func() {
 		if err != nil {
 			// The simulator has no launch failure: terminate it there too.
@@ -109,7 +108,7 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 // carrying the IMDS address) and the primary interface ens5 on the bridge,
 // configured as the OS would at boot: address and default route.
 func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet, eni string) (err error) {
-	defer c.logStep("instance network", time.Now(), &err, "instance", inst.ID)
+	defer c.step("instance network", "instance", inst.ID).Defer(&err)
 	path, h, err := c.tools.createNetNS(ctx, Prefix+c.runID+"-"+inst.ID)
 	if err != nil {
 		return err
@@ -150,7 +149,7 @@ func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet,
 // startIMDS runs AWS's IMDS mock inside the instance's network namespace on
 // 169.254.169.254:80 and waits until it hands out tokens.
 func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err error) {
-	defer c.logStep("imds", time.Now(), &err, "instance", inst.ID)
+	defer c.step("imds", "instance", inst.ID).Defer(&err)
 	inst.imds, err = imdsmock.Start(ctx, imdsmock.Instance{
 		InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC, PrivateIP: inst.PrivateIP,
 		SubnetID: sub.id, SubnetCIDR: sub.cidr.String(), VPCCIDR: VPCCIDR,
@@ -204,7 +203,7 @@ func (c *Cloud) Terminate(ctx context.Context, inst *Instance) (err error) {
 		return err
 	}
 	defer c.busy.Done()
-	defer c.logStep("terminate", time.Now(), &err, "instance", inst.ID)
+	defer c.step("terminate", "instance", inst.ID).Defer(&err)
 	c.mu.Lock()
 	ours := c.instances[inst.ID] == inst
 	if ours {

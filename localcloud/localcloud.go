@@ -39,11 +39,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/zkaas/zkaas/internal/steplog"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
 
@@ -182,7 +182,7 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	}
 	c.log = log.With("cloud", c.runID)
 	c.runDir = filepath.Join(RunRoot, c.runID)
-	defer c.logStep("start", time.Now(), &err)
+	defer c.step("start").Defer(&err)
 	defer func() {
 		if err != nil {
 			if cerr := c.teardown(); cerr != nil {
@@ -384,9 +384,8 @@ func (c *Cloud) begin() error {
 // caller's StateDir stay. Close is idempotent.
 func (c *Cloud) Close() error {
 	c.once.Do(func() {
-		start := time.Now()
-		c.closeErr = c.teardown()
-		c.logStep("close", start, &c.closeErr)
+		st := c.step("close")
+		c.closeErr = st.End(c.teardown())
 	})
 	return c.closeErr
 }
@@ -458,13 +457,8 @@ func removeRunDir(dir string) error {
 	return errors.Join(errs...)
 }
 
-// logStep logs the end of a step with its duration, at error level when it
-// failed. Use as defer c.logStep("name", time.Now(), &err, attrs...).
-func (c *Cloud) logStep(step string, start time.Time, err *error, attrs ...any) {
-	attrs = append(attrs, "step", step, "duration", time.Since(start))
-	if *err != nil {
-		c.log.Error(step+" failed", append(attrs, "err", *err)...)
-		return
-	}
-	c.log.Info(step, attrs...)
+// step starts a logged step of the local cloud (see steplog). Use as
+// defer c.step("name", attrs...).Defer(&err).
+func (c *Cloud) step(name string, attrs ...any) *steplog.Step {
+	return steplog.Start(context.Background(), c.log, name, attrs...)
 }

@@ -84,7 +84,7 @@ var devLinks = map[string]string{
 // instanceMounts creates the instance's persistent mount namespace (kept by
 // a bind mount in the run directory) and opens its root for Path.
 func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) {
-	defer c.logStep("instance mounts", time.Now(), &err, "instance", inst.ID)
+	defer c.step("instance mounts", "instance", inst.ID).Defer(&err)
 	file := filepath.Join(c.runDir, "mnt", inst.ID)
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		return fmt.Errorf("mount namespace file of %s: %w", inst.ID, err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // stateRecord tells a later run where a run kept its volume files, so that
@@ -76,12 +75,11 @@ func owned(match func(pid int) bool) (netnsPaths, runDirs []string, err error) {
 // loop devices on their volume files, temporary state directories and run
 // directories.
 func (c *Cloud) reclaim(ctx context.Context) (err error) {
-	start := time.Now()
 	netnsPaths, runDirs, err := owned(func(pid int) bool { return !alive(pid) })
 	if err != nil || len(netnsPaths)+len(runDirs) == 0 {
 		return err
 	}
-	defer c.logStep("reclaim", start, &err, "netns", len(netnsPaths), "runs", len(runDirs))
+	defer c.step("reclaim", "netns", len(netnsPaths), "runs", len(runDirs)).Defer(&err)
 	var errs []error
 	for _, p := range netnsPaths {
 		c.log.Warn("reclaiming a crashed run's network namespace", "step", "reclaim", "netns", p)

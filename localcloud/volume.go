@@ -40,7 +40,7 @@ func (c *Cloud) CreateVolume(az string, sizeGiB int32, tags map[string]string) (
 	if err != nil {
 		return ec2sim.Volume{}, err
 	}
-	defer c.logStep("create volume", time.Now(), &err, "volume", v.ID, "az", az, "size_gib", sizeGiB)
+	defer c.step("create volume", "volume", v.ID, "az", az, "size_gib", sizeGiB).Defer(&err)
 	file := filepath.Join(c.stateDir, v.ID+".img")
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -70,7 +70,7 @@ func (c *Cloud) VolumeFile(id string) (string, bool) {
 // volumeAttached plugs the volume into the instance (the simulator calls it
 // when the attachment would become attached; an error leaves it attaching).
 func (c *Cloud) volumeAttached(ev ec2sim.VolumeEvent) (err error) {
-	defer c.logStep("volume attach", time.Now(), &err, "volume", ev.VolumeID, "instance", ev.InstanceID, "device", ev.Device)
+	defer c.step("volume attach", "volume", ev.VolumeID, "instance", ev.InstanceID, "device", ev.Device).Defer(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inst, err := c.running(ev.InstanceID)
@@ -139,7 +139,7 @@ func (c *Cloud) plugVolume(v *volume, inst *Instance) error {
 func (c *Cloud) unplugVolume(v *volume) (err error) {
 	att := v.att
 	v.att = nil
-	defer c.logStep("volume detach", time.Now(), &err, "volume", v.id, "instance", att.inst.ID, "device", "/dev/"+att.loop.name)
+	defer c.step("volume detach", "volume", v.id, "instance", att.inst.ID, "device", "/dev/"+att.loop.name).Defer(&err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	uerr := att.inst.unmountDevice(ctx, att.rdev)

@@ -30,7 +30,7 @@ var bridgeMAC = net.HardwareAddr{0x02, 0x7a, 0x6b, 0x00, 0x00, 0x01}
 // startVPC creates the VPC namespace (bridge, gateways, forwarding), the
 // simulator with its subnets, and the simulator's listener inside the VPC.
 func (c *Cloud) startVPC(ctx context.Context) (err error) {
-	defer c.logStep("vpc", time.Now(), &err)
+	defer c.step("vpc").Defer(&err)
 	path, h, err := c.tools.createNetNS(ctx, Prefix+c.runID+"-vpc")
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ import (
 	"github.com/zkaas/zkaas/firstboot/netcfg"
 	"github.com/zkaas/zkaas/firstboot/routing"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
+	"github.com/zkaas/zkaas/internal/steplog"
 )
 
 // Runner holds what the stages need. Zero-valued optional fields get the
@@ -98,19 +99,14 @@ func (r *Runner) defaults() {
 	}
 }
 
-// stage runs one named stage with started/finished/failed records and
-// adds its duration to rep.
-func (r *Runner) stage(rep *Report, name string, f func() error) error {
-	start := time.Now()
-	r.Log.Info("stage started", "step", name)
-	defer func() {
-		rep.Stages = append(rep.Stages, StageTime{name, float64(time.Since(start).Microseconds()) / 1000})
-	}()
-	if err := f(); err != nil {
-		r.Log.Error("stage failed", "step", name, "duration", time.Since(start), "err", err)
+// stage runs one named stage as a logged step and adds its duration to rep.
+func (r *Runner) stage(ctx context.Context, rep *Report, name string, f func() error) error {
+	st := steplog.Start(ctx, r.Log, name)
+	err := st.End(f())
+	rep.Stages = append(rep.Stages, StageTime{name, float64(st.Elapsed().Microseconds()) / 1000})
+	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	r.Log.Info("stage finished", "step", name, "duration", time.Since(start))
 	return nil
 }
 
@@ -129,30 +125,30 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	start := time.Now()
 	var rep Report
 	var id identity.Instance
-	err := r.stage(&rep, "identify", func() (err error) {
+	err := r.stage(ctx, &rep, "identify", func() (err error) {
 		id, err = r.identify(ctx)
 		return err
 	})
 	if err == nil {
-		err = r.stage(&rep, "claim", func() (err error) {
+		err = r.stage(ctx, &rep, "claim", func() (err error) {
 			rep.Claim, err = claim.NewClaimer(r.EC2, r.Config, id, r.Log).Claim(ctx)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage(&rep, "network", func() (err error) {
+		err = r.stage(ctx, &rep, "network", func() (err error) {
 			rep.Network, err = r.network(ctx, id, rep.Claim)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage(&rep, "disk", func() (err error) {
+		err = r.stage(ctx, &rep, "disk", func() (err error) {
 			rep.Disk, err = r.disk(ctx, &rep.Claim)
 			return err
 		})
 	}
 	if err == nil {
-		err = r.stage(&rep, "zookeeper", func() (err error) {
+		err = r.stage(ctx, &rep, "zookeeper", func() (err error) {
 			// Waiting for a quorum shares the claim's budget: one deadline
 			// for the whole boot.
 			zctx, cancel := context.WithDeadlineCause(ctx, start.Add(r.Config.Claim.Deadline.D()),

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/internal/steplog"
 )
 
 // ErrRefused marks errors where the volume was left alone because using it
@@ -150,7 +152,7 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 	start := time.Now()
 	log := p.logger().With("step", "disk", "volume", spec.VolumeID)
 
-	err = timed(ctx, log, "resolve device", func() (err error) {
+	err = steplog.Run(ctx, log, "resolve device", func() (err error) {
 		res.Device, err = p.ResolveDevice(ctx, spec)
 		return err
 	})
@@ -194,7 +196,7 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 		}
 	}()
 	var change string
-	err = timed(ctx, log, "identity", func() (err error) {
+	err = steplog.Run(ctx, log, "identity", func() (err error) {
 		res.Identity, change, err = reconcileIdentity(spec.MountPoint, spec, res.Formatted, time.Now())
 		return err
 	})
@@ -216,7 +218,7 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Spec, res *Result) error {
 	dev := res.Device
 	var pr Probe
-	err := timed(ctx, log, "probe", func() (err error) {
+	err := steplog.Run(ctx, log, "probe", func() (err error) {
 		pr, err = p.Probe(ctx, dev)
 		return err
 	})
@@ -231,7 +233,7 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 	if format {
 		label := fmt.Sprintf("zk-%d", spec.NodeID)
 		argv := p.Commands.withDefaults().mkfsArgs(spec.FSType, label, dev)
-		err := timed(ctx, log, "mkfs", func() error {
+		err := steplog.Run(ctx, log, "mkfs", func() error {
 			// Not cancellable: a filesystem half written is neither
 			// blank nor usable, and would need a human.
 			_, err := run(context.WithoutCancel(ctx), argv...)
@@ -251,7 +253,7 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 		return fmt.Errorf("volume %s: create mount point: %w", spec.VolumeID, err)
 	}
 	flags, data := splitMountOptions(spec.MountOptions)
-	err = timed(ctx, log, "mount", func() error {
+	err = steplog.Run(ctx, log, "mount", func() error {
 		return unix.Mount(dev, spec.MountPoint, spec.FSType, flags, data)
 	})
 	if err != nil {
@@ -288,18 +290,4 @@ func decide(spec Spec, dev string, pr Probe) (bool, error) {
 	default:
 		return true, nil
 	}
-}
-
-// timed runs one operation and logs it started (debug), finished or failed,
-// with its duration.
-func timed(ctx context.Context, log *slog.Logger, op string, fn func() error) error {
-	log.DebugContext(ctx, op+" started", "op", op)
-	start := time.Now()
-	err := fn()
-	if err != nil {
-		log.ErrorContext(ctx, op+" failed", "op", op, "duration", time.Since(start), "error", err)
-		return err
-	}
-	log.InfoContext(ctx, op+" finished", "op", op, "duration", time.Since(start))
-	return nil
 }

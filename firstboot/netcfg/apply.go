@@ -9,10 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/internal/steplog"
 )
 
 // Result reports what Apply did.
@@ -88,21 +89,19 @@ type applier struct {
 // step runs one step and logs it the way ignition does: every step ends
 // with a "finished" or "failed" record carrying its duration.
 func (a *applier) step(ctx context.Context, name string, run func(context.Context) error) error {
-	start := time.Now()
-	before := len(a.changes)
-	err := run(ctx)
-	attrs := []any{"step", name, "duration", time.Since(start)}
+	var attrs []any
 	if a.link != nil {
 		attrs = append(attrs, "link", a.name())
 	}
-	if err != nil {
-		a.log.Error("network step failed", append(attrs, "err", err)...)
+	st := steplog.Start(ctx, a.log, name, attrs...)
+	before := len(a.changes)
+	err := run(ctx)
+	for _, c := range a.changes[before:] {
+		a.log.InfoContext(ctx, "network change", steplog.KeyStep, name, "change", c)
+	}
+	if err := st.End(err, "changes", len(a.changes)-before); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	for _, c := range a.changes[before:] {
-		a.log.Info("network change", "step", name, "change", c)
-	}
-	a.log.Info("network step finished", append(attrs, "changes", len(a.changes)-before)...)
 	return nil
 }
 
