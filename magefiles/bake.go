@@ -16,9 +16,6 @@ import (
 	"github.com/zkaas/zkaas/localcloud/localbake"
 )
 
-// Plugin builds and installs the zkaas Packer plugin.
-type Plugin mg.Namespace
-
 // Packer checks the Packer templates.
 type Packer mg.Namespace
 
@@ -29,33 +26,6 @@ func bakeLog() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil
 
 // repoRoot is the repository: mage runs from it.
 func repoRoot() (string, error) { return os.Getwd() }
-
-// Install builds packer-plugin-zkaas and installs it with `packer plugins
-// install --path` into $PACKER_PLUGIN_PATH (default ~/.config/packer/plugins);
-// Packer is the one on PATH (>= 1.11) or one built into ~/.cache/zkaas.
-func (Plugin) Install(ctx context.Context) error {
-	repo, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	cache, err := localbake.CacheDir()
-	if err != nil {
-		return err
-	}
-	packer, err := localbake.Packer(ctx, cache, bakeLog())
-	if err != nil {
-		return err
-	}
-	bin := filepath.Join(cache, "bin", "packer-plugin-zkaas")
-	if err := localbake.BuildPlugin(ctx, repo, bin); err != nil {
-		return err
-	}
-	if err := localbake.InstallPlugin(ctx, packer, bin, os.Getenv("PACKER_PLUGIN_PATH")); err != nil {
-		return err
-	}
-	fmt.Printf("installed %s as %s\n", bin, localbake.PluginSource)
-	return nil
-}
 
 // Validate runs `packer fmt -check` and `packer validate` on packer/*.pkr.hcl
 // with the plugin (the AWS template with the amazon plugin built from the
