@@ -93,13 +93,14 @@ func (p *Provisioner) Prepare(raws ...any) error {
 	if len(c.Roles) == 0 {
 		add(fmt.Errorf("roles: name at least one role to apply"))
 	}
+	ext := zkaasExtensions()
 	var defs []*role.Def
 	for i, name := range c.Roles {
 		if slices.Contains(c.Roles[:i], name) {
 			add(fmt.Errorf("roles[%d]: role %s is listed twice", i, name))
 			continue
 		}
-		d, err := role.Find(name, sources)
+		d, err := role.Find(name, sources, ext)
 		if err != nil {
 			for _, e := range role.Errors(err) {
 				add(e)

@@ -56,6 +56,20 @@ steps:
   - {kind: file, dest: /etc/tool.conf, content: "x\n", mode: "0964"}
   - {kind: file, dest: /etc/tool.key, src: tool.key}
 `,
+		filepath.Join(f.roleDir, "ensembled/role.yaml"): `name: ensembled
+variables:
+  config: {type: ensemble, required: true}
+steps:
+  - {kind: file, dest: /etc/ensemble-name, content: "{{ (ensemble .config).Ensemble }}"}
+`,
+		filepath.Join(f.roleDir, "typed/role.yaml"): `name: typed
+variables:
+  config:
+    type: ensemble
+  size: {type: bytes}
+steps:
+  - {kind: group, name: g}
+`,
 	}
 	for p, data := range files {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -86,6 +100,7 @@ func TestPrepare(t *testing.T) {
 		{name: "built-in roles", cfg: map[string]any{"roles": all, "variables": vars()}},
 		{name: "distro zookeeper, java 21", cfg: map[string]any{"roles": all, "variables": vars("zookeeper.source", "distro", "java.version", "21")}},
 		{name: "operator role overrides nothing it should not", cfg: map[string]any{"roles": []string{"java"}, "role_paths": []string{f.roleDir}}},
+		{name: "operator role with an ensemble variable", cfg: map[string]any{"roles": []string{"ensembled"}, "role_paths": []string{f.roleDir}, "variables": map[string]string{"config": f.ensemble}}},
 		{
 			name: "no roles",
 			cfg:  map[string]any{},
@@ -140,6 +155,23 @@ func TestPrepare(t *testing.T) {
 			want: []string{
 				`role firstboot: variable binary: value "/nonexistent/zkaas-firstboot": cannot read: no such file or directory`,
 				`role firstboot: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
+			},
+		},
+		{
+			// Both roles using the config say so once; the steps rendering
+			// it (firstboot's drop-in, hardening's asserts) add nothing.
+			name: "every role: invalid ensemble config",
+			cfg:  map[string]any{"roles": all, "variables": vars("ensemble_config", f.badEnsemble)},
+			want: []string{
+				`role firstboot: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
+				`role hardening: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
+			},
+		},
+		{
+			name: "operator role: a zkaas variable type and an unknown one",
+			cfg:  map[string]any{"roles": []string{"typed"}, "role_paths": []string{f.roleDir}, "variables": map[string]string{"typed.config": f.badEnsemble}},
+			want: []string{
+				"role typed (" + f.roleDir + `/typed/role.yaml line 5): variables: size: type: unknown type "bytes" (known: string, int, bool, choice, path, url, sha512, ensemble)`,
 			},
 		},
 		{

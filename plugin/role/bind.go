@@ -18,10 +18,6 @@ import (
 	"text/template"
 
 	"github.com/zkaas/zkaas/internal/suggest"
-
-	"github.com/zkaas/zkaas/ensemble"
-	"github.com/zkaas/zkaas/firstboot/routing"
-	"github.com/zkaas/zkaas/firstboot/systemd"
 )
 
 // Role is a role bound to its variables: steps rendered and checked, ready
@@ -48,7 +44,7 @@ func (s *Step) Subject() string { return s.impl.subject() }
 
 // NewEnv returns the binding environment for a distro family.
 func NewEnv(family string) *Env {
-	return &Env{Family: family, ensembles: map[string]ensembleResult{}}
+	return &Env{Family: family}
 }
 
 // Bind resolves d's variables (overrides by variable name) and renders and
@@ -56,10 +52,10 @@ func NewEnv(family string) *Env {
 // step and the field of every problem.
 func (d *Def) Bind(overrides map[string]string, env *Env) (*Role, error) {
 	p := &Problems{}
-	data := d.bindVars(overrides, env, func(format string, args ...any) {
+	data := d.bindVars(overrides, func(format string, args ...any) {
 		p.add(fmt.Errorf("role %s: "+format, append([]any{d.Name}, args...)...))
 	})
-	r := &renderer{data: data, funcs: templateFuncs(env)}
+	r := &renderer{data: data, funcs: d.ext.funcs()}
 	role := &Role{Name: d.Name, Vars: data}
 	for _, sd := range d.Steps {
 		c := &checker{def: d, env: env, r: r, prefix: fmt.Sprintf("role %s: %s", d.Name, sd.Label()), failed: map[string]bool{}}
@@ -191,7 +187,7 @@ func (c *checker) payload(src, content string, render bool) payload {
 	)
 	if filepath.IsAbs(src) {
 		var abs string
-		if abs, err = readableFile(src); err == nil && !render {
+		if abs, err = ReadableFile(src); err == nil && !render {
 			// Read at apply time: it may be a large binary.
 			return payload{local: abs}
 		} else if err == nil {
@@ -331,54 +327,4 @@ func join(a, b string) string {
 		return b
 	}
 	return a + "." + b
-}
-
-// templateFuncs are the functions role templates may call beyond Go's
-// built-ins: the zkaas artefacts the firstboot code owns, so the image gets
-// exactly the bytes that code was tested with.
-func templateFuncs(env *Env) template.FuncMap {
-	return template.FuncMap{
-		// unit returns a zkaas systemd unit by name.
-		"unit": func(name string) (string, error) {
-			b, err := systemd.Unit(name)
-			return string(b), err
-		},
-		// networkdConf returns the MAC-independent networkd.conf drop-in
-		// (the per-ENI .network file is written at boot).
-		"networkdConf": func() string {
-			return string(routing.NetworkdFiles(nil)[routing.NetworkdConfPath])
-		},
-		// ensemble loads an ensemble config (validated when its variable
-		// was bound).
-		"ensemble": func(p string) (ensemble.Config, error) {
-			if p == invalid {
-				return ensemble.Default(), nil
-			}
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return ensemble.Config{}, err
-			}
-			res, ok := env.ensembles[abs]
-			if !ok {
-				cfg, _, err := ensemble.Load(abs)
-				res = ensembleResult{cfg, err}
-				env.ensembles[abs] = res
-				if err != nil {
-					return ensemble.Config{}, err
-				}
-			}
-			if res.err != nil {
-				// Already reported on the variable; render with the
-				// defaults so the step's other problems still show.
-				return ensemble.Default(), nil
-			}
-			return res.cfg, nil
-		},
-		// readWriteDropIn returns zookeeper.service's drop-in for a data
-		// volume mounted elsewhere than the default ("" for the default).
-		"readWriteDropIn": func(mountPoint string) (string, error) {
-			b, err := systemd.ReadWriteDropIn(mountPoint)
-			return string(b), err
-		},
-	}
 }

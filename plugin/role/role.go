@@ -41,7 +41,8 @@ type Def struct {
 	Origin      string
 	Vars        []VarDef // in file order
 	Steps       []StepDef
-	files       fs.FS // the role's files/ directory
+	files       fs.FS       // the role's files/ directory
+	ext         *Extensions // the embedding program's functions and types
 }
 
 // StepDef is one step as written: its kind, its condition and the YAML
@@ -59,8 +60,9 @@ func (s StepDef) Label() string { return fmt.Sprintf("steps[%d] (%s)", s.Index, 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
 // Find loads the role called name from the first source that has it, so
-// operators' directories can override a built-in role.
-func Find(name string, sources []Source) (*Def, error) {
+// operators' directories can override a built-in role. ext (may be nil)
+// adds the embedding program's template functions and variable types.
+func Find(name string, sources []Source, ext *Extensions) (*Def, error) {
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("role %q: a role name is lower-case letters, digits, - and _", name)
 	}
@@ -78,15 +80,19 @@ func Find(name string, sources []Source) (*Def, error) {
 		if err != nil {
 			return nil, fmt.Errorf("role %s (%s): %w", name, src.Origin, err)
 		}
-		return Parse(name, src.Origin, data, files)
+		return Parse(name, src.Origin, data, files, ext)
 	}
 	return nil, fmt.Errorf("role %s: unknown role: no %s/%s in %s", name, name, FileName, strings.Join(searched, ", "))
 }
 
-// Parse decodes a role definition. The error, if any, is a *Problems
-// listing everything wrong with the file.
-func Parse(name, origin string, data []byte, files fs.FS) (*Def, error) {
-	d := &Def{Name: name, Origin: origin, files: files}
+// Parse decodes a role definition; ext (may be nil) adds the embedding
+// program's template functions and variable types. The error, if any, is a
+// *Problems listing everything wrong with the file.
+func Parse(name, origin string, data []byte, files fs.FS, ext *Extensions) (*Def, error) {
+	if err := ext.check(); err != nil {
+		return nil, err
+	}
+	d := &Def{Name: name, Origin: origin, files: files, ext: ext}
 	p := &Problems{}
 	at := func(n *yaml.Node, format string, args ...any) {
 		p.add(fmt.Errorf("role %s (%s/%s/%s line %d): %s", name, origin, name, FileName, n.Line, fmt.Sprintf(format, args...)))
@@ -112,7 +118,7 @@ func Parse(name, origin string, data []byte, files fs.FS) (*Def, error) {
 		d.Description = n.Value
 	}
 	if n := top["variables"]; n != nil {
-		d.Vars = parseVars(n, func(n *yaml.Node, format string, args ...any) { at(n, "variables: "+format, args...) })
+		d.Vars = parseVars(n, ext, func(n *yaml.Node, format string, args ...any) { at(n, "variables: "+format, args...) })
 	}
 	n := top["steps"]
 	if n == nil || n.Kind != yaml.SequenceNode || len(n.Content) == 0 {

@@ -57,7 +57,7 @@ steps:
     name: g
 `,
 			want: []string{
-				`line 3): variables: a: type: unknown type "number" (known: string, int, bool, choice, path, url, sha512, ensemble)`,
+				`line 3): variables: a: type: unknown type "number" (known: string, int, bool, choice, path, url, sha512, even)`,
 				"line 4): variables: b: a required variable has no default",
 				"line 5): variables: c: a choice needs choices",
 				"line 6): variables: d: choices are for type choice",
@@ -82,7 +82,7 @@ steps:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("r", "test", []byte(tt.yaml), fstest.MapFS{})
+			_, err := Parse("r", "test", []byte(tt.yaml), fstest.MapFS{}, testExt)
 			errs := Errors(err)
 			if len(errs) != len(tt.want) {
 				t.Fatalf("%d problems, want %d:\n%v", len(errs), len(tt.want), err)
@@ -111,7 +111,7 @@ func TestFind(t *testing.T) {
 		{"extra", "/ops/roles", ""},
 		{"zookeeper", "built-in", ""},
 	} {
-		d, err := Find(tt.name, sources)
+		d, err := Find(tt.name, sources, nil)
 		if err != nil {
 			t.Fatalf("Find(%s): %v", tt.name, err)
 		}
@@ -124,7 +124,7 @@ func TestFind(t *testing.T) {
 		"../x":  `role "../x": a role name is lower-case letters, digits, - and _`,
 		"Java1": `role "Java1": a role name is lower-case letters`,
 	} {
-		if _, err := Find(name, sources); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := Find(name, sources, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Find(%q) = %v, want %q", name, err, want)
 		}
 	}

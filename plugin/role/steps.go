@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zkaas/zkaas/firstboot/systemd"
-
 	"github.com/zkaas/zkaas/plugin/remote"
 )
 
@@ -469,6 +467,10 @@ func (k *fileStep) apply(ctx context.Context, s *Session) (bool, error) {
 	return installFile(ctx, s, k.Dest, k.payload, k.attr)
 }
 
+// unitDir is where unit steps install units: systemd's directory for the
+// administrator's units, which win over the packages' in /usr/lib.
+const unitDir = "/etc/systemd/system"
+
 var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|target|path|mount)$`)
 
 type unitStep struct {
@@ -497,7 +499,7 @@ func (k *unitStep) managed() []Managed {
 	if k.payload == nil {
 		return nil
 	}
-	return []Managed{{path.Join(systemd.UnitDir, k.Name), "file"}}
+	return []Managed{{path.Join(unitDir, k.Name), "file"}}
 }
 
 // apply installs the unit file and enables it with `systemctl --root=/`,
@@ -507,7 +509,7 @@ func (k *unitStep) managed() []Managed {
 func (k *unitStep) apply(ctx context.Context, s *Session) (bool, error) {
 	changed := false
 	if k.payload != nil {
-		c, err := installFile(ctx, s, path.Join(systemd.UnitDir, k.Name), *k.payload, remote.Attr{Owner: "root", Group: "root", Mode: 0o644})
+		c, err := installFile(ctx, s, path.Join(unitDir, k.Name), *k.payload, remote.Attr{Owner: "root", Group: "root", Mode: 0o644})
 		if err != nil {
 			return false, err
 		}

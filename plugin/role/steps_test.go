@@ -32,7 +32,7 @@ func openSession(t *testing.T, comm *commtest.Comm, family string) *Session {
 // bindRole parses and binds a role named "r" from YAML.
 func bindRole(t *testing.T, family, yaml string, files fstest.MapFS, vars map[string]string) *Role {
 	t.Helper()
-	d, err := Parse("r", "test", []byte(yaml), files)
+	d, err := Parse("r", "test", []byte(yaml), files, testExt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,10 +268,6 @@ func TestStepFailures(t *testing.T) {
 }
 
 func TestBindErrors(t *testing.T) {
-	ensemble := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(ensemble, []byte("ensemble: x\nnodes: []\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name  string
 		vars  string
@@ -304,8 +300,8 @@ func TestBindErrors(t *testing.T) {
 		},
 		{
 			name: "variables",
-			vars: "  v: {type: int}\n  c: {type: choice, choices: [a, b], default: a}\n  s: {type: sha512}\n  u: {type: url}\n  p: {type: path}\n  e: {type: ensemble}\n  q: {required: true}\n",
-			set:  map[string]string{"v": "x", "c": "z", "s": "abc", "u": "not a url", "p": "/nonexistent/bin", "e": ensemble, "verison": "1"},
+			vars: "  v: {type: int}\n  c: {type: choice, choices: [a, b], default: a}\n  s: {type: sha512}\n  u: {type: url}\n  p: {type: path}\n  e: {type: even}\n  q: {required: true}\n",
+			set:  map[string]string{"v": "x", "c": "z", "s": "abc", "u": "not a url", "p": "/nonexistent/bin", "e": "3", "verison": "1"},
 			want: []string{
 				`role r: variable "verison": role r has no such variable`,
 				`role r: variable v: value "x": not an integer`,
@@ -313,7 +309,7 @@ func TestBindErrors(t *testing.T) {
 				`role r: variable s: value "abc": not a sha512 (128 hex digits)`,
 				`role r: variable u: value "not a url": not an http or https URL`,
 				`role r: variable p: value "/nonexistent/bin": cannot read: no such file or directory`,
-				`role r: variable e: value "` + ensemble + `": not a valid ensemble config:`,
+				`role r: variable e: value "3": not even`,
 				`role r: variable q: required, set variables["r.q"]`,
 			},
 		},
@@ -353,7 +349,7 @@ func TestBindErrors(t *testing.T) {
 			if tt.vars != "" {
 				yaml = "name: r\nvariables:\n" + tt.vars + "steps:\n" + steps
 			}
-			d, err := Parse("r", "test", []byte(yaml), fstest.MapFS{})
+			d, err := Parse("r", "test", []byte(yaml), fstest.MapFS{}, testExt)
 			if err != nil {
 				t.Fatal(err)
 			}

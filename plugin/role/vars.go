@@ -14,22 +14,19 @@ import (
 	"github.com/zkaas/zkaas/internal/suggest"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/zkaas/zkaas/ensemble"
 )
 
-// Variable types. A value is checked against its type when the role is
-// bound, so a bad checksum or an unreadable file stops the build before it
-// starts.
-var varTypes = []string{
-	"string",   // anything
-	"int",      // a decimal integer; a number in templates
-	"bool",     // true/false; a boolean in templates
-	"choice",   // one of choices
-	"path",     // a readable regular file on the machine running Packer; absolute in templates
-	"url",      // an http or https URL
-	"sha512",   // 128 hex digits
-	"ensemble", // a path to an ensemble config, validated by firstboot's own loader
+// builtinTypes are the variable types every role may use; Extensions add
+// more. A value is checked against its type when the role is bound, so a
+// bad checksum or an unreadable file stops the build before it starts.
+var builtinTypes = []string{
+	"string", // anything
+	"int",    // a decimal integer; a number in templates
+	"bool",   // true/false; a boolean in templates
+	"choice", // one of choices
+	"path",   // a readable regular file on the machine running Packer; absolute in templates
+	"url",    // an http or https URL
+	"sha512", // 128 hex digits
 }
 
 // VarDef is a declared role variable.
@@ -43,7 +40,7 @@ type VarDef struct {
 	Choices     []string
 }
 
-func parseVars(n *yaml.Node, at func(*yaml.Node, string, ...any)) []VarDef {
+func parseVars(n *yaml.Node, ext *Extensions, at func(*yaml.Node, string, ...any)) []VarDef {
 	if n.Kind != yaml.MappingNode {
 		at(n, "want a mapping of variable names to their definitions")
 		return nil
@@ -59,8 +56,8 @@ func parseVars(n *yaml.Node, at func(*yaml.Node, string, ...any)) []VarDef {
 		f := fields(val, []string{"type", "description", "default", "required", "choices"}, func(n *yaml.Node, msg string) { at(n, "%s: %s", v.Name, msg) })
 		if t := f["type"]; t != nil {
 			v.Type = t.Value
-			if !slices.Contains(varTypes, v.Type) {
-				at(t, "%s: type: unknown type %q (known: %s)", v.Name, v.Type, strings.Join(varTypes, ", "))
+			if known := ext.typeNames(); !slices.Contains(known, v.Type) {
+				at(t, "%s: type: unknown type %q (known: %s)", v.Name, v.Type, strings.Join(known, ", "))
 			}
 		}
 		if d := f["description"]; d != nil {
@@ -101,14 +98,6 @@ var varNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 type Env struct {
 	// Family is the distro family's package manager: apt or dnf.
 	Family string
-	// ensembles caches the ensemble configs variables named, by absolute
-	// path, with the error loading them.
-	ensembles map[string]ensembleResult
-}
-
-type ensembleResult struct {
-	cfg ensemble.Config
-	err error
 }
 
 // Families are the supported distro families.
@@ -116,7 +105,7 @@ var Families = []string{"apt", "dnf"}
 
 // bindVars resolves each declared variable from overrides or its default
 // and checks it against its type; the result is the template data.
-func (d *Def) bindVars(overrides map[string]string, env *Env, errf func(string, ...any)) map[string]any {
+func (d *Def) bindVars(overrides map[string]string, errf func(string, ...any)) map[string]any {
 	data := map[string]any{}
 	names := make([]string, len(d.Vars))
 	for i, v := range d.Vars {
@@ -144,7 +133,7 @@ func (d *Def) bindVars(overrides map[string]string, env *Env, errf func(string, 
 			data[v.Name] = invalid
 			continue
 		}
-		val, err := v.convert(raw, env)
+		val, err := v.convert(raw, d.ext)
 		if err != nil {
 			errf("variable %s: %s %q: %v", v.Name, from, raw, err)
 			val = invalid
@@ -157,7 +146,7 @@ func (d *Def) bindVars(overrides map[string]string, env *Env, errf func(string, 
 // convert checks raw against the variable's type and returns the value
 // templates see. Empty optional values are allowed for every type but
 // choice; int and bool then read as 0 and false.
-func (v VarDef) convert(raw string, env *Env) (any, error) {
+func (v VarDef) convert(raw string, ext *Extensions) (any, error) {
 	if raw == "" && v.Type != "choice" {
 		switch v.Type {
 		case "int":
@@ -185,29 +174,22 @@ func (v VarDef) convert(raw string, env *Env) (any, error) {
 			return raw, fmt.Errorf("not one of %s", strings.Join(v.Choices, ", "))
 		}
 	case "path":
-		return readableFile(raw)
+		return ReadableFile(raw)
 	case "url":
 		return raw, checkURL(raw)
 	case "sha512":
 		return strings.ToLower(raw), checkSHA512(raw)
-	case "ensemble":
-		p, err := readableFile(raw)
-		if err != nil {
-			return p, err
-		}
-		cfg, _, err := ensemble.Load(p)
-		env.ensembles[p] = ensembleResult{cfg, err}
-		if err != nil {
-			return p, fmt.Errorf("not a valid ensemble config:\n    %s", strings.ReplaceAll(err.Error(), "\n", "\n    "))
-		}
-		return p, nil
+	}
+	if t, ok := ext.varType(v.Type); ok {
+		return t.Check(raw)
 	}
 	return raw, nil
 }
 
-// readableFile checks that p names a regular file this process can read
-// and returns its absolute path.
-func readableFile(p string) (string, error) {
+// ReadableFile checks that p names a regular file this process can read
+// and returns its absolute path: the check of the path type, for
+// extension types that name files.
+func ReadableFile(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return p, err
