@@ -24,7 +24,7 @@ func TestCancelClosesCloud(t *testing.T) {
 	inst := launch(t, c, "us-east-1c")
 	cancel()
 	eventually(t, "the cloud to close", func() bool {
-		return !exists(inst.NetNS) && !exists(c.vpcNS) && !exists(c.runDir) && !exists(c.stateDir)
+		return !exists(inst.NetNS) && !exists(c.vpc.ns) && !exists(c.runDir) && !exists(c.volumes.dir)
 	})
 	if err := c.Close(); err != nil {
 		t.Errorf("Close after the context closed it: %v", err)

@@ -3,9 +3,21 @@ package localcloud
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
+
+// enis is the registry of ENIs plugged into instances: each one a veth on
+// the VPC bridge whose peer is in the instance.
+type enis struct {
+	log *slog.Logger
+	vpc *vpc
+
+	mu      sync.Mutex
+	plugged map[string]*eniPlug // by ENI id
+}
 
 // eniPlug is an ENI's veth, plugged into an instance.
 type eniPlug struct {
@@ -16,23 +28,11 @@ type eniPlug struct {
 // CreateNetworkInterface creates an available ENI in the AZ's subnet; an
 // empty ip takes the subnet's next free address.
 func (c *Cloud) CreateNetworkInterface(az, ip string, tags map[string]string) (ec2sim.NetworkInterface, error) {
-	sub, ok := c.subnets[az]
-	if !ok {
-		return ec2sim.NetworkInterface{}, fmt.Errorf("create network interface: no subnet in %s", az)
+	sub, err := c.vpc.subnet(az)
+	if err != nil {
+		return ec2sim.NetworkInterface{}, fmt.Errorf("create network interface: %w", err)
 	}
 	return c.sim.CreateNetworkInterface(sub.id, ip, tags)
-}
-
-// running returns a running instance of this Cloud. Call with c.mu held.
-func (c *Cloud) running(id string) (*Instance, error) {
-	if c.closing {
-		return nil, fmt.Errorf("instance %s: local cloud closing", id)
-	}
-	inst := c.instances[id]
-	if inst == nil {
-		return nil, fmt.Errorf("instance %s is not running in this local cloud", id)
-	}
-	return inst, nil
 }
 
 // eniAttached plugs the ENI's veth into the instance (the simulator calls
@@ -41,58 +41,62 @@ func (c *Cloud) running(id string) (*Instance, error) {
 func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) (err error) {
 	defer c.step("eni attach", "eni", ev.NetworkInterfaceID, "instance", ev.InstanceID,
 		"mac", ev.MAC, "device_index", ev.DeviceIndex).Defer(&err)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	inst, err := c.running(ev.InstanceID)
-	if err != nil {
-		return err
-	}
-	if old := c.enis[ev.NetworkInterfaceID]; old != nil {
-		// The simulator marks an ENI available before it runs the detach
-		// hook, so a new attachment can overtake the old one's unplug.
-		if err := c.unplugENI(ev.NetworkInterfaceID, old); err != nil {
-			return err
-		}
-	}
-	link, err := c.plugVeth(inst, ev.DeviceIndex, ev.MAC, ev.NetworkInterfaceID+" on "+ev.InstanceID)
-	if err != nil {
-		return err
-	}
-	c.enis[ev.NetworkInterfaceID] = &eniPlug{inst: inst, link: link}
-	return nil
+	return c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
+		return c.enis.plug(ev, inst)
+	})
 }
 
 // eniDetached unplugs the ENI's veth, if this attachment still has it.
 func (c *Cloud) eniDetached(ev ec2sim.ENIEvent) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.enis[ev.NetworkInterfaceID]
-	if p == nil || p.inst.ID != ev.InstanceID {
-		return
-	}
-	_ = c.unplugENI(ev.NetworkInterfaceID, p)
+	c.enis.unplugFrom(ev.NetworkInterfaceID, ev.InstanceID)
 }
 
-// unplugENI removes an ENI's veth. Call with c.mu held.
-func (c *Cloud) unplugENI(id string, p *eniPlug) (err error) {
-	defer c.step("eni detach", "eni", id, "instance", p.inst.ID).Defer(&err)
-	delete(c.enis, id)
-	return c.unplugVeth(p.link)
-}
-
-// unplugAll removes every ENI and volume plugged into the instance. Call
-// with c.mu held.
-func (c *Cloud) unplugAll(inst *Instance) error {
-	var errs []error
-	for id, p := range c.enis {
-		if p.inst == inst {
-			errs = append(errs, c.unplugENI(id, p))
+// plug plugs the ENI of ev into inst, a running instance.
+func (r *enis) plug(ev ec2sim.ENIEvent, inst *Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.plugged[ev.NetworkInterfaceID]; old != nil {
+		// The simulator marks an ENI available before it runs the detach
+		// hook, so a new attachment can overtake the old one's unplug.
+		if err := r.unplug(ev.NetworkInterfaceID, old); err != nil {
+			return err
 		}
 	}
-	for _, v := range c.volumes {
-		if v.att != nil && v.att.inst == inst {
-			errs = append(errs, c.unplugVolume(v))
+	link, err := r.vpc.plugVeth(inst, ev.DeviceIndex, ev.MAC, ev.NetworkInterfaceID+" on "+ev.InstanceID)
+	if err != nil {
+		return err
+	}
+	r.plugged[ev.NetworkInterfaceID] = &eniPlug{inst: inst, link: link}
+	return nil
+}
+
+// unplugFrom unplugs the ENI if it is plugged into the instance.
+func (r *enis) unplugFrom(eniID, instID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.plugged[eniID]
+	if p == nil || p.inst.ID != instID {
+		return
+	}
+	_ = r.unplug(eniID, p)
+}
+
+// unplugAll unplugs every ENI plugged into the instance.
+func (r *enis) unplugAll(inst *Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for id, p := range r.plugged {
+		if p.inst == inst {
+			errs = append(errs, r.unplug(id, p))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unplug removes an ENI's veth. Call with r.mu held.
+func (r *enis) unplug(id string, p *eniPlug) (err error) {
+	defer startStep(r.log, "eni detach", "eni", id, "instance", p.inst.ID).Defer(&err)
+	delete(r.plugged, id)
+	return r.vpc.unplugVeth(p.link)
 }

@@ -26,7 +26,7 @@ func TestENIHotplug(t *testing.T) {
 	inst := launch(t, c, "us-east-1a")
 	api := ec2From(inst)
 	nl := netlinkIn(t, inst.NetNS)
-	vpc := netlinkIn(t, c.vpcNS)
+	vpc := netlinkIn(t, c.vpc.ns)
 
 	tests := []struct {
 		deviceIndex int32
@@ -68,12 +68,12 @@ func TestENIHotplug(t *testing.T) {
 				t.Errorf("%s has addresses %v (%v); firstboot configures it", tt.name, addrs, err)
 			}
 			peer, err := vpc.LinkByIndex(link.Attrs().ParentIndex)
-			if err != nil || peer.Attrs().MasterIndex != c.bridge {
+			if err != nil || peer.Attrs().MasterIndex != c.vpc.bridge {
 				t.Errorf("%s's peer %v is not on the VPC bridge (%v)", tt.name, peer, err)
 			}
 			// The gateway keeps its MAC, so the instance's ARP cache stays
 			// right and its next EC2 call goes through at once.
-			if br, err := vpc.LinkByIndex(c.bridge); err != nil || br.Attrs().HardwareAddr.String() != bridgeMAC.String() {
+			if br, err := vpc.LinkByIndex(c.vpc.bridge); err != nil || br.Attrs().HardwareAddr.String() != bridgeMAC.String() {
 				t.Errorf("VPC bridge MAC after plugging %s: %v (%v), want %s", tt.name, br.Attrs().HardwareAddr, err, bridgeMAC)
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

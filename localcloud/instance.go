@@ -57,6 +57,79 @@ type Instance struct {
 	procs      map[*Process]bool
 }
 
+// instances is the registry of the running instances. Its lock also
+// orders plugging devices into them: an ENI or volume is plugged into an
+// instance only while the registry holds it as running, and destroy takes
+// it out and unplugs everything from it in one hold, so that nothing is
+// plugged into an instance being torn down. Lock order: instances.mu, then
+// enis.mu or volumes.mu.
+type instances struct {
+	mu      sync.Mutex
+	closing bool // the Cloud is closing: nothing is plugged any more
+	byID    map[string]*Instance
+}
+
+// add registers a launched instance.
+func (r *instances) add(inst *Instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[inst.ID] = inst
+}
+
+// claim takes the instance out of the registry for Terminate; false when it
+// is not (or no longer) this Cloud's, so that two Terminates cannot both run.
+func (r *instances) claim(inst *Instance) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[inst.ID] != inst {
+		return false
+	}
+	delete(r.byID, inst.ID)
+	return true
+}
+
+// plugInto runs plug with the running instance id, holding the registry so
+// that the instance cannot be destroyed meanwhile.
+func (r *instances) plugInto(id string, plug func(*Instance) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return fmt.Errorf("instance %s: local cloud closing", id)
+	}
+	inst := r.byID[id]
+	if inst == nil {
+		return fmt.Errorf("instance %s is not running in this local cloud", id)
+	}
+	return plug(inst)
+}
+
+// remove takes the instance out of the registry and, in the same hold,
+// runs unplug on it.
+func (r *instances) remove(inst *Instance, unplug func(*Instance) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byID, inst.ID)
+	return unplug(inst)
+}
+
+// stopPlugging makes plugInto refuse from now on.
+func (r *instances) stopPlugging() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closing = true
+}
+
+// all lists the registered instances.
+func (r *instances) all() []*Instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Instance, 0, len(r.byID))
+	for _, inst := range r.byID {
+		out = append(out, inst)
+	}
+	return out
+}
+
 // Launch starts an instance in the AZ's subnet — a new instance id, the
 // subnet's next free address — and returns once it is running in the
 // simulator, its network is configured and IMDS answers on it.
@@ -65,16 +138,16 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 		return nil, err
 	}
 	defer c.busy.Done()
-	sub, ok := c.subnets[az]
-	if !ok {
-		return nil, fmt.Errorf("launch: no subnet in %s", az)
+	sub, err := c.vpc.subnet(az)
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
 	}
 	si, err := c.sim.RunInstance(sub.id)
 	if err != nil {
 		return nil, fmt.Errorf("launch in %s: %w", az, err)
 	}
 	inst := &Instance{
-		ID: si.ID, AZ: si.AZ, Region: c.region, SubnetID: sub.id, SubnetCIDR: sub.cidr.String(),
+		ID: si.ID, AZ: si.AZ, Region: c.Region(), SubnetID: sub.id, SubnetCIDR: sub.cidr.String(),
 		PrivateIP: si.PrivateIP, MAC: si.MAC,
 		cloud: c, log: c.log.With("instance", si.ID),
 		dir: filepath.Join(c.runDir, "inst", si.ID), procs: map[*Process]bool{},
@@ -98,9 +171,7 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 	if err := c.waitRunning(ctx, inst.ID); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.instances[inst.ID] = inst
-	c.mu.Unlock()
+	c.instances.add(inst)
 	return inst, nil
 }
 
@@ -118,7 +189,7 @@ func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet,
 	if inst.netNL, err = netlink.NewHandleAt(h); err != nil {
 		return fmt.Errorf("netlink in %s: %w", inst.NetNS, err)
 	}
-	if inst.primary, err = c.plugVeth(inst, 0, inst.MAC, eni+" on "+inst.ID+" (primary)"); err != nil {
+	if inst.primary, err = c.vpc.plugVeth(inst, 0, inst.MAC, eni+" on "+inst.ID+" (primary)"); err != nil {
 		return err
 	}
 	ip := netip.MustParseAddr(inst.PrivateIP)
@@ -204,14 +275,7 @@ func (c *Cloud) Terminate(ctx context.Context, inst *Instance) (err error) {
 	}
 	defer c.busy.Done()
 	defer c.step("terminate", "instance", inst.ID).Defer(&err)
-	c.mu.Lock()
-	ours := c.instances[inst.ID] == inst
-	if ours {
-		// Claimed here, so that a second Terminate cannot run too.
-		delete(c.instances, inst.ID)
-	}
-	c.mu.Unlock()
-	if !ours {
+	if !c.instances.claim(inst) {
 		return fmt.Errorf("terminate %s: not running in this local cloud", inst.ID)
 	}
 	kerr := inst.kill()
@@ -260,10 +324,9 @@ func (inst *Instance) kill() error {
 // part of Launch created them. The simulator is not told.
 func (c *Cloud) destroy(inst *Instance) error {
 	errs := []error{inst.kill()}
-	c.mu.Lock()
-	delete(c.instances, inst.ID)
-	errs = append(errs, c.unplugAll(inst))
-	c.mu.Unlock()
+	errs = append(errs, c.instances.remove(inst, func(inst *Instance) error {
+		return errors.Join(c.enis.unplugAll(inst), c.volumes.unplugAll(inst))
+	}))
 	if inst.root != nil {
 		errs = append(errs, inst.root.Close())
 	}
@@ -271,7 +334,7 @@ func (c *Cloud) destroy(inst *Instance) error {
 		errs = append(errs, unmountRemove(inst.MountNS))
 	}
 	if inst.primary != "" {
-		errs = append(errs, c.unplugVeth(inst.primary))
+		errs = append(errs, c.vpc.unplugVeth(inst.primary))
 	}
 	if inst.netNL != nil {
 		inst.netNL.Close()

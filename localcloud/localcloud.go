@@ -40,7 +40,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/zkaas/zkaas/internal/steplog"
@@ -112,43 +111,29 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Cloud is one local region. Its methods are safe for concurrent use.
+// Cloud is one local region, composed of its resources: the simulator (the
+// EC2 API and its state), the VPC (network), the instances, the ENIs and
+// volumes plugged into them. Its methods are safe for concurrent use.
 type Cloud struct {
 	opts   Options
 	log    *slog.Logger
 	tools  *tools
 	runID  string
 	runDir string
-	region string
 
-	stateDir  string
-	tempState bool
-	stateLock *os.File
+	sim       *ec2sim.Sim
+	vpc       vpc
+	instances instances
+	enis      enis
+	volumes   volumes
 
-	sim      *ec2sim.Sim
-	srv      *http.Server
-	vpcNS    string // path of the VPC network namespace
-	vpc      netnsRef
-	vpcNL    *netlink.Handle
-	bridge   int // ifindex of the VPC bridge
-	subnets  map[string]subnet
-	linkSeq  atomic.Uint64
 	stopCtx  func() bool
 	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress
 	closeErr error
 	once     sync.Once
 
-	mu        sync.Mutex
-	closing   bool
-	instances map[string]*Instance
-	enis      map[string]*eniPlug // ENIs plugged into an instance, by ENI id
-	volumes   map[string]*volume  // volumes created through the Cloud, by id
-}
-
-type subnet struct {
-	id      string
-	cidr    netip.Prefix
-	gateway netip.Addr
+	mu      sync.Mutex
+	closing bool
 }
 
 var cloudSeq atomic.Uint64
@@ -172,16 +157,16 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 		log = slog.Default()
 	}
 	c := &Cloud{
-		opts:      opts,
-		tools:     t,
-		runID:     fmt.Sprintf("%d-%d", os.Getpid(), cloudSeq.Add(1)),
-		subnets:   map[string]subnet{},
-		instances: map[string]*Instance{},
-		enis:      map[string]*eniPlug{},
-		volumes:   map[string]*volume{},
+		opts:  opts,
+		tools: t,
+		runID: fmt.Sprintf("%d-%d", os.Getpid(), cloudSeq.Add(1)),
 	}
 	c.log = log.With("cloud", c.runID)
 	c.runDir = filepath.Join(RunRoot, c.runID)
+	c.vpc.log = c.log
+	c.instances.byID = map[string]*Instance{}
+	c.enis = enis{log: c.log, vpc: &c.vpc, plugged: map[string]*eniPlug{}}
+	c.volumes = volumes{log: c.log, byID: map[string]*volume{}}
 	defer c.step("start").Defer(&err)
 	defer func() {
 		if err != nil {
@@ -197,10 +182,19 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	if err := c.makeRunDir(); err != nil {
 		return nil, err
 	}
-	if err := c.openStateDir(ctx); err != nil {
+	if err := c.volumes.open(ctx, c.opts.StateDir, c.runDir); err != nil {
 		return nil, err
 	}
-	if err := c.startVPC(ctx); err != nil {
+	simOpts := c.opts.EC2
+	simOpts.Hooks = ec2sim.Hooks{
+		ENIAttached: c.eniAttached, ENIDetached: c.eniDetached,
+		VolumeAttached: c.volumeAttached, VolumeDetached: c.volumeDetached,
+	}
+	if simOpts.Logger == nil {
+		simOpts.Logger = c.log.With("component", "ec2sim")
+	}
+	c.sim = ec2sim.New(simOpts)
+	if err := c.vpc.start(ctx, c.tools, Prefix+c.runID+"-vpc", c.sim, c.opts.Subnets); err != nil {
 		return nil, err
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() {
@@ -283,70 +277,12 @@ func (c *Cloud) makeRunDir() error {
 	return nil
 }
 
-// openStateDir creates (or takes) the state directory, locks it against a
-// second live Cloud, records it for crash reclaim and releases loop devices
-// a crashed run left on its files.
-func (c *Cloud) openStateDir(ctx context.Context) error {
-	dir, temp := c.opts.StateDir, c.opts.StateDir == ""
-	if temp {
-		d, err := os.MkdirTemp("", "zkaas-localcloud-")
-		if err != nil {
-			return fmt.Errorf("create state dir: %w", err)
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
-	// Resolved, because loop devices report their files by real path.
-	abs, err := filepath.Abs(dir)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
-	var lock *os.File
-	if err == nil {
-		lock, err = lockStateDir(abs)
-	}
-	if err != nil {
-		if temp {
-			_ = os.RemoveAll(dir)
-		}
-		return fmt.Errorf("state dir %s: %w", dir, err)
-	}
-	// Only now is the directory ours to clean up.
-	c.stateDir, c.tempState, c.stateLock = abs, temp, lock
-	if err := (stateRecord{Dir: abs, Temporary: temp}).write(c.runDir); err != nil {
-		return err
-	}
-	// Held by nobody now that we hold the lock: any loop device on these
-	// files is a crashed run's.
-	return c.releaseLoopsUnder(ctx, abs)
-}
-
-// lockStateDir takes a state directory's lock, which a Cloud holds for its
-// lifetime (the kernel drops it if the process dies).
-func lockStateDir(dir string) (*os.File, error) {
-	lock, err := os.OpenFile(filepath.Join(dir, ".localcloud.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errStateDirInUse
-		}
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	return lock, nil
-}
-
-var errStateDirInUse = errors.New("in use by another live local cloud")
-
 // RootFS is the image instances boot from (Options.RootFS), "" when they
 // run the host's programs.
 func (c *Cloud) RootFS() string { return c.opts.RootFS }
 
 // Region is the simulated region.
-func (c *Cloud) Region() string { return c.region }
+func (c *Cloud) Region() string { return c.opts.EC2.Region }
 
 // Sim is the EC2 simulator, for its admin methods (faults, stats, state).
 func (c *Cloud) Sim() *ec2sim.Sim { return c.sim }
@@ -398,43 +334,18 @@ func (c *Cloud) teardown() error {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
+	c.instances.stopPlugging()
 	c.busy.Wait()
-	var errs []error
-	if c.srv != nil {
-		errs = append(errs, c.srv.Close())
-	}
-	// After this no hook runs: nothing plugs into what is torn down below.
+	// After this no API call comes in and no hook runs: nothing plugs into
+	// what is torn down below.
+	errs := []error{c.vpc.stopEndpoint()}
 	if c.sim != nil {
 		c.sim.Close()
 	}
-	c.mu.Lock()
-	insts := make([]*Instance, 0, len(c.instances))
-	for _, inst := range c.instances {
-		insts = append(insts, inst)
-	}
-	c.mu.Unlock()
-	for _, inst := range insts {
+	for _, inst := range c.instances.all() {
 		errs = append(errs, c.destroy(inst))
 	}
-	if c.vpcNL != nil {
-		c.vpcNL.Close()
-	}
-	c.vpc.close()
-	if c.vpcNS != "" {
-		errs = append(errs, deleteNetNS(c.vpcNS))
-	}
-	if c.stateDir != "" {
-		// Every device went with its instance; this catches any that a
-		// failed release left behind.
-		errs = append(errs, c.releaseLoopsUnder(context.Background(), c.stateDir))
-		if c.tempState {
-			errs = append(errs, os.RemoveAll(c.stateDir))
-		}
-	}
-	if c.stateLock != nil {
-		errs = append(errs, c.stateLock.Close())
-	}
-	errs = append(errs, removeRunDir(c.runDir))
+	errs = append(errs, c.vpc.close(), c.volumes.close(), removeRunDir(c.runDir))
 	return errors.Join(errs...)
 }
 
@@ -460,5 +371,10 @@ func removeRunDir(dir string) error {
 // step starts a logged step of the local cloud (see steplog). Use as
 // defer c.step("name", attrs...).Defer(&err).
 func (c *Cloud) step(name string, attrs ...any) *steplog.Step {
-	return steplog.Start(context.Background(), c.log, name, attrs...)
+	return startStep(c.log, name, attrs...)
+}
+
+// startStep is step for the Cloud's parts, which log with the Cloud's logger.
+func startStep(log *slog.Logger, name string, attrs ...any) *steplog.Step {
+	return steplog.Start(context.Background(), log, name, attrs...)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/loopdev"
 )
 
 // envResolve turns the test binary, run on an instance, into a one-shot
@@ -76,12 +77,12 @@ func leftovers() []string {
 	stateDirsMu.Lock()
 	defer stateDirsMu.Unlock()
 	for _, dir := range stateDirs {
-		loops, err := loopsBackedBy(func(f string) bool { return strings.HasPrefix(f, dir+"/") })
+		loops, err := loopdev.BackedBy(func(f string) bool { return strings.HasPrefix(f, dir+"/") })
 		if err != nil {
 			return append(left, err.Error())
 		}
 		for _, l := range loops {
-			left = append(left, "/dev/"+l.name+" on "+l.file)
+			left = append(left, l.Path()+" on "+l.File)
 		}
 	}
 	return left
@@ -104,7 +105,7 @@ func newCloud(t *testing.T, opts Options) *Cloud {
 		t.Fatal(err)
 	}
 	stateDirsMu.Lock()
-	stateDirs = append(stateDirs, c.stateDir)
+	stateDirs = append(stateDirs, c.volumes.dir)
 	stateDirsMu.Unlock()
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
@@ -198,9 +199,9 @@ func eniStatus(c *Cloud, id string) string {
 	return n.Status
 }
 
-func loopOf(t *testing.T, file string) []loopDev {
+func loopOf(t *testing.T, file string) []loopdev.Device {
 	t.Helper()
-	loops, err := loopsBackedBy(func(f string) bool { return f == file })
+	loops, err := loopdev.BackedBy(func(f string) bool { return f == file })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package localcloud
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/zkaas/zkaas/internal/mountinfo"
-
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,9 +25,10 @@ import (
 // host's network namespace bind mounts (/run/netns/*): a copy would keep
 // that namespace alive after it is deleted — another instance's, with
 // whatever veth and addresses it still has — for as long as this instance
-// lives. With an image ($LOCALCLOUD_ROOT set), it mounts the instance's
-// root: an overlay of its own upper layer on the image, which every
-// instance shares read-only. Then, at $LOCALCLOUD_ROOT (the host's root
+// lives. (One deleted on the host meanwhile has its copy detached by the
+// kernel, so an umount that finds nothing there is fine.) With an image
+// ($LOCALCLOUD_ROOT set), it mounts the instance's root: an overlay of its
+// own upper layer on the image, which every instance shares read-only. Then, at $LOCALCLOUD_ROOT (the host's root
 // without an image), it mounts:
 //   - a fresh sysfs, so that /sys/class/net shows the instance's links, not
 //     the host's (as `ip netns exec` does);
@@ -44,7 +46,7 @@ import (
 // It then says "ready" and waits on stdin, so that the harness can take hold
 // of the namespace's root before the namespace is left to its bind mount.
 const setupScript = `set -e
-findmnt --raw --noheadings --types nsfs --output TARGET | while read -r m; do umount --lazy "$m"; done
+findmnt --raw --noheadings --types nsfs --output TARGET | while read -r m; do umount --lazy "$m" || ! findmnt --mountpoint "$m" >/dev/null; done
 r=
 if [ -n "$LOCALCLOUD_ROOT" ]; then
 	mount -t overlay -o "lowerdir=$LOCALCLOUD_LOWER,upperdir=$LOCALCLOUD_UPPER,workdir=$LOCALCLOUD_WORK" localcloud-root "$LOCALCLOUD_ROOT"
@@ -231,14 +233,16 @@ func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
 	if err != nil {
 		return fmt.Errorf("mounts of %s: %w", inst.ID, err)
 	}
-	want := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev))
+	mounts, err := mountinfo.GetMountsFromReader(bytes.NewReader(info), func(m *mountinfo.Info) (skip, stop bool) {
+		return uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev), false
+	})
+	if err != nil {
+		return fmt.Errorf("mounts of %s: %w", inst.ID, err)
+	}
+	// Innermost (most recent) first; the paths come unescaped.
 	var targets []string
-	for _, line := range strings.Split(string(info), "\n") {
-		// id parent major:minor root mount-point options ...
-		f := strings.Fields(line)
-		if len(f) > 4 && f[2] == want {
-			targets = append([]string{mountinfo.Unescape(f[4])}, targets...)
-		}
+	for _, m := range slices.Backward(mounts) {
+		targets = append(targets, m.Mountpoint)
 	}
 	if len(targets) == 0 {
 		return nil

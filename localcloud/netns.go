@@ -116,11 +116,6 @@ func pidsIn(kind, want string) ([]int, error) {
 	return pids, nil
 }
 
-// alive reports whether a process with this pid exists.
-func alive(pid int) bool {
-	return pid > 0 && !errors.Is(unix.Kill(pid, 0), unix.ESRCH)
-}
-
 // netnsRef is an open network namespace handle that dials may use until it
 // is closed. Its zero value is closed.
 type netnsRef struct {

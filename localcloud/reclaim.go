@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/zkaas/zkaas/internal/procutil"
 )
 
 // stateRecord tells a later run where a run kept its volume files, so that
@@ -75,7 +77,7 @@ func owned(match func(pid int) bool) (netnsPaths, runDirs []string, err error) {
 // loop devices on their volume files, temporary state directories and run
 // directories.
 func (c *Cloud) reclaim(ctx context.Context) (err error) {
-	netnsPaths, runDirs, err := owned(func(pid int) bool { return !alive(pid) })
+	netnsPaths, runDirs, err := owned(func(pid int) bool { return !procutil.Alive(pid) })
 	if err != nil || len(netnsPaths)+len(runDirs) == 0 {
 		return err
 	}
@@ -115,26 +117,9 @@ func (c *Cloud) reclaimStateDir(ctx context.Context, rec stateRecord) error {
 	default:
 		defer lock.Close()
 	}
-	err = c.releaseLoopsUnder(ctx, rec.Dir)
+	err = releaseLoopsUnder(ctx, c.log, rec.Dir)
 	if rec.Temporary {
 		err = errors.Join(err, os.RemoveAll(rec.Dir))
 	}
 	return err
-}
-
-// releaseLoopsUnder releases every loop device backed by a file in dir.
-func (c *Cloud) releaseLoopsUnder(ctx context.Context, dir string) error {
-	loops, err := loopsBackedBy(func(f string) bool { return strings.HasPrefix(f, dir+"/") })
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, l := range loops {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		c.log.Warn("releasing a leftover loop device", "step", "reclaim", "device", "/dev/"+l.name, "file", l.file)
-		errs = append(errs, releaseLoop(l))
-	}
-	return errors.Join(errs...)
 }

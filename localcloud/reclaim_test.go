@@ -20,6 +20,7 @@ import (
 
 	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/loopdev"
 )
 
 // TestReclaim plants what a crashed run leaves — a network namespace with a
@@ -68,14 +69,14 @@ func TestReclaim(t *testing.T) {
 	crashedState := t.TempDir()
 	must(t, stateRecord{Dir: crashedState}.write(runDir))
 	mounted := sparseFile(t, crashedState, "vol-0aaaaaaaaaaaaaaaa.img")
-	dev, name, err := attachLoop(mounted)
+	loop, err := loopdev.Attach(mounted)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = releaseLoop(loopDev{name: name, file: mounted}) })
-	mustRun(t, "mkfs.ext4", "-q", "/dev/"+name)
-	mustRun(t, "nsenter", "--mount="+mntNS, "--", "mount", "/dev/"+name, t.TempDir())
-	dev.Close() // the crashed holder; the mount keeps the device bound
+	t.Cleanup(func() { _ = loopdev.Release(loop.Device) })
+	mustRun(t, "mkfs.ext4", "-q", loop.Path())
+	mustRun(t, "nsenter", "--mount="+mntNS, "--", "mount", loop.Path(), t.TempDir())
+	_ = loop.Abandon() // the crashed holder; the mount keeps the device bound
 
 	// A device left on a file of the state directory the next run takes
 	// (losetup, without autoclear: as long-lived as it gets).
@@ -85,7 +86,7 @@ func TestReclaim(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("losetup", "-d", strayDev).Run() })
 
 	_ = owner.Process.Kill()
-	_ = owner.Wait() // reaped: alive() no longer sees it
+	_ = owner.Wait() // reaped: procutil.Alive no longer sees it
 	newCloud(t, Options{EC2: fastSim, StateDir: nextState})
 
 	for _, path := range []string{nsPath, runDir} {
@@ -103,8 +104,8 @@ func TestReclaim(t *testing.T) {
 			t.Errorf("loop device %v on %s not released", got, file)
 		}
 	}
-	if !exists(live.vpcNS) {
-		t.Errorf("namespace %s of a live run was reclaimed", live.vpcNS)
+	if !exists(live.vpc.ns) {
+		t.Errorf("namespace %s of a live run was reclaimed", live.vpc.ns)
 	}
 }
 
@@ -216,7 +217,7 @@ func crashHelper() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mnt := filepath.Join(c.stateDir, "mnt")
+	mnt := filepath.Join(c.volumes.dir, "mnt")
 	byID := "/dev/disk/by-id/" + disk.EBSByIDName(vol.ID)
 	out, err := inst.Command(ctx, "sh", "-ec", "mkdir "+mnt+"; mkfs.ext4 -q "+byID+"; mount "+byID+" "+mnt+
 		"; cd "+mnt+"; sleep 600 >/dev/null 2>&1 & echo $!").Output()
@@ -224,7 +225,7 @@ func crashHelper() {
 		fail(err)
 	}
 	file, _ := c.VolumeFile(vol.ID)
-	fmt.Printf("DAEMON=%sFILE=%s\nSTATE=%s\n", out, file, c.stateDir)
+	fmt.Printf("DAEMON=%sFILE=%s\nSTATE=%s\n", out, file, c.volumes.dir)
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
 }

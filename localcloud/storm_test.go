@@ -78,7 +78,7 @@ func TestBootStorm(t *testing.T) {
 			t.Errorf("%s: ENI %s of node %d is %v, want ens6", inst.ID, s.ENI.ID, s.Node, l)
 		}
 		dev := resolve(t, inst, s.Volume.ID)
-		if loops := loopOf(t, volumeFile(t, c, s.Volume.ID)); len(loops) != 1 || dev != "/dev/"+loops[0].name {
+		if loops := loopOf(t, volumeFile(t, c, s.Volume.ID)); len(loops) != 1 || dev != "/dev/"+loops[0].Name {
 			t.Errorf("%s: node %d's volume resolved to %s, its file is on %v", inst.ID, s.Node, dev, loops)
 		}
 		run(t, inst, "mkfs.ext4 -q "+byID+" && mount "+byID+" /mnt")

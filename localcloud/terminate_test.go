@@ -53,7 +53,7 @@ func TestTerminate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vpc := netlinkIn(t, c.vpcNS)
+	vpc := netlinkIn(t, c.vpc.ns)
 	linksBefore := linkNames(t, vpc)
 	file := volumeFile(t, c, slot.Volume.ID)
 
@@ -101,7 +101,7 @@ func TestTerminate(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := resolve(t, repl, slot.Volume.ID); got != "/dev/"+loopOf(t, file)[0].name {
+	if got := resolve(t, repl, slot.Volume.ID); got != "/dev/"+loopOf(t, file)[0].Name {
 		t.Errorf("replacement resolved %s", got)
 	}
 }

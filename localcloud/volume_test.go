@@ -52,10 +52,10 @@ func TestVolumeFollowsData(t *testing.T) {
 
 	dev := attach(t, a)
 	loops := loopOf(t, file)
-	if len(loops) != 1 || dev != "/dev/"+loops[0].name {
+	if len(loops) != 1 || dev != "/dev/"+loops[0].Name {
 		t.Fatalf("resolver on %s found %s; loop devices of %s: %v", a.ID, dev, file, loops)
 	}
-	name := loops[0].name
+	name := loops[0].Name
 	if got := run(t, a, "cat /sys/class/block/"+name+"/device/serial; cat /sys/class/block/"+name+"/size"); got != strings.Replace(vol.ID, "-", "", 1)+"\n2097152" {
 		t.Errorf("sysfs of %s on %s: %q", name, a.ID, got)
 	}

@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
-
-	"github.com/zkaas/zkaas/internal/nsutil"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/zkaas/zkaas/internal/nsutil"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
 
@@ -27,60 +28,71 @@ const bridgeName = "vpc0"
 // traffic would vanish until the entries expired (a minute and more).
 var bridgeMAC = net.HardwareAddr{0x02, 0x7a, 0x6b, 0x00, 0x00, 0x01}
 
-// startVPC creates the VPC namespace (bridge, gateways, forwarding), the
-// simulator with its subnets, and the simulator's listener inside the VPC.
-func (c *Cloud) startVPC(ctx context.Context) (err error) {
-	defer c.step("vpc").Defer(&err)
-	path, h, err := c.tools.createNetNS(ctx, Prefix+c.runID+"-vpc")
+// vpc is the VPC's network: its namespace (the router), the bridge that
+// carries every subnet's gateway and every instance's veths, and the EC2
+// endpoint listening inside it. After start it changes only in the links on
+// the bridge, which netlink serializes; it needs no lock of its own.
+type vpc struct {
+	log     *slog.Logger
+	ns      string // path of the VPC network namespace
+	ref     netnsRef
+	nl      *netlink.Handle
+	bridge  int               // ifindex of the VPC bridge
+	subnets map[string]subnet // by AZ, fixed by start
+	linkSeq atomic.Uint64
+	srv     *http.Server
+}
+
+type subnet struct {
+	id      string
+	cidr    netip.Prefix
+	gateway netip.Addr
+}
+
+// start creates the VPC namespace named name (bridge, gateways,
+// forwarding), the subnets in the simulator, and the simulator's listener
+// on EC2Address:80 inside the VPC. Whatever part ran, close undoes it.
+func (v *vpc) start(ctx context.Context, t *tools, name string, sim *ec2sim.Sim, subnets []Subnet) (err error) {
+	defer startStep(v.log, "vpc").Defer(&err)
+	v.subnets = map[string]subnet{}
+	path, h, err := t.createNetNS(ctx, name)
 	if err != nil {
 		return err
 	}
-	c.vpcNS = path
-	c.vpc.set(h)
-	if c.vpcNL, err = netlink.NewHandleAt(h); err != nil {
-		return fmt.Errorf("netlink in %s: %w", c.vpcNS, err)
+	v.ns = path
+	v.ref.set(h)
+	if v.nl, err = netlink.NewHandleAt(h); err != nil {
+		return fmt.Errorf("netlink in %s: %w", v.ns, err)
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName, HardwareAddr: bridgeMAC}}
-	if err := c.vpcNL.LinkAdd(br); err != nil {
+	if err := v.nl.LinkAdd(br); err != nil {
 		return fmt.Errorf("add bridge %s: %w", bridgeName, err)
 	}
-	if err := c.vpcNL.LinkSetUp(br); err != nil {
+	if err := v.nl.LinkSetUp(br); err != nil {
 		return fmt.Errorf("set %s up: %w", bridgeName, err)
 	}
-	c.bridge = br.Attrs().Index
-	lo, err := c.vpcNL.LinkByName("lo")
+	v.bridge = br.Attrs().Index
+	lo, err := v.nl.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("find lo in the VPC: %w", err)
 	}
-	if err := c.vpcNL.LinkSetUp(lo); err != nil {
+	if err := v.nl.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up in the VPC: %w", err)
 	}
-	if err := c.vpcNL.AddrAdd(lo, addr(netip.PrefixFrom(netip.MustParseAddr(EC2Address), 32))); err != nil {
+	if err := v.nl.AddrAdd(lo, addr(netip.PrefixFrom(netip.MustParseAddr(EC2Address), 32))); err != nil {
 		return fmt.Errorf("add %s to the VPC's lo: %w", EC2Address, err)
 	}
-
-	simOpts := c.opts.EC2
-	simOpts.Hooks = ec2sim.Hooks{
-		ENIAttached: c.eniAttached, ENIDetached: c.eniDetached,
-		VolumeAttached: c.volumeAttached, VolumeDetached: c.volumeDetached,
-	}
-	if simOpts.Logger == nil {
-		simOpts.Logger = c.log.With("component", "ec2sim")
-	}
-	c.sim = ec2sim.New(simOpts)
-	c.region = simOpts.Region
-
-	for _, s := range c.opts.Subnets {
+	for _, s := range subnets {
 		p := netip.MustParsePrefix(s.CIDR) // checked by checkOptions
 		gw := p.Addr().Next()
-		if err := c.vpcNL.AddrAdd(br, addr(netip.PrefixFrom(gw, p.Bits()))); err != nil {
+		if err := v.nl.AddrAdd(br, addr(netip.PrefixFrom(gw, p.Bits()))); err != nil {
 			return fmt.Errorf("add gateway %s of %s to the bridge: %w", gw, s.CIDR, err)
 		}
-		id, err := c.sim.CreateSubnet(s.AZ, s.CIDR)
+		id, err := sim.CreateSubnet(s.AZ, s.CIDR)
 		if err != nil {
 			return err
 		}
-		c.subnets[s.AZ] = subnet{id: id, cidr: p, gateway: gw}
+		v.subnets[s.AZ] = subnet{id: id, cidr: p, gateway: gw}
 	}
 
 	var l net.Listener
@@ -95,14 +107,49 @@ func (c *Cloud) startVPC(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("EC2 endpoint in the VPC: %w", err)
 	}
-	c.srv = &http.Server{Handler: c.sim, ReadHeaderTimeout: 10 * time.Second}
+	v.srv = &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		if err := c.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.log.Error("EC2 endpoint stopped", "step", "vpc", "err", err)
+		if err := v.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			v.log.Error("EC2 endpoint stopped", "step", "vpc", "err", err)
 		}
 	}()
-	c.log.Info("VPC ready", "step", "vpc", "netns", c.vpcNS, "ec2", c.EC2Endpoint(), "region", c.region)
+	v.log.Info("VPC ready", "step", "vpc", "netns", v.ns, "ec2", "http://"+EC2Address)
 	return nil
+}
+
+// subnet returns the AZ's subnet.
+func (v *vpc) subnet(az string) (subnet, error) {
+	s, ok := v.subnets[az]
+	if !ok {
+		return subnet{}, fmt.Errorf("no subnet in %s", az)
+	}
+	return s, nil
+}
+
+// stopEndpoint closes the EC2 endpoint: no API call comes in afterwards.
+func (v *vpc) stopEndpoint() error {
+	if v.srv == nil {
+		return nil
+	}
+	return v.srv.Close()
+}
+
+// close deletes the VPC namespace, and with it the bridge and whatever veth
+// is still on it. Stop the endpoint and unplug the instances first.
+func (v *vpc) close() error {
+	if v.nl != nil {
+		v.nl.Close()
+	}
+	v.ref.close()
+	if v.ns == "" {
+		return nil
+	}
+	return deleteNetNS(v.ns)
+}
+
+// dial connects from inside the VPC namespace.
+func (v *vpc) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	return v.ref.dial(ctx, network, address)
 }
 
 // addr turns a prefix into a netlink address.
@@ -114,26 +161,26 @@ func addr(p netip.Prefix) *netlink.Addr {
 // v<n>, its alias saying what it is), the other in the instance namespace
 // under the Nitro name of the device index (ens5, ens6, ...), carrying mac,
 // down. It returns the bridge end's name.
-func (c *Cloud) plugVeth(inst *Instance, deviceIndex int32, mac, alias string) (string, error) {
+func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, alias string) (string, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return "", fmt.Errorf("mac %q: %w", mac, err)
 	}
-	host := fmt.Sprintf("v%d", c.linkSeq.Add(1))
+	host := fmt.Sprintf("v%d", v.linkSeq.Add(1))
 	peer := nitroName(deviceIndex)
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: host, MasterIndex: c.bridge},
+		LinkAttrs:        netlink.LinkAttrs{Name: host, MasterIndex: v.bridge},
 		PeerName:         peer,
 		PeerHardwareAddr: hw,
 		PeerNamespace:    netlink.NsFd(int(inst.net.h)), // open: inst is running
 	}
-	if err := c.vpcNL.LinkAdd(veth); err != nil {
+	if err := v.nl.LinkAdd(veth); err != nil {
 		return "", fmt.Errorf("add veth %s (%s in %s): %w", host, peer, inst.ID, err)
 	}
 	// The alias is for people reading `ip -n <vpc> link`; not fatal.
-	_ = c.vpcNL.LinkSetAlias(veth, alias)
-	if err := c.vpcNL.LinkSetUp(veth); err != nil {
-		_ = c.unplugVeth(host)
+	_ = v.nl.LinkSetAlias(veth, alias)
+	if err := v.nl.LinkSetUp(veth); err != nil {
+		_ = v.unplugVeth(host)
 		return "", fmt.Errorf("set %s up: %w", host, err)
 	}
 	return host, nil
@@ -141,8 +188,8 @@ func (c *Cloud) plugVeth(inst *Instance, deviceIndex int32, mac, alias string) (
 
 // unplugVeth deletes a bridge-side veth end, which takes its peer with it.
 // One already gone (its instance namespace was deleted) is fine.
-func (c *Cloud) unplugVeth(host string) error {
-	l, err := c.vpcNL.LinkByName(host)
+func (v *vpc) unplugVeth(host string) error {
+	l, err := v.nl.LinkByName(host)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {
 		return nil
@@ -150,7 +197,7 @@ func (c *Cloud) unplugVeth(host string) error {
 	if err != nil {
 		return fmt.Errorf("find veth %s: %w", host, err)
 	}
-	if err := c.vpcNL.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := v.nl.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete veth %s: %w", host, err)
 	}
 	return nil

@@ -2,11 +2,13 @@ package disk
 
 import (
 	"errors"
-	"reflect"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,30 +98,82 @@ func TestParseBlkid(t *testing.T) {
 	}
 }
 
-func TestParseMountInfo(t *testing.T) {
-	in := `22 27 0:21 / /proc rw,relatime - proc proc rw
-36 35 259:1 / /var/lib/zk\040data rw,noatime shared:1 - ext4 /dev/nvme1n1 rw
-37 35 259:1 /sub /bind rw master:2 shared:3 - ext4 /dev/nvme1n1 rw
-38 35 0:50 / /var/lib/zk\040data rw - tmpfs tmpfs rw,size=1024k
-`
-	got, err := parseMountInfo(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
+// TestMountAt reads mountinfo as the kernel writes it: paths escaped
+// (\040 for a space, ...), mounts stacked on one mount point, bind mounts
+// of a subdirectory.
+func TestMountAt(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "zk data")
+	other := filepath.Join(t.TempDir(), "plain")
+	for _, d := range []string{dir, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	want := []mountEntry{
-		{Major: 0, Minor: 21, Root: "/", MountPoint: "/proc", FSType: "proc", Source: "proc"},
-		{Major: 259, Minor: 1, Root: "/", MountPoint: "/var/lib/zk data", FSType: "ext4", Source: "/dev/nvme1n1"},
-		{Major: 259, Minor: 1, Root: "/sub", MountPoint: "/bind", FSType: "ext4", Source: "/dev/nvme1n1"},
-		{Major: 0, Minor: 50, Root: "/", MountPoint: "/var/lib/zk data", FSType: "tmpfs", Source: "tmpfs"},
+	esc := strings.ReplaceAll(dir, " ", `\040`)
+	info := writeMountInfo(t, `22 27 0:21 / /proc rw,relatime - proc proc rw
+36 35 259:1 / `+esc+` rw,noatime shared:1 - ext4 /dev/nvme1n1 rw
+37 35 259:1 /sub `+other+` rw master:2 shared:3 - ext4 /dev/nvme1n1 rw
+38 35 0:50 / `+esc+` rw - tmpfs tmpfs rw,size=1024k
+`)
+	tests := []struct {
+		dir  string
+		want *mountinfo.Info // the fields compared: device, root, fstype, source
+	}{
+		// The topmost of the two mounts stacked there.
+		{dir, &mountinfo.Info{Major: 0, Minor: 50, Root: "/", Mountpoint: dir, FSType: "tmpfs", Source: "tmpfs"}},
+		{other, &mountinfo.Info{Major: 259, Minor: 1, Root: "/sub", Mountpoint: other, FSType: "ext4", Source: "/dev/nvme1n1"}},
+		{filepath.Dir(other), nil},             // not a mount point
+		{filepath.Join(other, "missing"), nil}, // does not exist
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got  %+v\nwant %+v", got, want)
+	for _, tc := range tests {
+		got, err := mountAt(info, tc.dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.dir, err)
+		}
+		if (got == nil) != (tc.want == nil) || got != nil &&
+			(got.Major != tc.want.Major || got.Minor != tc.want.Minor || got.Root != tc.want.Root ||
+				got.Mountpoint != tc.want.Mountpoint || got.FSType != tc.want.FSType || got.Source != tc.want.Source) {
+			t.Errorf("%s: got %+v, want %+v", tc.dir, got, tc.want)
+		}
 	}
-	for _, bad := range []string{"1 2 3\n", "36 35 x:1 / /m rw - ext4 /dev/a rw\n", "36 35 8:1 / /m rw ext4 /dev/a rw\n"} {
-		if _, err := parseMountInfo(strings.NewReader(bad)); err == nil {
+	for _, bad := range []string{"1 2 3\n", "36 35 8:1 / /m rw ext4 /dev/a rw\n"} {
+		if _, err := mountAt(writeMountInfo(t, bad), dir); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+}
+
+// TestMountAtUnescapes covers the kernel's octal escapes (space, tab,
+// newline, backslash) and sequences that only look like one.
+func TestMountAtUnescapes(t *testing.T) {
+	for escaped, name := range map[string]string{
+		`plain`:          "plain",
+		`a\040b\011c`:    "a b\tc",
+		`back\134slash`:  `back\slash`,
+		`trailing\04`:    `trailing\04`,
+		`not\09octal`:    `not\09octal`,
+		`nl\012`:         "nl\n",
+		`two\040\040end`: "two  end",
+	} {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := writeMountInfo(t, "36 35 259:1 / "+parent+"/"+escaped+" rw - ext4 /dev/nvme1n1 rw\n")
+		if got, err := mountAt(info, dir); err != nil || got == nil || got.Mountpoint != dir {
+			t.Errorf("%s: got %+v (%v), want the mount at %q", escaped, got, err, dir)
+		}
+	}
+}
+
+func writeMountInfo(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mountinfo")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestSplitMountOptions(t *testing.T) {

@@ -1,17 +1,13 @@
 package disk
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
-	"github.com/zkaas/zkaas/internal/mountinfo"
-
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,19 +55,12 @@ func splitMountOptions(opts []string) (uintptr, string) {
 	return flags, strings.Join(data, ",")
 }
 
-// mountEntry is one line of /proc/self/mountinfo (proc(5)).
-type mountEntry struct {
-	Major, Minor uint32
-	Root         string // path inside the filesystem that is mounted ("/" unless a bind mount)
-	MountPoint   string
-	FSType       string
-	Source       string
-}
-
 // mountAt returns the mount visible at dir — the last (topmost) of any
 // stacked mounts there — or nil if dir is not a mount point. A dir that does
-// not exist is not a mount point.
-func mountAt(mountinfo, dir string) (*mountEntry, error) {
+// not exist is not a mount point. Callers compare devices by major:minor,
+// never by source name: the source is whatever path the mounter used
+// (/dev/nvme1n1, a by-id link, /dev/root).
+func mountAt(mountinfoPath, dir string) (*mountinfo.Info, error) {
 	canon, err := filepath.EvalSymlinks(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -79,69 +68,31 @@ func mountAt(mountinfo, dir string) (*mountEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve mount point %s: %w", dir, err)
 	}
-	f, err := os.Open(mountinfo)
+	f, err := os.Open(mountinfoPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	entries, err := parseMountInfo(f)
+	// The library undoes the kernel's escaping (\040 for a space, ...), so
+	// mount points compare as the paths they are.
+	entries, err := mountinfo.GetMountsFromReader(f, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != canon, false
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mountinfo, err)
+		return nil, fmt.Errorf("%s: %w", mountinfoPath, err)
 	}
-	var top *mountEntry
-	for i := range entries {
-		if entries[i].MountPoint == canon {
-			top = &entries[i]
-		}
+	if len(entries) == 0 {
+		return nil, nil
 	}
-	return top, nil
+	return entries[len(entries)-1], nil
 }
 
-// parseMountInfo parses mountinfo lines:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-//
-// Devices are compared by major:minor, never by source name: the source is
-// whatever path the mounter used (/dev/nvme1n1, a by-id link, /dev/root).
-func parseMountInfo(r io.Reader) ([]mountEntry, error) {
-	var entries []mountEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 7 || sep < 0 || sep+2 >= len(fields) {
-			return nil, fmt.Errorf("malformed mountinfo line %q", sc.Text())
-		}
-		maj, min, ok := strings.Cut(fields[2], ":")
-		major, err1 := strconv.ParseUint(maj, 10, 32)
-		minor, err2 := strconv.ParseUint(min, 10, 32)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("malformed device %q in mountinfo line %q", fields[2], sc.Text())
-		}
-		entries = append(entries, mountEntry{
-			Major:      uint32(major),
-			Minor:      uint32(minor),
-			Root:       mountinfo.Unescape(fields[3]),
-			MountPoint: mountinfo.Unescape(fields[4]),
-			FSType:     fields[sep+1],
-			Source:     mountinfo.Unescape(fields[sep+2]),
-		})
-	}
-	return entries, sc.Err()
-}
-
-// deviceNumber returns the major and minor number of the block device dev.
-func deviceNumber(dev string) (uint32, uint32, error) {
+// deviceNumber returns the major and minor number of the block device dev,
+// typed as mountinfo reports them.
+func deviceNumber(dev string) (int, int, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		return 0, 0, fmt.Errorf("stat %s: %w", dev, err)
 	}
-	return unix.Major(st.Rdev), unix.Minor(st.Rdev), nil
+	return int(unix.Major(st.Rdev)), int(unix.Minor(st.Rdev)), nil
 }

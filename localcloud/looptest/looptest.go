@@ -11,7 +11,6 @@
 package looptest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -19,12 +18,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"slices"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/zkaas/zkaas/localcloud/loopdev"
 )
 
 // envHostMountNS carries the parent's mount namespace (the readlink of
@@ -163,80 +164,33 @@ func New(t testing.TB, size int64) *Device {
 	if err != nil {
 		t.Fatalf("create backing file: %v", err)
 	}
-	defer f.Close() // the loop device keeps its own reference
-	if err := f.Truncate(size); err != nil {
+	if err := errors.Join(f.Truncate(size), f.Close()); err != nil {
 		t.Fatalf("size backing file %s: %v", file, err)
 	}
-	dev, path, err := attach(f)
+	a, err := loopdev.Attach(file)
 	if err != nil {
 		t.Fatalf("attach %s: %v", file, err)
 	}
-	t.Cleanup(func() { detach(t, dev, path, file) })
-	return &Device{Path: path, File: file}
+	t.Cleanup(func() { detach(t, a) })
+	return &Device{Path: a.Path(), File: file}
 }
 
-// attach binds f to a free loop device with autoclear set and returns the
-// open device (the holder that keeps it bound) and its path.
-func attach(f *os.File) (*os.File, string, error) {
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		return nil, "", err
-	}
-	defer ctl.Close()
-	cfg := unix.LoopConfig{Fd: uint32(f.Fd())}
-	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
-	copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], f.Name())
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return nil, "", fmt.Errorf("LOOP_CTL_GET_FREE: %w", err)
-		}
-		path := fmt.Sprintf("/dev/loop%d", n)
-		dev, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return nil, "", err
-		}
-		err = unix.IoctlLoopConfigure(int(dev.Fd()), &cfg)
-		if err == nil {
-			return dev, path, nil
-		}
-		dev.Close()
-		// EBUSY: another process took the free device between the two
-		// calls (losetup has the same race); ask for the next free one.
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return nil, "", fmt.Errorf("LOOP_CONFIGURE %s: %w", path, err)
-		}
-	}
-}
-
-// detach unmounts what is mounted from the device, releases the holder and
+// detach unmounts what is mounted from the device, then releases it and
 // waits (bounded) until the kernel has detached it.
-func detach(t testing.TB, dev *os.File, path, file string) {
+func detach(t testing.TB, a *loopdev.Attachment) {
 	t.Helper()
-	targets, err := mountsOf(path)
+	targets, err := mountsOf(a.Path())
 	if err != nil {
-		t.Errorf("list mounts of %s: %v", path, err)
+		t.Errorf("list mounts of %s: %v", a.Path(), err)
 	}
 	for _, target := range targets {
 		if err := unix.Unmount(target, 0); err != nil {
-			t.Errorf("unmount %s (from %s): %v; detaching lazily", target, path, err)
+			t.Errorf("unmount %s (from %s): %v; detaching lazily", target, a.Path(), err)
 			_ = unix.Unmount(target, unix.MNT_DETACH)
 		}
 	}
-	// LOOP_CLR_FD marks the device for clearing; it happens on last close.
-	if err := unix.IoctlSetInt(int(dev.Fd()), unix.LOOP_CLR_FD, 0); err != nil {
-		t.Errorf("LOOP_CLR_FD %s: %v", path, err)
-	}
-	if err := dev.Close(); err != nil {
-		t.Errorf("close %s: %v", path, err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); Attached(path, file); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Errorf("%s still attached to %s 5s after cleanup (still open or mounted elsewhere?)", path, file)
-			return
-		}
+	if err := a.Detach(); err != nil {
+		t.Errorf("detach: %v", err)
 	}
 }
 
@@ -244,31 +198,28 @@ func detach(t testing.TB, dev *os.File, path, file string) {
 // file is compared, not just the device, because once detached the number
 // can be reused at once by another test process.
 func Attached(path, file string) bool {
-	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(path), "loop", "backing_file"))
-	if err != nil {
-		return false
-	}
-	return strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)") == file
+	return loopdev.Bound(loopdev.Device{Name: filepath.Base(path), File: file})
 }
 
-// mountsOf lists the mount points of source in this mount namespace, most
-// recent first (the order to unmount stacked mounts in), using findmnt so
-// this helper does not carry its own mountinfo parser.
-func mountsOf(source string) ([]string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("findmnt", "--noheadings", "--list", "--output", "TARGET", "--source", source)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 1 && stdout.Len() == 0 {
-		return nil, nil // findmnt: nothing found
+// mountsOf lists the mount points of the device in this mount namespace,
+// most recent first (the order to unmount stacked mounts in). Mounts are
+// matched by device number, not by source: the source is whatever path the
+// mounter used (a by-id link, /dev/loopN).
+func mountsOf(dev string) ([]string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", dev, err)
 	}
+	rdev := st.Rdev
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev), false
+	})
 	if err != nil {
-		return nil, fmt.Errorf("findmnt: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
-	var targets []string
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		targets = append([]string{line}, targets...)
+	targets := make([]string, 0, len(mounts))
+	for _, m := range slices.Backward(mounts) {
+		targets = append(targets, m.Mountpoint)
 	}
 	return targets, nil
 }

@@ -27,6 +27,7 @@ import (
 	"testing"
 
 	"github.com/zkaas/zkaas/internal/nsutil"
+	"github.com/zkaas/zkaas/internal/procutil"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -183,7 +184,7 @@ func Reclaim() error {
 		return err
 	}
 	for _, name := range names {
-		if pid, _ := strconv.Atoi(nsRe.FindStringSubmatch(name)[1]); !alive(pid) {
+		if pid, _ := strconv.Atoi(nsRe.FindStringSubmatch(name)[1]); !procutil.Alive(pid) {
 			if err := deleteNamed(name); err != nil {
 				errs = append(errs, fmt.Errorf("delete netns %s: %w", name, err))
 			}
@@ -194,7 +195,7 @@ func Reclaim() error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, name := range links {
-		if pid, _ := strconv.ParseInt(vethRe.FindStringSubmatch(name)[1], 36, 64); !alive(int(pid)) {
+		if pid, _ := strconv.ParseInt(vethRe.FindStringSubmatch(name)[1], 36, 64); !procutil.Alive(int(pid)) {
 			if err := deleteLink(name); err != nil {
 				errs = append(errs, fmt.Errorf("delete veth %s: %w", name, err))
 			}
@@ -290,9 +291,4 @@ func deleteLink(name string) error {
 		return err
 	}
 	return nil
-}
-
-// alive reports whether a process with this pid exists.
-func alive(pid int) bool {
-	return pid > 0 && !errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }

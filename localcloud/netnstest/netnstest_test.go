@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/zkaas/zkaas/internal/nsutil"
+	"github.com/zkaas/zkaas/internal/procutil"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -151,7 +152,7 @@ func exitedPID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	if alive(pid) {
+	if procutil.Alive(pid) {
 		t.Skipf("pid %d already reused", pid)
 	}
 	return pid
