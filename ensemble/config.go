@@ -12,8 +12,14 @@ import (
 	"github.com/zkaas/zkaas/firstboot/routing"
 )
 
-// DefaultPath is where firstboot looks for the ensemble config.
+// DefaultPath is where firstboot looks for the ensemble config, and where
+// the bake and the local cloud install it.
 const DefaultPath = "/etc/zkaas/ensemble.yaml"
+
+// DefaultMountPoint is where the data volume is mounted unless the config
+// says otherwise (Volume.MountPoint). zookeeper.service may write there
+// without a drop-in (see firstboot/systemd).
+const DefaultMountPoint = "/var/lib/zookeeper"
 
 // MaxSize bounds the config file: the real thing is a few hundred bytes, and
 // a runaway file (a log redirected by mistake) must not be parsed at boot.
@@ -125,7 +131,7 @@ func Default() Config {
 				Initialized: "zkaas:initialized",
 			},
 		},
-		Volume: Volume{Device: "/dev/xvdf", MountPoint: "/var/lib/zookeeper", FSType: "ext4"},
+		Volume: Volume{Device: "/dev/xvdf", MountPoint: DefaultMountPoint, FSType: "ext4"},
 		Network: Network{
 			RouteTable:   routing.DefaultTable,
 			RulePriority: routing.DefaultPriority,

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+
+	"github.com/zkaas/zkaas/ensemble"
 )
 
 // Unit names.
@@ -18,10 +20,6 @@ const (
 // UnitDir is where the bake installs the units (administrator units, so a
 // distro package's own zookeeper.service under /usr/lib cannot win).
 const UnitDir = "/etc/systemd/system"
-
-// DefaultMountPoint is the data volume path zookeeper.service may write to
-// (ReadWritePaths=); it matches config.Default().Volume.MountPoint.
-const DefaultMountPoint = "/var/lib/zookeeper"
 
 // DropInName is the file name of ReadWriteDropIn under
 // UnitDir/zookeeper.service.d/.
@@ -45,7 +43,8 @@ func Unit(name string) ([]byte, error) {
 }
 
 // ReadWriteDropIn returns the zookeeper.service drop-in for a data volume
-// mounted somewhere other than DefaultMountPoint, or nil when none is needed.
+// mounted somewhere other than ensemble.DefaultMountPoint (the unit's own
+// ReadWritePaths=), or nil when none is needed.
 // ProtectSystem=strict makes every other path read-only, and the unit is
 // loaded before firstboot runs, so the bake (which has the config) installs
 // it rather than firstboot.
@@ -55,7 +54,7 @@ func ReadWriteDropIn(mountPoint string) ([]byte, error) {
 	if !filepath.IsAbs(mountPoint) || filepath.Clean(mountPoint) != mountPoint || !plainPath.MatchString(mountPoint) {
 		return nil, fmt.Errorf("mount point %q must be a clean absolute path of letters, digits and /._-", mountPoint)
 	}
-	if mountPoint == DefaultMountPoint {
+	if mountPoint == ensemble.DefaultMountPoint {
 		return nil, nil
 	}
 	// The empty assignment drops the default path: ZooKeeper gets write

@@ -27,10 +27,10 @@ func TestUnits(t *testing.T) {
 // TestUnitsAgreeWithFirstboot pins the paths the units share with the code
 // that renders and reads them.
 func TestUnitsAgreeWithFirstboot(t *testing.T) {
-	if mp := ensemble.Default().Volume.MountPoint; mp != DefaultMountPoint {
-		t.Errorf("config's default mount point %s != DefaultMountPoint %s", mp, DefaultMountPoint)
+	if mp := ensemble.Default().Volume.MountPoint; mp != ensemble.DefaultMountPoint {
+		t.Errorf("config's default mount point %s != ensemble.DefaultMountPoint %s", mp, ensemble.DefaultMountPoint)
 	}
-	layout := zookeeper.DefaultLayout(DefaultMountPoint)
+	layout := zookeeper.DefaultLayout(ensemble.DefaultMountPoint)
 	fb, _ := Unit(Firstboot)
 	zk, _ := Unit(ZooKeeper)
 	for _, c := range []struct {
@@ -44,7 +44,7 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 		{zk, ZooKeeper, "After=" + Firstboot + "\n"},
 		{zk, ZooKeeper, "EnvironmentFile=" + layout.JavaEnvPath() + "\n"},
 		{zk, ZooKeeper, " org.apache.zookeeper.server.quorum.QuorumPeerMain " + layout.ZooCfgPath() + "\n"},
-		{zk, ZooKeeper, "ReadWritePaths=" + DefaultMountPoint + "\n"},
+		{zk, ZooKeeper, "ReadWritePaths=" + ensemble.DefaultMountPoint + "\n"},
 	} {
 		if !bytes.Contains(c.unit, []byte(c.line)) {
 			t.Errorf("%s lacks %q", c.name, strings.TrimSpace(c.line))
@@ -53,7 +53,7 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 }
 
 func TestReadWriteDropIn(t *testing.T) {
-	if b, err := ReadWriteDropIn(DefaultMountPoint); b != nil || err != nil {
+	if b, err := ReadWriteDropIn(ensemble.DefaultMountPoint); b != nil || err != nil {
 		t.Errorf("default mount point: drop-in %q, %v; want none", b, err)
 	}
 	b, err := ReadWriteDropIn("/data/zk")
