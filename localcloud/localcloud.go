@@ -133,7 +133,7 @@ type Cloud struct {
 	once     sync.Once
 
 	mu      sync.Mutex
-	closing bool
+	closing bool // Close has begun: begin refuses new operations
 }
 
 var cloudSeq atomic.Uint64
