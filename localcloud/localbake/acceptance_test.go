@@ -25,8 +25,8 @@ import (
 // serves; its sha512 is computed, not the real release's.
 const zkVersion = "3.9.3"
 
-// TestAcceptance is the bake end to end: a real `packer build` of
-// packer/local.pkr.hcl with the real plugin against a build host, ZooKeeper
+// TestAcceptance is the bake end to end: a real `packer build` of the
+// local build in packer/ (LocalBuild) with the real plugin against a build host, ZooKeeper
 // from a release tarball served inside the namespaces, then checks inside
 // the image, a second build that must change nothing, a build with a wrong
 // sha512 that must fail naming the file, and the export.
@@ -67,6 +67,9 @@ func TestAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := InstallPlugin(ctx, packer, plugin, pluginPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureAmazonPlugin(ctx, packer, cache, pluginPath, log); err != nil {
 		t.Fatal(err)
 	}
 	if err := BuildFirstboot(ctx, repo, runtime.GOARCH, firstboot); err != nil {

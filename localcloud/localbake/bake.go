@@ -57,11 +57,22 @@ func packerEnv(pluginPath string) []string {
 	return env
 }
 
-// Build is one `packer build` of packer/local.pkr.hcl against the host.
+// TemplateDir is the Packer template directory, relative to the
+// repository: one build, zkaas, with a source per image.
+const TemplateDir = "packer"
+
+// The builds in TemplateDir, for -only.
+const (
+	LocalBuild = "zkaas.null.local"     // the local image, against a build host
+	AWSBuild   = "zkaas.amazon-ebs.aws" // the AMI
+)
+
+// Build is one `packer build -only=LocalBuild` of TemplateDir against the
+// host.
 type Build struct {
 	Repo           string
 	Packer         string
-	PluginPath     string // see InstallPlugin
+	PluginPath     string // see InstallPlugin; needs the amazon plugin too (EnsureAmazonPlugin)
 	Firstboot      string // zkaas-firstboot for the build host's architecture
 	EnsembleConfig string
 	Manifest       string   // where the provisioner writes the manifest
@@ -71,7 +82,8 @@ type Build struct {
 
 // Run runs Packer in its namespace against the build host.
 func (h *Host) Run(ctx context.Context, b Build) error {
-	args := []string{"build", "-color=false", "-on-error=abort",
+	args := []string{"build", "-color=false", "-on-error=abort", "-only=" + LocalBuild,
+		"-var", "arch=" + runtime.GOARCH,
 		"-var", "ssh_host=" + HostAddr,
 		"-var", "ssh_private_key_file=" + h.KeyFile,
 		"-var", "firstboot_binary=" + b.Firstboot,
@@ -81,7 +93,7 @@ func (h *Host) Run(ctx context.Context, b Build) error {
 	for _, v := range b.Vars {
 		args = append(args, "-var", v)
 	}
-	args = append(args, filepath.Join(b.Repo, "packer/local.pkr.hcl"))
+	args = append(args, filepath.Join(b.Repo, TemplateDir))
 	cmd := h.PackerCommand(ctx, b.Packer, args...)
 	cmd.Dir = b.Repo
 	cmd.Env = packerEnv(b.PluginPath)
@@ -132,6 +144,9 @@ func Bake(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	if err := InstallPlugin(ctx, packer, plugin, o.PluginPath); err != nil {
+		return nil, err
+	}
+	if err := EnsureAmazonPlugin(ctx, packer, o.CacheDir, o.PluginPath, o.Log); err != nil {
 		return nil, err
 	}
 	if err := BuildFirstboot(ctx, o.Repo, runtime.GOARCH, firstboot); err != nil {

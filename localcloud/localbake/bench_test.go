@@ -31,8 +31,8 @@ var (
 	benchErr  error
 )
 
-// BenchmarkBake measures the local bake: `packer build` of
-// packer/local.pkr.hcl with the zkaas provisioner against a fresh build
+// BenchmarkBake measures the local bake: `packer build` of the local
+// build in packer/ (LocalBuild) with the zkaas provisioner against a fresh build
 // host (zkaas_ms, the local bake time), and, against another fresh host,
 // Packer's own file and shell provisioners running exactly the same
 // commands and uploads — the transcript of a zkaas run (shell_ms). The
@@ -89,6 +89,9 @@ func setupBench(b *testing.B) (*benchEnv, error) {
 		return e, err
 	}
 	if err := InstallPlugin(ctx, e.packer, plugin, e.plugins); err != nil {
+		return e, err
+	}
+	if err := EnsureAmazonPlugin(ctx, e.packer, e.cache, e.plugins, e.log); err != nil {
 		return e, err
 	}
 	if err := BuildFirstboot(ctx, e.repo, runtime.GOARCH, e.firstboot); err != nil {

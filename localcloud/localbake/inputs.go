@@ -12,9 +12,11 @@ import (
 )
 
 // inputTrees are what an image is made from, relative to the repository:
-// the roles, the template, and the source of the plugin and the firstboot
-// binary (with go.mod/go.sum for their dependencies).
-var inputTrees = []string{"roles", "packer/local.pkr.hcl", "plugin", "firstboot", "ensemble", "internal", "go.mod", "go.sum"}
+// the roles, the templates (the whole directory: the local build reads
+// every file of it, the AWS source's included), and the source of the
+// plugin and the firstboot binary (with go.mod/go.sum for their
+// dependencies).
+var inputTrees = []string{"roles", TemplateDir, "plugin", "firstboot", "ensemble", "internal", "go.mod", "go.sum"}
 
 // Inputs fingerprints what a bake of repo with ensembleConfig would put
 // into the image, so a cached image is reused only while nothing it was

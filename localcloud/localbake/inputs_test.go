@@ -20,8 +20,8 @@ func TestInputs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"roles/java/role.yaml", "packer/local.pkr.hcl", "plugin/main.go", "firstboot/boot/boot.go",
-		"internal/golden/golden.go", "go.mod", "go.sum", "ensemble.yaml"} {
+	for _, f := range []string{"roles/java/role.yaml", "packer/build.pkr.hcl", "plugin/main.go", "firstboot/boot/boot.go",
+		"ensemble/config.go", "internal/golden/golden.go", "go.mod", "go.sum", "ensemble.yaml"} {
 		write(f, "v1 "+f)
 	}
 	cfg := filepath.Join(repo, "ensemble.yaml")
@@ -40,7 +40,7 @@ func TestInputs(t *testing.T) {
 	if fp() != base {
 		t.Error("fingerprint changed with a test file, testdata or a README")
 	}
-	for _, f := range []string{"roles/java/role.yaml", "firstboot/boot/boot.go", "ensemble.yaml", "go.sum"} {
+	for _, f := range []string{"roles/java/role.yaml", "packer/build.pkr.hcl", "firstboot/boot/boot.go", "ensemble.yaml", "go.sum"} {
 		write(f, "v2 "+f)
 		next := fp()
 		if next == base {

@@ -66,15 +66,43 @@ func Packer(ctx context.Context, cacheDir string, log *slog.Logger) (string, err
 	return buildModule(ctx, cacheDir, "github.com/hashicorp/packer", PackerVersion, "packer", log)
 }
 
-// AmazonPluginVersion is the amazon plugin packer:validate builds to check
-// the AWS template fully; GitHub releases are not reachable here, the Go
-// module proxy is.
+// AmazonPluginVersion is the amazon plugin built when none is installed:
+// packer:validate checks the AWS build with it, and the local build needs
+// it installed (see EnsureAmazonPlugin). GitHub releases, where `packer
+// init` gets it, are not reachable here; the Go module proxy is.
 const AmazonPluginVersion = "1.8.0"
 
 // AmazonPlugin returns packer-plugin-amazon built once into cacheDir from
 // the Go module proxy (about two minutes).
 func AmazonPlugin(ctx context.Context, cacheDir string, log *slog.Logger) (string, error) {
 	return buildModule(ctx, cacheDir, "github.com/hashicorp/packer-plugin-amazon", AmazonPluginVersion, "packer-plugin-amazon", log)
+}
+
+// EnsureAmazonPlugin makes the amazon plugin available in pluginPath (see
+// InstallPlugin): Packer checks the required_plugins of the whole template
+// directory before -only applies, so even the local build needs it. One
+// already installed there (by `packer init`, say) is kept; otherwise the
+// one AmazonPlugin builds is installed.
+func EnsureAmazonPlugin(ctx context.Context, packer, cacheDir, pluginPath string, log *slog.Logger) error {
+	cmd := exec.CommandContext(ctx, packer, "plugins", "installed")
+	cmd.Env = packerEnv(pluginPath)
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("packer plugins installed: %w", err)
+	}
+	if strings.Contains(string(out), "/github.com/hashicorp/amazon/packer-plugin-amazon_") {
+		return nil
+	}
+	bin, err := AmazonPlugin(ctx, cacheDir, log)
+	if err != nil {
+		return err
+	}
+	cmd = exec.CommandContext(ctx, packer, "plugins", "install", "--path", bin, "github.com/hashicorp/amazon")
+	cmd.Env = packerEnv(pluginPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("packer plugins install amazon: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // buildModule builds the main package of module@version into

@@ -11,12 +11,13 @@ import (
 	"strings"
 )
 
-// Validate checks the templates in repo/packer with the real Packer and the
-// real plugins: `packer fmt -check`, then `packer validate`, which runs the
-// zkaas provisioner's Prepare (roles, variables, the ensemble config). The
-// AWS template needs the amazon plugin; it is built from the Go module
-// proxy into cacheDir, and when that fails the AWS template gets
-// `packer validate -syntax-only` instead, which is said in the log.
+// Validate checks the template directory (TemplateDir) with the real
+// Packer and the real plugins: `packer fmt -check`, then one `packer
+// validate` of both builds, which runs each builder's Prepare (the amazon
+// plugin's for the AWS build) and the zkaas provisioner's (roles,
+// variables, the ensemble config). The amazon plugin is built from the Go
+// module proxy into cacheDir (EnsureAmazonPlugin); without it neither
+// build can be checked, so that is an error.
 func Validate(ctx context.Context, repo, cacheDir string, log *slog.Logger) error {
 	packer, err := Packer(ctx, cacheDir, log)
 	if err != nil {
@@ -37,6 +38,9 @@ func Validate(ctx context.Context, repo, cacheDir string, log *slog.Logger) erro
 	if err := InstallPlugin(ctx, packer, plugin, plugins); err != nil {
 		return err
 	}
+	if err := EnsureAmazonPlugin(ctx, packer, cacheDir, plugins, log); err != nil {
+		return err
+	}
 	if err := BuildFirstboot(ctx, repo, runtime.GOARCH, firstboot); err != nil {
 		return err
 	}
@@ -55,27 +59,14 @@ func Validate(ctx context.Context, repo, cacheDir string, log *slog.Logger) erro
 		log.Info("packer "+args[0]+" ok", "args", strings.Join(args[1:], " "))
 		return nil
 	}
-	if err := packerRun("fmt", "-check", "-diff", "packer"); err != nil {
+	if err := packerRun("fmt", "-check", "-diff", TemplateDir); err != nil {
 		return err
 	}
-	if err := packerRun("validate",
+	// No -only: both builds, each with the variables its source needs.
+	return packerRun("validate",
+		"-var", "region=eu-west-1",
 		"-var", "ssh_host="+HostAddr, "-var", "ssh_private_key_file="+key,
-		"-var", "firstboot_binary="+firstboot, "-var", "ensemble_config="+ensemble,
-		"packer/local.pkr.hcl"); err != nil {
-		return err
-	}
-	aws := []string{"validate", "-var", "region=eu-west-1", "-var", "firstboot_binary=" + firstboot, "-var", "ensemble_config=" + ensemble, "packer/zookeeper.pkr.hcl"}
-	amazon, err := AmazonPlugin(ctx, cacheDir, log)
-	if err == nil {
-		cmd := exec.CommandContext(ctx, packer, "plugins", "install", "--path", amazon, "github.com/hashicorp/amazon")
-		cmd.Env = packerEnv(plugins)
-		if out, ierr := cmd.CombinedOutput(); ierr != nil {
-			err = fmt.Errorf("packer plugins install amazon: %w\n%s", ierr, out)
-		}
-	}
-	if err != nil {
-		log.Warn("the amazon plugin is not available: checking the AWS template with -syntax-only", "err", err)
-		aws = []string{"validate", "-syntax-only", "packer/zookeeper.pkr.hcl"}
-	}
-	return packerRun(aws...)
+		"-var", "arch="+runtime.GOARCH, "-var", "firstboot_binary="+firstboot,
+		"-var", "ensemble_config="+ensemble,
+		TemplateDir)
 }
