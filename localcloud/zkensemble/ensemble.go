@@ -42,9 +42,6 @@ import (
 // reaches stderr.
 var Classpath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"}
 
-// ConfigPath is where instances read the ensemble config.
-const ConfigPath = "/etc/zkaas/ensemble.yaml"
-
 // FirstbootPath is where the bake installs zkaas-firstboot in the image.
 const FirstbootPath = "/usr/local/bin/zkaas-firstboot"
 
@@ -202,11 +199,11 @@ func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
 // InstallConfig writes the ensemble config onto the instance, as the image
 // (or user data) would carry it; on an image it replaces the baked one.
 func (e *Ensemble) InstallConfig(inst *localcloud.Instance) error {
-	if err := os.MkdirAll(inst.Path(filepath.Dir(ConfigPath)), 0o755); err != nil {
-		return fmt.Errorf("install %s on %s: %w", ConfigPath, inst.ID, err)
+	if err := os.MkdirAll(inst.Path(filepath.Dir(ensemble.DefaultPath)), 0o755); err != nil {
+		return fmt.Errorf("install %s on %s: %w", ensemble.DefaultPath, inst.ID, err)
 	}
-	if err := os.WriteFile(inst.Path(ConfigPath), e.cfg, 0o644); err != nil {
-		return fmt.Errorf("install %s on %s: %w", ConfigPath, inst.ID, err)
+	if err := os.WriteFile(inst.Path(ensemble.DefaultPath), e.cfg, 0o644); err != nil {
+		return fmt.Errorf("install %s on %s: %w", ensemble.DefaultPath, inst.ID, err)
 	}
 	return nil
 }
@@ -226,7 +223,7 @@ func (e *Ensemble) BootAll(ctx context.Context, azs []string) ([]*Node, error) {
 // Firstboot runs `zkaas-firstboot run` on the instance and returns its report.
 func (e *Ensemble) Firstboot(ctx context.Context, inst *localcloud.Instance) (boot.Report, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := inst.Command(ctx, e.opts.Binary, "run", "-config", ConfigPath)
+	cmd := inst.Command(ctx, e.opts.Binary, "run", "-config", ensemble.DefaultPath)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return boot.Report{}, fmt.Errorf("firstboot on %s: %v: %s", inst.ID, err, lastLine(stderr.String()))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/localcloud"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 	"github.com/zkaas/zkaas/localcloud/localbake"
@@ -189,7 +190,7 @@ func TestBootFromImage(t *testing.T) {
 	t.Logf("quorum from the image in %s: %s", time.Since(start).Round(time.Millisecond), describe(modes))
 	checkOncePerSlot(t, e, booted, 3)
 
-	baked, err := os.ReadFile(filepath.Join(rootfs, ConfigPath))
+	baked, err := os.ReadFile(filepath.Join(rootfs, ensemble.DefaultPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +199,8 @@ func TestBootFromImage(t *testing.T) {
 		checkBakedZooKeeper(t, n)
 		// The config is the one installed on the instance, not the
 		// baked one, and the image's lower layer is untouched.
-		if got, err := os.ReadFile(n.Instance.Path(ConfigPath)); err != nil || !bytes.Equal(got, e.Config()) || bytes.Equal(got, baked) {
-			t.Errorf("node %d: %s is not the installed config: %v\n%s", n.ID, ConfigPath, err, got)
+		if got, err := os.ReadFile(n.Instance.Path(ensemble.DefaultPath)); err != nil || !bytes.Equal(got, e.Config()) || bytes.Equal(got, baked) {
+			t.Errorf("node %d: %s is not the installed config: %v\n%s", n.ID, ensemble.DefaultPath, err, got)
 		}
 		// firstboot resolved the zookeeper user in the image's
 		// /etc/passwd: myid on the volume is the image's user's.
@@ -211,8 +212,8 @@ func TestBootFromImage(t *testing.T) {
 			t.Errorf("node %d: myid %v, want it owned by the image's zookeeper (uid %s)", n.ID, err, zk.uid)
 		}
 	}
-	if after, err := os.ReadFile(filepath.Join(rootfs, ConfigPath)); err != nil || !bytes.Equal(after, baked) {
-		t.Errorf("the image's %s changed under the instances: %v", ConfigPath, err)
+	if after, err := os.ReadFile(filepath.Join(rootfs, ensemble.DefaultPath)); err != nil || !bytes.Equal(after, baked) {
+		t.Errorf("the image's %s changed under the instances: %v", ensemble.DefaultPath, err)
 	}
 
 	// The baked zkaas-firstboot is what runs: caught while it waits for
