@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,9 @@ type Claimer struct {
 	Poll   Backoff
 	Relist Backoff
 	Rand   *rand.Rand
+	// Counter, when set, counts this Claimer's EC2 client (CallCounter);
+	// the result reports its figure.
+	Counter *CallCounter
 
 	// What this claim did, remembered across rounds because EC2's Describe
 	// answers lag its mutations: an ENI we attached may still be listed as
@@ -132,41 +136,12 @@ func (c *Claimer) discover(ctx context.Context) (inventory, error) {
 			inv.enis = append(inv.enis, out.NetworkInterfaces...)
 		}
 	})
-	wg.Go(func() {
-		p := ec2.NewDescribeVolumesPaginator(c.EC2, &ec2.DescribeVolumesInput{Filters: []types.Filter{byEnsemble}})
-		for p.HasMorePages() {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				volErr = fmt.Errorf("describe volumes of ensemble %s: %w", c.Config.Ensemble, err)
-				return
-			}
-			inv.vols = append(inv.vols, out.Volumes...)
-		}
-	})
+	wg.Go(func() { inv.vols, volErr = describeEnsembleVolumes(ctx, c.EC2, c.Config) })
 	wg.Wait()
 	return inv, errors.Join(eniErr, volErr)
 }
 
-func tagValue(tags []types.Tag, key string) (string, bool) {
-	for _, t := range tags {
-		if aws.ToString(t.Key) == key {
-			return aws.ToString(t.Value), true
-		}
-	}
-	return "", false
-}
-
-func (c *Claimer) nodeOf(tags []types.Tag) int {
-	v, ok := tagValue(tags, c.Config.Claim.Tags.Node)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0
-	}
-	return n
-}
+func (c *Claimer) nodeOf(tags []types.Tag) int { return tagNode(tags, c.Config.Claim.Tags.Node) }
 
 func (c *Claimer) heldByMe(a *types.NetworkInterfaceAttachment) bool {
 	return a != nil && aws.ToString(a.InstanceId) == c.Identity.InstanceID &&
@@ -259,18 +234,23 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	res.Phases.Wait = time.Since(t)
-	res.Node, res.ENI, res.IP, res.MAC, res.SubnetID = w.node, w.eniID, w.ip, w.mac, w.subnet
+	// EC2 answers in text; here the address becomes typed, once.
+	ip, err := netip.ParseAddr(w.ip)
+	if err != nil {
+		return res, fmt.Errorf("%w: ENI %s has IP %q: %v", errFatal, w.eniID, w.ip, err)
+	}
+	mac, err := net.ParseMAC(w.mac)
+	if err != nil {
+		return res, fmt.Errorf("%w: ENI %s has MAC %q: %v", errFatal, w.eniID, w.mac, err)
+	}
+	res.Node, res.ENI, res.IP, res.MAC, res.SubnetID = w.node, w.eniID, ip, mac, w.subnet
 	res.DeviceIndex, res.Volume, res.Device = w.deviceIndex, w.volID, w.device
 	for _, v := range inv.vols {
-		init, _ := tagValue(v.Tags, c.Config.Claim.Tags.Initialized)
 		if aws.ToString(v.VolumeId) == w.volID {
-			res.Initialized = init
+			res.Initialized = initializedAt(v.Tags, c.Config.Claim.Tags.Initialized)
 		}
 	}
-	res.Peers = c.peers(inv.vols, w.node)
-	if cnt, ok := c.EC2.(*Counting); ok {
-		res.Calls = cnt.Calls()
-	}
+	res.Calls = c.Counter.Calls()
 	return res, nil
 }
 
@@ -395,19 +375,6 @@ func (c *Claimer) nodeHeldByOther(inv inventory, node int) bool {
 	return false
 }
 
-// peers lists the other nodes' volumes and their initialized tags.
-func (c *Claimer) peers(vols []types.Volume, self int) []PeerInit {
-	var peers []PeerInit
-	for _, v := range vols {
-		if n := c.nodeOf(v.Tags); n != self {
-			init, _ := tagValue(v.Tags, c.Config.Claim.Tags.Initialized)
-			peers = append(peers, PeerInit{Node: n, Volume: aws.ToString(v.VolumeId), Initialized: init, Snapshot: aws.ToString(v.SnapshotId)})
-		}
-	}
-	slices.SortFunc(peers, func(a, b PeerInit) int { return a.Node - b.Node })
-	return peers
-}
-
 // volumeOf finds the one volume tagged with node in this AZ.
 func (c *Claimer) volumeOf(inv inventory, node int) (types.Volume, error) {
 	var mine []types.Volume
@@ -429,23 +396,4 @@ func (c *Claimer) volumeOf(inv inventory, node int) (types.Volume, error) {
 		ids = append(ids, aws.ToString(v.VolumeId))
 	}
 	return types.Volume{}, fmt.Errorf("%w: node %d has %d volumes in %s (%s): tag exactly one", errFatal, node, len(mine), c.Identity.AZ, strings.Join(ids, ", "))
-}
-
-// PeerVolumes lists the ensemble's volumes other than node self's, fresh
-// from EC2: the empty-data-tree decision must not rest on a listing taken
-// before this boot formatted anything.
-func PeerVolumes(ctx context.Context, api EC2API, cfg ensemble.Config, self int) ([]PeerInit, error) {
-	c := &Claimer{EC2: api, Config: cfg}
-	p := ec2.NewDescribeVolumesPaginator(api, &ec2.DescribeVolumesInput{Filters: []types.Filter{
-		{Name: aws.String("tag:" + cfg.Claim.Tags.Ensemble), Values: []string{cfg.Ensemble}},
-	}})
-	var vols []types.Volume
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describe volumes of ensemble %s: %w", cfg.Ensemble, err)
-		}
-		vols = append(vols, out.Volumes...)
-	}
-	return c.peers(vols, self), nil
 }

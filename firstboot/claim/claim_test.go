@@ -102,19 +102,32 @@ func (w *world) launch(az string) identity.Instance {
 	return identity.Instance{InstanceID: inst.ID, AZ: az, Region: "us-east-1", MAC: inst.MAC}
 }
 
-// claimer talks to the simulator through the real SDK client over HTTP,
-// with the same retryer as production.
-func (w *world) claimer(id identity.Instance, seed uint64) (*Claimer, *Counting) {
-	cfg := aws.Config{
+// client is the real SDK client on the simulator, counting its calls.
+func (w *world) client() (*ec2.Client, *CallCounter) {
+	calls := new(CallCounter)
+	return NewEC2(aws.Config{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		BaseEndpoint: aws.String(w.url),
-	}
-	api := &Counting{EC2API: NewEC2(cfg)}
+	}, calls.Option()), calls
+}
+
+// cloud is the stages' view of the simulator.
+func (w *world) cloud() *Cloud {
+	api, calls := w.client()
+	return &Cloud{EC2: api, Config: w.cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Counter: calls}
+}
+
+// claimer talks to the simulator through the real SDK client over HTTP,
+// with the same retryer as production.
+// The returned counter counts the client's calls, as production's does.
+func (w *world) claimer(id identity.Instance, seed uint64) (*Claimer, *CallCounter) {
+	api, calls := w.client()
 	c := NewClaimer(api, w.cfg, id, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.Counter = calls
 	c.Rand = rand.New(rand.NewPCG(seed, seed))
 	c.Relist = Backoff{First: 100 * time.Millisecond, Factor: 2, Max: 500 * time.Millisecond, Jitter: 0.5}
-	return c, api
+	return c, c.Counter
 }
 
 // checkConsistent asserts the simulator's true state matches a result: the
@@ -128,7 +141,7 @@ func (w *world) checkConsistent(id identity.Instance, r Result) {
 	if r.ENI != w.enis[r.Node] || r.Volume != w.vols[r.Node] {
 		w.t.Errorf("node %d: got ENI %s volume %s, want %s %s", r.Node, r.ENI, r.Volume, w.enis[r.Node], w.vols[r.Node])
 	}
-	if r.IP != n.IP.String() {
+	if r.IP != n.IP {
 		w.t.Errorf("node %d: IP %s, config says %s", r.Node, r.IP, n.IP)
 	}
 	eni, _ := w.sim.NetworkInterface(r.ENI)
@@ -164,8 +177,11 @@ func TestClaimUncontended(t *testing.T) {
 	if r.Device != "/dev/xvdf" || r.DeviceIndex != 1 {
 		t.Errorf("device %s index %d", r.Device, r.DeviceIndex)
 	}
-	if len(r.Peers) != 2 || r.Peers[0].Node != 1 || r.Peers[1].Node != 3 {
-		t.Errorf("peers = %+v", r.Peers)
+	if !r.Initialized.IsZero() || len(r.MAC) != 6 || !r.IP.IsValid() {
+		t.Errorf("initialized %v, MAC %v, IP %v: want a fresh volume and the ENI's addresses", r.Initialized, r.MAC, r.IP)
+	}
+	if peers, err := w.cloud().PeerVolumes(context.Background(), r.Node); err != nil || len(peers) != 2 || peers[0].Node != 1 || peers[1].Node != 3 {
+		t.Errorf("peers = %+v (%v)", peers, err)
 	}
 	if api.Calls() > 10 {
 		t.Errorf("%d EC2 calls for an uncontended boot, want <= 10", api.Calls())

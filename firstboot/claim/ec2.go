@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // EC2API is the part of *ec2.Client the claim uses, with the SDK's own
@@ -37,70 +38,48 @@ type EC2API interface {
 // and transient errors are retried by the SDK with capped, jittered backoff;
 // the client-side retry quota is off because a boot makes a handful of calls
 // and must not give up on its own quota while the deadline still allows.
-// AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL are honoured through cfg.
-func NewEC2(cfg aws.Config) *ec2.Client {
-	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+// AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL are honoured through cfg. opts
+// apply after the retryer, e.g. (*CallCounter).Option.
+func NewEC2(cfg aws.Config, opts ...func(*ec2.Options)) *ec2.Client {
+	return ec2.NewFromConfig(cfg, append([]func(*ec2.Options){func(o *ec2.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 8
 			so.MaxBackoff = 4 * time.Second
 			so.RateLimiter = ratelimit.None
 		})
-	})
+	}}, opts...)...)
 }
 
-// Counting wraps an EC2API and counts calls, so a boot can report how many
-// EC2 requests it cost (a figure the account-wide throttle cares about).
-type Counting struct {
-	EC2API
-	n atomic.Int64
+// CallCounter counts EC2 operations, so a boot can report how many requests
+// it cost (a figure the account-wide throttle cares about). It counts each
+// operation invocation once — what the claim asked EC2 for, one per
+// paginator page — not each attempt: the SDK's retries of a throttled call
+// run inside one invocation (the retry middleware sits in the Finalize
+// step, this counter in Initialize). The EC2 simulator's own statistics
+// count the attempts. The zero value is ready; a nil *CallCounter counts
+// nothing and reports 0.
+type CallCounter struct{ n atomic.Int64 }
+
+// Calls returns the number of operations invoked so far.
+func (c *CallCounter) Calls() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.n.Load())
 }
 
-// Calls returns the number of calls made so far.
-func (c *Counting) Calls() int { return int(c.n.Load()) }
-
-func (c *Counting) DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, o ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.DescribeNetworkInterfaces(ctx, in, o...)
-}
-
-func (c *Counting) AttachNetworkInterface(ctx context.Context, in *ec2.AttachNetworkInterfaceInput, o ...func(*ec2.Options)) (*ec2.AttachNetworkInterfaceOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.AttachNetworkInterface(ctx, in, o...)
-}
-
-func (c *Counting) DetachNetworkInterface(ctx context.Context, in *ec2.DetachNetworkInterfaceInput, o ...func(*ec2.Options)) (*ec2.DetachNetworkInterfaceOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.DetachNetworkInterface(ctx, in, o...)
-}
-
-func (c *Counting) ModifyNetworkInterfaceAttribute(ctx context.Context, in *ec2.ModifyNetworkInterfaceAttributeInput, o ...func(*ec2.Options)) (*ec2.ModifyNetworkInterfaceAttributeOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.ModifyNetworkInterfaceAttribute(ctx, in, o...)
-}
-
-func (c *Counting) DescribeVolumes(ctx context.Context, in *ec2.DescribeVolumesInput, o ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.DescribeVolumes(ctx, in, o...)
-}
-
-func (c *Counting) AttachVolume(ctx context.Context, in *ec2.AttachVolumeInput, o ...func(*ec2.Options)) (*ec2.AttachVolumeOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.AttachVolume(ctx, in, o...)
-}
-
-func (c *Counting) DetachVolume(ctx context.Context, in *ec2.DetachVolumeInput, o ...func(*ec2.Options)) (*ec2.DetachVolumeOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.DetachVolume(ctx, in, o...)
-}
-
-func (c *Counting) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, o ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.DescribeInstances(ctx, in, o...)
-}
-
-func (c *Counting) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	c.n.Add(1)
-	return c.EC2API.CreateTags(ctx, in, o...)
+// Option adds the counter to a client's middleware stack, for NewEC2 or
+// ec2.NewFromConfig.
+func (c *CallCounter) Option() func(*ec2.Options) {
+	return func(o *ec2.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("zkaas/CallCounter",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					c.n.Add(1)
+					return next.HandleInitialize(ctx, in)
+				}), middleware.Before)
+		})
+	}
 }
 
 // errorCode returns the EC2 error code of err, or "".

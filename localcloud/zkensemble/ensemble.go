@@ -185,7 +185,7 @@ func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{ID: rep.Claim.Node, IP: rep.Claim.IP, Instance: inst, Report: rep, Launched: launched,
+	n := &Node{ID: rep.Claim.Node, IP: rep.Claim.IP.String(), Instance: inst, Report: rep, Launched: launched,
 		ZKLog: filepath.Join(e.opts.LogDir, fmt.Sprintf("zookeeper-%d-%s.log", rep.Claim.Node, inst.ID))}
 	if err := e.startZooKeeper(ctx, n); err != nil {
 		return nil, err

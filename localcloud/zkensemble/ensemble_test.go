@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		defer os.RemoveAll(dir)
-		if binary, err = BuildFirstboot(context.Background(), "../../..", dir); err != nil {
+		if binary, err = BuildFirstboot(context.Background(), "../..", dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -154,7 +154,7 @@ func TestRunTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Claim.Node != 2 || first.Claim.IP != "10.0.2.11" || first.Claim.Volume != e.Slot(2).Volume.ID {
+	if first.Claim.Node != 2 || first.Claim.IP.String() != "10.0.2.11" || first.Claim.Volume != e.Slot(2).Volume.ID {
 		t.Fatalf("claimed %+v", first.Claim)
 	}
 	if !first.Disk.Formatted || len(first.Network.Changes) == 0 || !first.ZooKeeper.Initialize {

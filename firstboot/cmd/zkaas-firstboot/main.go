@@ -146,9 +146,9 @@ func runner(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (*boot.R
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
-	md := identity.NewIMDS(awsCfg)
+	md := identity.Metadata{API: identity.NewIMDS(awsCfg)}
 	awsCfg.Region = cfg.Region()
-	return &boot.Runner{Config: cfg, IMDS: md, EC2: &claim.Counting{EC2API: claim.NewEC2(awsCfg)}, Log: log}, nil
+	return &boot.Runner{Config: cfg, Metadata: md, Cloud: claim.NewCloud(awsCfg, cfg, log), Log: log}, nil
 }
 
 // render writes the node's ZooKeeper files, as a boot would render them,

@@ -188,7 +188,7 @@ instances:
 		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 			t.Fatalf("run %d: stdout is not one JSON object: %v\n%s", run, err, stdout)
 		}
-		if r.Node != 2 || r.IP != "10.0.2.10" || r.Volume != seeded.Volumes[1].ID || r.ENI != seeded.NetworkInterfaces[1].ID || r.Device != "/dev/xvdf" {
+		if r.Node != 2 || r.IP.String() != "10.0.2.10" || r.Volume != seeded.Volumes[1].ID || r.ENI != seeded.NetworkInterfaces[1].ID || r.Device != "/dev/xvdf" {
 			t.Errorf("run %d: claimed %+v", run, r)
 		}
 		if r.Phases.Total <= 0 || r.Phases.Wait > r.Phases.Total || r.Calls == 0 {
