@@ -9,7 +9,7 @@ import (
 )
 
 func TestForGolden(t *testing.T) {
-	cfg, _, err := ensemble.Load("../config/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestForGolden(t *testing.T) {
 }
 
 func TestForScoping(t *testing.T) {
-	cfg, _, err := ensemble.Load("../config/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
