@@ -2,6 +2,11 @@
 // ENI (the lock) and that same node's EBS volume, with the EC2 API, waiting
 // for both attachments together. Who and where the instance is comes from
 // package identity.
+//
+// Cloud is what boot's stages see: the claim and the volume tags as domain
+// methods, with typed results, over EC2API — the SDK's own signatures, so
+// the real *ec2.Client satisfies it and tests substitute it without an
+// adapter. CallCounter counts the client's operations as SDK middleware.
 package claim
 
 import (
