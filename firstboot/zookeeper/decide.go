@@ -17,6 +17,7 @@ import (
 type Decider struct {
 	// PeerVolumes lists the other nodes' volumes as they are now: fresh,
 	// since a listing taken before this boot formatted anything would not do.
+	// PeerVolumes and Probe are required.
 	PeerVolumes func(context.Context) ([]PeerVolume, error)
 	// Probe asks the other nodes whether a quorum serves (ProbeQuorum).
 	Probe func(context.Context) Quorum
