@@ -20,7 +20,7 @@ func TestLoadService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	distro, err := os.ReadFile("../../../roles/zookeeper/files/distro.conf")
+	distro, err := os.ReadFile("../../roles/zookeeper/files/distro.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
