@@ -5,6 +5,10 @@
 // Everything that can be checked before a build starts is checked in Load
 // and Bind, and every problem is returned at once, each naming the role, the
 // step and the field, so an operator fixes a template in one edit.
+//
+// The engine is generic: it knows packages, files, units and downloads,
+// not what a program installs with them. A program embedding it adds its
+// own template functions and variable types with Extensions.
 package role
 
 import (
