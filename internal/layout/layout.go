@@ -33,3 +33,10 @@ var Pure = []string{"ensemble", "firstboot/routing", "firstboot/systemd"}
 
 // LinuxOnly are dependencies that must not reach a Pure package.
 var LinuxOnly = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix"}
+
+// Orchestrators only order steps: they speak the domain interfaces of the
+// packages they call, never an SDK or netlink directly.
+var Orchestrators = []string{"firstboot/boot"}
+
+// SDKs are the libraries an orchestrator must not import itself.
+var SDKs = []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go", "github.com/vishvananda/netlink"}

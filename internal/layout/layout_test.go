@@ -56,6 +56,24 @@ func TestPurePackagesImportNothingLinuxOnly(t *testing.T) {
 	}
 }
 
+func TestOrchestratorsImportNoSDK(t *testing.T) {
+	for _, pkg := range Orchestrators {
+		cmd := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, Module+"/"+pkg)
+		cmd.Dir = "../.."
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, imp := range strings.Fields(string(out)) {
+			for _, sdk := range SDKs {
+				if within(imp, sdk) {
+					t.Errorf("%s imports %s: orchestration goes through the domain packages", pkg, imp)
+				}
+			}
+		}
+	}
+}
+
 // The lists above must name packages that exist, or the checks pass
 // vacuously after a rename.
 func TestListedPackagesExist(t *testing.T) {
@@ -64,7 +82,7 @@ func TestListedPackagesExist(t *testing.T) {
 	for _, p := range Products {
 		listed = append(listed, p.Pkg)
 	}
-	listed = append(append(listed, Pure...), Rig...)
+	listed = append(append(append(listed, Pure...), Rig...), Orchestrators...)
 	for _, pkg := range listed {
 		if !slices.ContainsFunc(all, func(d string) bool { return within(d, Module+"/"+pkg) }) {
 			t.Errorf("%s is listed in package layout but is not a package of the module", pkg)
