@@ -46,12 +46,13 @@ func (Packer) Validate(ctx context.Context) error {
 }
 
 // Local bakes the local image (root): a real `packer build
-// -only=zkaas.null.local packer/` against a Debian 12 build host (the
-// amazon plugin installed too: Packer wants every required plugin of the
-// directory), exported to
-// $ZKAAS_IMAGE_DIR (default ~/.cache/zkaas/image) as rootfs.tar and
+// -only=zkaas.null.local packer/` against a Debian 12 build host, exported
+// to $ZKAAS_IMAGE_DIR (default ~/.cache/zkaas/image) as rootfs.tar and
 // image.json. The ensemble config baked in is $ZKAAS_ENSEMBLE_CONFIG
-// (default ensemble/testdata/ensemble.yaml).
+// (default ensemble/testdata/ensemble.yaml). The zkaas plugin and the
+// cached amazon plugin (Packer wants every required plugin of the
+// directory) are installed into $PACKER_PLUGIN_PATH (default
+// ~/.config/packer/plugins).
 func (Bake) Local(ctx context.Context) error {
 	// localbake.Bake builds and installs the plugin itself.
 	repo, err := repoRoot()
@@ -97,9 +98,9 @@ func (Bake) Acceptance() error {
 // $ZKAAS_ENSEMBLE_CONFIG (required: an example config in an AMI would be a
 // trap). Credentials and the region come from the AWS SDK's standard
 // sources (AWS_PROFILE, AWS_ACCESS_KEY_ID, ~/.aws, SSO, the instance
-// metadata service; AWS_REGION or the profile's region) and are checked
-// first: without them it fails at once, naming what is missing, before
-// anything is built. Then dist:firstboot, the zkaas plugin and the amazon
+// metadata service; AWS_REGION or the profile's region, passed to Packer
+// as -var region) and are checked first: without them it fails at once,
+// naming what is missing, before anything is built. Then dist:firstboot, the zkaas plugin and the amazon
 // plugin into $PACKER_PLUGIN_PATH (default ~/.config/packer/plugins; an
 // amazon plugin already there is kept). Other template variables as
 // PKR_VAR_<name>, e.g. PKR_VAR_arch=amd64 (default arm64), which also picks
