@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
+
+	"github.com/zkaas/zkaas/internal/layout"
 )
 
 // Aliases keep the README's commands short.
@@ -28,7 +31,8 @@ type Test mg.Namespace
 var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java",
 	"default-jre-headless", "systemd", "debootstrap"}
 
-// All runs every test: vet, the Packer templates, unit and privileged tests
+// All runs every test: vet, the Packer templates, the cross-compilation of
+// every product (Test.Cross), unit and privileged tests
 // (root-only tests skip with a reason when not root) including the bake's
 // acceptance — a real packer build — installing what they need first.
 // Packer, its amazon plugin and the Debian build-host tarball are cached
@@ -38,8 +42,28 @@ func (Test) All(ctx context.Context) error {
 	if err := sh.RunV("go", "vet", "./..."); err != nil {
 		return err
 	}
-	mg.SerialCtxDeps(ctx, Packer.Validate)
+	mg.SerialCtxDeps(ctx, Packer.Validate, Test.Cross)
 	return sh.RunWithV(map[string]string{"ZKAAS_ACCEPTANCE": "1"}, "go", "test", "-count=1", "-timeout", "30m", "./...")
+}
+
+// Cross builds every product for every platform it ships on (internal/layout
+// lists them): the plugin for linux, darwin and windows on amd64 and arm64 —
+// Packer users run Packer everywhere — and the boot binary for linux/amd64
+// and linux/arm64. Nothing is written; a Linux-only import in the plugin's
+// dependencies fails here.
+func (Test) Cross() error {
+	for _, p := range layout.Products {
+		for _, platform := range p.Platforms {
+			goos, goarch, _ := strings.Cut(platform, "/")
+			start := time.Now()
+			env := map[string]string{"GOOS": goos, "GOARCH": goarch, "CGO_ENABLED": "0"}
+			if err := sh.RunWith(env, "go", "build", "-o", os.DevNull, "./"+p.Pkg); err != nil {
+				return fmt.Errorf("cross-compile %s for %s: %w", p.Pkg, platform, err)
+			}
+			fmt.Printf("built %s for %s in %s\n", p.Pkg, platform, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 // Unit runs the tests that need neither root nor Debian packages.
