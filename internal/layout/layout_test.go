@@ -1,7 +1,10 @@
 package layout
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -86,6 +89,52 @@ func TestListedPackagesExist(t *testing.T) {
 	for _, pkg := range listed {
 		if !slices.ContainsFunc(all, func(d string) bool { return within(d, Module+"/"+pkg) }) {
 			t.Errorf("%s is listed in package layout but is not a package of the module", pkg)
+		}
+	}
+}
+
+// The README's layout tables are the map a newcomer reads first: every path
+// they name exists, and every package of the module is under a row.
+func TestReadmeLayoutMatchesTheTree(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var rows []string
+	for _, m := range regexp.MustCompile("(?m)^\\| (`[^|]+`) \\|").FindAllStringSubmatch(section, -1) {
+		for _, p := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(m[1], -1) {
+			path := strings.TrimSuffix(p[1], "/")
+			if _, err := os.Stat(filepath.Join("../..", path)); err != nil {
+				t.Errorf("README layout names %s: %v", p[1], err)
+			}
+			rows = append(rows, path)
+		}
+	}
+	if len(rows) < 10 {
+		t.Fatalf("found only %d rows in the README's layout tables: %q", len(rows), rows)
+	}
+	cmd := exec.Command("go", "list", "-f", "{{.Dir}}", Module+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range strings.Fields(string(out)) {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(rows, func(r string) bool { return rel == r || strings.HasPrefix(rel, r+"/") }) {
+			t.Errorf("package %s is under no row of the README's layout tables", rel)
 		}
 	}
 }
