@@ -29,16 +29,22 @@ func bakeLog() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil
 // repoRoot is the repository: mage runs from it.
 func repoRoot() (string, error) { return os.Getwd() }
 
+// repoAndCache is the repository and zkaas's cache directory
+// (~/.cache/zkaas), which most targets need both of.
+func repoAndCache() (repo, cache string, err error) {
+	if repo, err = repoRoot(); err != nil {
+		return "", "", err
+	}
+	cache, err = localbake.CacheDir()
+	return repo, cache, err
+}
+
 // Validate runs `packer fmt -check` and `packer validate` on the template
 // directory packer/, both builds (AWS and local), with the zkaas plugin and
 // the amazon plugin built from the Go module proxy (cached in
 // ~/.cache/zkaas).
 func (Packer) Validate(ctx context.Context) error {
-	repo, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	cache, err := localbake.CacheDir()
+	repo, cache, err := repoAndCache()
 	if err != nil {
 		return err
 	}
@@ -55,11 +61,7 @@ func (Packer) Validate(ctx context.Context) error {
 // ~/.config/packer/plugins).
 func (Bake) Local(ctx context.Context) error {
 	// localbake.Bake builds and installs the plugin itself.
-	repo, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	cache, err := localbake.CacheDir()
+	repo, cache, err := repoAndCache()
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,7 @@ type Plugin mg.Namespace
 // The build reports <version>-dev: Packer loads it, `packer init` never
 // replaces it with a release.
 func (Plugin) Install(ctx context.Context) error {
-	repo, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	cache, err := localbake.CacheDir()
+	repo, cache, err := repoAndCache()
 	if err != nil {
 		return err
 	}
