@@ -46,7 +46,8 @@ type Instance struct {
 	root    *os.File // the instance's "/" (O_PATH), see Path
 	rootDir string   // with an image: where its root is mounted in its mount namespace
 	imds    *imdsmock.Server
-	dir     string // its overlay layers (root or private directories), IMDS files
+	dir     string   // its overlay layers (root or private directories), IMDS files
+	machine *machine // with BootSystemd: its OS, systemd as PID 1
 
 	net netnsRef
 
@@ -130,8 +131,15 @@ func (r *instances) all() []*Instance {
 
 // Launch starts an instance in the AZ's subnet — a new instance id, the
 // subnet's next free address — and returns once it is running in the
-// simulator, its network is configured and IMDS answers on it.
-func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) {
+// simulator, its network is configured and IMDS answers on it, and with
+// BootSystemd once systemd runs as its PID 1 (not waiting for any unit:
+// see WaitUnit and WaitSystem).
+func (c *Cloud) Launch(ctx context.Context, az string) (*Instance, error) {
+	return c.LaunchWith(ctx, az, LaunchOptions{})
+}
+
+// LaunchWith is Launch with options.
+func (c *Cloud) LaunchWith(ctx context.Context, az string, lo LaunchOptions) (_ *Instance, err error) {
 	if err := c.begin(); err != nil {
 		return nil, err
 	}
@@ -163,13 +171,23 @@ func (c *Cloud) Launch(ctx context.Context, az string) (_ *Instance, err error) 
 	if err := c.instanceMounts(ctx, inst); err != nil {
 		return nil, err
 	}
+	if err := inst.writeFiles(lo.Files); err != nil {
+		return nil, err
+	}
 	if err := c.startIMDS(ctx, inst, sub); err != nil {
 		return nil, err
 	}
 	if err := c.waitRunning(ctx, inst.ID); err != nil {
 		return nil, err
 	}
+	// Registered before PID 1 starts: its units attach ENIs and volumes
+	// at once, and the attach hooks plug only into registered instances.
 	c.instances.add(inst)
+	if c.opts.Boot == BootSystemd {
+		if err := c.bootMachine(ctx, inst); err != nil {
+			return nil, err
+		}
+	}
 	return inst, nil
 }
 
@@ -259,25 +277,45 @@ func (c *Cloud) waitRunning(ctx context.Context, id string) error {
 	}
 }
 
-// Terminate kills the instance's processes (SIGKILL by PID: no clean
-// shutdown), terminates it in the simulator — which detaches its ENIs and
-// volumes after its latencies, as EC2 does — and removes its devices and
-// namespaces at once. It does not wait for the simulator. Once started it
-// runs to the end whatever ctx does: a half-terminated instance helps no one.
-func (c *Cloud) Terminate(ctx context.Context, inst *Instance) (err error) {
+// Terminate ends the instance, terminates it in the simulator — which
+// detaches its ENIs and volumes after its latencies, as EC2 does — and
+// removes its devices and namespaces at once. In host mode its processes
+// are killed (SIGKILL by PID: no clean shutdown); a machine (BootSystemd)
+// is shut down in order first, within Options.ShutdownTimeout, and killed
+// past it. It does not wait for the simulator. Once started it runs to the
+// end whatever ctx does: a half-terminated instance helps no one.
+func (c *Cloud) Terminate(ctx context.Context, inst *Instance) error {
+	return c.end(ctx, inst, "terminate", true)
+}
+
+// Crash is a hardware failure: every process of the instance is killed
+// with SIGKILL, by PID (a machine's whole cgroup) — no shutdown at all, so
+// nothing is unmounted and no unit stopped — and the instance is
+// terminated in the simulator and removed as by Terminate. Its journal
+// stays readable (Journal) until the Cloud closes.
+func (c *Cloud) Crash(ctx context.Context, inst *Instance) error {
+	return c.end(ctx, inst, "crash", false)
+}
+
+// end is Terminate (clean) and Crash.
+func (c *Cloud) end(ctx context.Context, inst *Instance, what string, clean bool) (err error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("terminate %s: %w", inst.ID, err)
+		return fmt.Errorf("%s %s: %w", what, inst.ID, err)
 	}
 	if err := c.begin(); err != nil {
 		return err
 	}
 	defer c.busy.Done()
-	defer c.step("terminate", "instance", inst.ID).Defer(&err)
+	defer c.step(what, "instance", inst.ID).Defer(&err)
 	if !c.instances.claim(inst) {
-		return fmt.Errorf("terminate %s: not running in this local cloud", inst.ID)
+		return fmt.Errorf("%s %s: not running in this local cloud", what, inst.ID)
+	}
+	var serr error
+	if clean && inst.machine != nil {
+		serr = c.shutdownMachine(inst)
 	}
 	kerr := inst.kill()
-	return errors.Join(kerr, c.sim.TerminateInstance(inst.ID), c.destroy(inst))
+	return errors.Join(serr, kerr, c.sim.TerminateInstance(inst.ID), c.destroy(inst))
 }
 
 // kill stops everything running on the instance, by PID: IMDS, the
@@ -293,13 +331,18 @@ func (inst *Instance) kill() error {
 	imds := inst.imds
 	inst.imds = nil
 	inst.mu.Unlock()
+	var errs []error
+	if inst.machine != nil {
+		// The machine first: its processes live in namespaces of their
+		// own (PID, mount), and its cgroup holds them all.
+		errs = append(errs, inst.machine.kill())
+	}
 	if imds != nil {
 		imds.Stop()
 	}
 	for _, p := range procs {
 		_ = p.cmd.Process.Kill()
 	}
-	var errs []error
 	if inst.NetNS != "" {
 		errs = append(errs, killNamespace("net", inst.NetNS))
 	}
@@ -341,7 +384,7 @@ func (c *Cloud) destroy(inst *Instance) error {
 	if inst.NetNS != "" {
 		errs = append(errs, deleteNetNS(inst.NetNS))
 	}
-	errs = append(errs, os.RemoveAll(inst.dir))
+	errs = append(errs, c.keepJournal(inst), os.RemoveAll(inst.dir))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy %s: %w", inst.ID, err)
 	}

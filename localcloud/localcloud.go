@@ -92,6 +92,8 @@ type Cloud struct {
 
 	mu      sync.Mutex
 	closing bool // Close has begun: begin refuses new operations
+
+	journaled sync.Map // instance id -> *Instance removed, whose journal is kept until Close
 }
 
 var cloudSeq atomic.Uint64
@@ -106,7 +108,7 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, err
 	}
-	t, err := findTools()
+	t, err := findTools(opts.Boot)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,10 @@ import (
 //   - without one, an overlay over each private directory ($1 lower, $2
 //     upper, $3 work).
 //
+// A machine ($LOCALCLOUD_MACHINE set, BootSystemd) gets the overlay only:
+// systemd-nspawn mounts /dev, /sys, /proc, /run and /tmp itself at every
+// boot, and refuses a pre-populated /dev.
+//
 // It then says "ready" and waits on stdin, so that the harness can take hold
 // of the namespace's root before the namespace is left to its bind mount.
 const setupScript = `set -e
@@ -54,6 +58,7 @@ if [ -n "$LOCALCLOUD_ROOT" ]; then
 	mkdir -p -m 0755 "$r/sys" "$r/dev" "$r/proc" "$r/run"
 	mkdir -p -m 1777 "$r/tmp"
 fi
+if [ -z "$LOCALCLOUD_MACHINE" ]; then
 mount -t sysfs sysfs "$r/sys"
 mount -t tmpfs -o mode=0755,nosuid,nodev,noexec,size=4m localcloud-block "$r/sys/class/block"
 mount -t tmpfs -o mode=0755,nosuid,size=4m localcloud-dev "$r/dev"
@@ -64,6 +69,7 @@ if [ -n "$r" ]; then
 	mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
 	mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m localcloud-run "$r/run"
 	mount -t tmpfs -o mode=1777,nosuid,nodev localcloud-tmp "$r/tmp"
+fi
 fi
 while [ $# -gt 0 ]; do
 	mount -t overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" localcloud-private "$1"
@@ -95,7 +101,11 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	args := []string{"--net=" + inst.NetNS, "--", c.tools.unshare, "--mount=" + file, "--propagation", "private",
 		"--", c.tools.sh, "-c", setupScript, "sh"}
 	// Set in any case: the harness's own environment must not choose.
-	env := append(os.Environ(), "LOCALCLOUD_ROOT=")
+	env := append(os.Environ(), "LOCALCLOUD_ROOT=", "LOCALCLOUD_MACHINE=")
+	machine := c.opts.Boot == BootSystemd
+	if machine {
+		env = append(env, "LOCALCLOUD_MACHINE=1")
+	}
 	if c.opts.RootFS != "" {
 		// The mount point stays an empty directory on the host: the
 		// overlay exists in the instance's mount namespace only.
@@ -149,8 +159,10 @@ func (c *Cloud) instanceMounts(ctx context.Context, inst *Instance) (err error) 
 	if err := errors.Join(rerr, werr); err != nil {
 		return fmt.Errorf("set up mount namespace of %s: %w: %s", inst.ID, err, strings.TrimSpace(stderr.String()))
 	}
-	if err := inst.populateDev(); err != nil {
-		return err
+	if !machine {
+		if err := inst.populateDev(); err != nil {
+			return err
+		}
 	}
 	if inst.rootDir != "" {
 		return inst.writeNetworkFiles()
@@ -168,6 +180,9 @@ func (inst *Instance) writeNetworkFiles() error {
 	host, err := os.Hostname()
 	if err != nil {
 		return err
+	}
+	if inst.cloud.opts.Boot == BootSystemd {
+		host = inst.hostname() // a machine has a UTS namespace and a name of its own
 	}
 	for p, content := range map[string]string{
 		"/etc/hosts":       fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", inst.PrivateIP, host),
@@ -229,7 +244,11 @@ func mknod(path string, mode uint32, rdev uint64) error {
 // busy, since on EC2 a detach takes the device away whatever is using it.
 func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
 	t := inst.cloud.tools
-	info, err := t.output(ctx, t.nsenter, "--mount="+inst.MountNS, "--", "cat", "/proc/self/mountinfo")
+	ns := inst.mountNSArgs()
+	if ns == nil {
+		return nil // a machine between boots: nothing is mounted
+	}
+	info, err := t.output(ctx, t.nsenter, append(ns, "--", "cat", "/proc/self/mountinfo")...)
 	if err != nil {
 		return fmt.Errorf("mounts of %s: %w", inst.ID, err)
 	}
@@ -247,10 +266,11 @@ func (inst *Instance) unmountDevice(ctx context.Context, rdev uint64) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	args := append([]string{"--mount=" + inst.MountNS, "--", t.umount}, targets...)
+	// The umount of the namespace's own root (the image's, in a machine).
+	args := append(append(ns, "--", "umount"), targets...)
 	if err := t.run(ctx, t.nsenter, args...); err != nil {
 		inst.log.Warn("unmount failed: detaching lazily", "step", "volume detach", "targets", targets, "err", err)
-		lazy := append([]string{"--mount=" + inst.MountNS, "--", t.umount, "--lazy"}, targets...)
+		lazy := append(append(ns, "--", "umount", "--lazy"), targets...)
 		if err := t.run(ctx, t.nsenter, lazy...); err != nil {
 			return fmt.Errorf("unmount %v on %s: %w", targets, inst.ID, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -53,6 +54,13 @@ type Options struct {
 	// absolute path without ',' or ':'; the image must not change while
 	// the Cloud runs.
 	RootFS string
+	// Boot is what runs on instances: BootHost (the zero value: programs
+	// the harness starts) or BootSystemd (the image boots with systemd as
+	// PID 1; needs RootFS).
+	Boot BootMode
+	// ShutdownTimeout bounds a machine's clean shutdown (Terminate, and
+	// the shutdown half of Reboot) before it is killed; 0 means 90 s.
+	ShutdownTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -86,6 +94,18 @@ func checkOptions(o *Options) error {
 		if err := checkLowerDir("private dir", d); err != nil {
 			return err
 		}
+	}
+	switch o.Boot {
+	case BootHost:
+	case BootSystemd:
+		if o.RootFS == "" {
+			return errors.New("localcloud: BootSystemd needs Options.RootFS: the image to boot")
+		}
+	default:
+		return fmt.Errorf("localcloud: unknown boot mode %v", o.Boot)
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = defaultShutdownTimeout
 	}
 	if o.RootFS != "" {
 		if len(o.PrivateDirs) > 0 {

@@ -46,10 +46,19 @@ func (inst *Instance) Environ() []string {
 // Command returns a command that runs name on the instance: in its network
 // and mount namespaces and, with an image, inside its root (nsenter and
 // chroot exec in turn, so the process's PID is the program's), with
-// Environ, killed if the harness dies. Its working directory is the
-// instance's "/"; cmd.Dir has no effect. Run it, or Start it on the
-// instance to have it tracked.
+// Environ, killed if the harness dies. On a machine (BootSystemd) it runs in
+// all the namespaces of its PID 1 — its root, PID namespace, host name —
+// as a process of the machine: `systemctl`, `journalctl`, `zkCli.sh`, ...;
+// there nsenter forks into the PID namespace, so cmd.Process is nsenter,
+// not the program. Its working directory is the instance's "/"; cmd.Dir
+// has no effect. Run it, or Start it on the instance to have it tracked.
 func (inst *Instance) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if inst.machine != nil {
+		cmd := inst.machineCommand(ctx, name, args...)
+		cmd.Env = inst.Environ()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		return cmd
+	}
 	t := inst.cloud.tools
 	argv := []string{"--net=" + inst.NetNS, "--mount=" + inst.MountNS, "--"}
 	if inst.rootDir != "" {

@@ -90,8 +90,10 @@ func (c *Cloud) reclaim(ctx context.Context) (err error) {
 	for _, dir := range runDirs {
 		c.log.Warn("reclaiming a crashed run's directory", "step", "reclaim", "dir", dir)
 		rec, ok, rerr := readStateRecord(dir)
-		// Mount namespaces first: their mounts hold the loop devices.
-		errs = append(errs, rerr, removeRunDir(dir))
+		// Machines first, by the PIDs in their cgroups: they hold mount
+		// namespaces of their own. Then the instances' mount namespaces:
+		// their mounts hold the loop devices.
+		errs = append(errs, rerr, reclaimCgroups(dir), removeRunDir(dir))
 		if ok {
 			errs = append(errs, c.reclaimStateDir(ctx, rec))
 		}

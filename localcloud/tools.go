@@ -12,9 +12,11 @@ import (
 // missing package is reported up front, with its Debian name.
 type tools struct {
 	ip, nsenter, unshare, sh, umount, chroot string
+	// With BootSystemd only.
+	nspawn, journalctl string
 }
 
-func findTools() (*tools, error) {
+func findTools(boot BootMode) (*tools, error) {
 	t := &tools{}
 	for _, tool := range []struct {
 		name, pkg string
@@ -36,6 +38,18 @@ func findTools() (*tools, error) {
 			return nil, fmt.Errorf("localcloud needs %s (Debian package %s): %w", tool.name, tool.pkg, err)
 		}
 		*tool.path = p
+	}
+	if boot == BootSystemd {
+		for _, tool := range []struct {
+			name string
+			path *string
+		}{{"systemd-nspawn", &t.nspawn}, {"journalctl", &t.journalctl}} {
+			p, err := exec.LookPath(tool.name)
+			if err != nil {
+				return nil, fmt.Errorf("localcloud: BootSystemd needs %s (Debian package systemd-container, and systemd): %w", tool.name, err)
+			}
+			*tool.path = p
+		}
 	}
 	return t, nil
 }

@@ -286,17 +286,35 @@ func (r *volumes) unplug(v *volume) (err error) {
 	return nil
 }
 
-// exposeDevice makes the loop device the instance's EBS device, as the disk
-// resolver finds one on Nitro: the node in its /dev, the by-id link
-// ../../<name>, and /sys/class/block/<name>, whose attributes are the
-// device's own plus device/serial — padded to 20 characters like an NVMe
-// controller's serial.
+// exposeDevice makes the loop device the instance's EBS device: in its
+// machine, when it boots one (see machinedev.go), else in its own /dev.
 func (inst *Instance) exposeDevice(name string, rdev uint64, volumeID string) error {
+	if inst.machine != nil {
+		return inst.machine.addDevice(name, rdev, volumeID)
+	}
+	return exposeDeviceAt(inst.Path, name, rdev, volumeID)
+}
+
+// hideDevice removes what exposeDevice made; missing parts are fine.
+func (inst *Instance) hideDevice(name, volumeID string) {
+	if inst.machine != nil {
+		inst.machine.removeDevice(name, volumeID)
+		return
+	}
+	hideDeviceAt(inst.Path, name, volumeID)
+}
+
+// exposeDeviceAt makes the loop device an EBS device, as the disk resolver
+// finds one on Nitro, under the root that path maps to: the node in /dev,
+// the by-id link ../../<name>, and /sys/class/block/<name>, whose
+// attributes are the device's own plus device/serial — padded to 20
+// characters like an NVMe controller's serial.
+func exposeDeviceAt(path func(string) string, name string, rdev uint64, volumeID string) error {
 	serial := disk.EBSSerial(volumeID)
-	if err := mknod(inst.Path("/dev/"+name), unix.S_IFBLK|0o660, rdev); err != nil {
+	if err := mknod(path("/dev/"+name), unix.S_IFBLK|0o660, rdev); err != nil {
 		return err
 	}
-	if err := os.Symlink("../../"+name, inst.Path("/dev/disk/by-id/"+disk.EBSByIDName(volumeID))); err != nil {
+	if err := os.Symlink("../../"+name, path("/dev/disk/by-id/"+disk.EBSByIDName(volumeID))); err != nil {
 		return err
 	}
 	target, err := os.Readlink("/sys/class/block/" + name)
@@ -308,7 +326,7 @@ func (inst *Instance) exposeDevice(name string, rdev uint64, volumeID string) er
 	if err != nil {
 		return err
 	}
-	dir := inst.Path("/sys/class/block/" + name)
+	dir := path("/sys/class/block/" + name)
 	if err := os.MkdirAll(filepath.Join(dir, "device"), 0o755); err != nil {
 		return err
 	}
@@ -320,9 +338,9 @@ func (inst *Instance) exposeDevice(name string, rdev uint64, volumeID string) er
 	return os.WriteFile(filepath.Join(dir, "device", "serial"), fmt.Appendf(nil, "%-20s\n", serial), 0o444)
 }
 
-// hideDevice removes what exposeDevice made; missing parts are fine.
-func (inst *Instance) hideDevice(name, volumeID string) {
-	_ = os.Remove(inst.Path("/dev/disk/by-id/" + disk.EBSByIDName(volumeID)))
-	_ = os.Remove(inst.Path("/dev/" + name))
-	_ = os.RemoveAll(inst.Path("/sys/class/block/" + name))
+// hideDeviceAt removes what exposeDeviceAt made; missing parts are fine.
+func hideDeviceAt(path func(string) string, name, volumeID string) {
+	_ = os.Remove(path("/dev/disk/by-id/" + disk.EBSByIDName(volumeID)))
+	_ = os.Remove(path("/dev/" + name))
+	_ = os.RemoveAll(path("/sys/class/block/" + name))
 }

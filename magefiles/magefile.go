@@ -29,7 +29,7 @@ type Test mg.Namespace
 // ZooKeeper, systemd-analyze for the units, debootstrap for the local
 // build host.
 var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java",
-	"default-jre-headless", "systemd", "debootstrap"}
+	"default-jre-headless", "systemd", "systemd-container", "debootstrap"}
 
 // All runs every test: vet, the Packer templates, the cross-compilation of
 // every product (Test.Cross), unit and privileged tests
