@@ -75,7 +75,10 @@ func (inst *Instance) mountNSArgs() []string {
 		if pid1 == 0 {
 			return nil
 		}
-		return []string{"--target=" + strconv.Itoa(pid1), "--mount"}
+		// Its PID namespace too: there /proc is the container's, whose
+		// /proc/self (read by cat and by umount's libmount) names only
+		// processes of that namespace.
+		return []string{"--target=" + strconv.Itoa(pid1), "--mount", "--pid"}
 	}
 	return []string{"--mount=" + inst.MountNS}
 }

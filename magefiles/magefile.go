@@ -26,8 +26,9 @@ var Aliases = map[string]any{
 type Test mg.Namespace
 
 // debs are the Debian packages the tests use: real filesystems, a real
-// ZooKeeper, systemd-analyze for the units, debootstrap for the local
-// build host.
+// ZooKeeper, systemd-analyze for the units, systemd-nspawn
+// (systemd-container) for instances that boot the image, debootstrap for
+// the local build host.
 var debs = []string{"xfsprogs", "e2fsprogs", "util-linux", "fdisk", "mount", "iproute2", "zookeeper", "libslf4j-java",
 	"default-jre-headless", "systemd", "systemd-container", "debootstrap"}
 
