@@ -189,6 +189,9 @@ func TestReclaimAfterCrash(t *testing.T) {
 // crashHelper is the harness TestReclaimAfterCrash kills: it reports what
 // it made and SIGKILLs itself, running no cleanup at all.
 func crashHelper() {
+	if os.Getenv(envCrashMachine) != "" {
+		machineCrashHelper()
+	}
 	ctx := context.Background()
 	fail := func(err error) {
 		fmt.Println("ERROR=" + err.Error())
