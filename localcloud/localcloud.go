@@ -11,13 +11,32 @@
 //     169.254.169.254 with the instance's metadata. Its programs are the
 //     host's, or — with Options.RootFS, the image the bake produced
 //     (ExtractImage) — the image's, in a root of its own.
+//   - With Options.Boot = BootSystemd an instance is a machine: Launch
+//     starts systemd-nspawn (Debian systemd-container) on the instance's
+//     overlay root, in its network namespace and a cgroup of its own under
+//     the harness's, with the image's systemd as PID 1 and the image's
+//     units running unmodified; journald keeps a persistent journal in the
+//     root. LaunchWith's Files are put into the root before PID 1 starts.
+//     Launch returns once PID 1 runs and IMDS answers, not waiting for
+//     units: WaitUnit, WaitSystem, UnitState, FailedUnits and Command (run
+//     in all of PID 1's namespaces) look inside; Journal reads the journal,
+//     also after the machine is gone; PrintJournalsOnFailure prints every
+//     machine's journal when a test fails. Reboot is systemd's own (units
+//     stopped in order, volumes unmounted; nspawn exits 133 and the harness
+//     boots PID 1 again on the same root, devices still attached);
+//     Terminate halts the machine within Options.ShutdownTimeout, then
+//     kills it; Crash is kill -9 of every process of its cgroup, no
+//     shutdown. BootHost (the default) runs only what the harness starts,
+//     for fast low-level tests. See machine.go, systemd.go, machinedev.go.
 //   - An ENI attached through the EC2 API appears in the instance, once the
 //     simulator's attach delay has passed, as a veth carrying the ENI's MAC,
 //     named as Nitro names it (ens5 + device index), down and unconfigured.
 //   - A volume attached through the EC2 API appears in the instance as a
 //     loop device over the volume's sparse backing file, with the
 //     /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol… link and the
-//     sysfs serial a Nitro EBS device has — visible to that instance only.
+//     sysfs serial a Nitro EBS device has — visible to that instance only
+//     (inside a machine: in its current boot's /dev and /sys; udev does not
+//     run in a container, so the harness plays its part).
 //     Backing files outlive instances: a replacement instance that attaches
 //     the volume gets the data.
 //
