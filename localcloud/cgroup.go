@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,32 +64,76 @@ func remountScript(mount string) string {
 	// nspawn 252 on a legacy host takes it for a hybrid one (the "0::/"
 	// line) and only attaches to "payload" and "supervisor" in the named
 	// hierarchy, expecting them made in the unified one: make them.
+	// On a hybrid host the unified hierarchy (at /sys/fs/cgroup/unified)
+	// is mounted again too, rooted at the machine's cgroup v2.
+	const unified = cgroupRoot + "/unified"
 	return "umount --lazy " + mount + " && mount -t cgroup -o name=systemd localcloud " + mount +
-		" && mkdir -p " + mount + "/payload " + mount + "/supervisor"
+		" && mkdir -p " + mount + "/payload " + mount + "/supervisor" +
+		" && { ! findmnt --noheadings --mountpoint " + unified + " >/dev/null || { umount --lazy " + unified + " && mount -t cgroup2 localcloud " + unified + "; }; }"
 }
 
 // machineCgroup creates the cgroup a machine runs in: under the harness's
 // own, named after the machine's network namespace (Prefix + run id +
 // instance id), so that it is told apart by its owner's pid like every
-// other leftover. Its path is recorded in the instance's directory under
-// the run directory for reclaim.
-func machineCgroup(runDir, name string) (dir, remount string, err error) {
+// other leftover. Its path is recorded in the run directory for reclaim.
+//
+// On a legacy host it also creates one in the cgroup v2 hierarchy, which
+// the kernel always has but the host does not mount: runDir/cgroup2 (under
+// the run directory's private mount, so invisible to the host). Without it
+// every machine's systemd, which nspawn gives a cgroup v2 mount rooted
+// where the machine's process sits in that hierarchy, would share its root
+// with every other machine — and one machine's systemd removing
+// system.slice/<unit> under another's starting the same unit fails it
+// ("Failed at step CGROUP": ENODEV, ENOENT).
+func machineCgroup(runDir, name string) (dir, v2 string, remount string, err error) {
 	mount, self, err := trackingHierarchy()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	dir = filepath.Join(mount, self, name)
+	if mount != cgroupRoot {
+		v2mnt := filepath.Join(runDir, "cgroup2")
+		if err := mountCgroup2(v2mnt); err != nil {
+			return "", "", "", err
+		}
+		v2 = filepath.Join(v2mnt, name)
+	}
 	// Recorded first, so that a crash right after leaves nothing unknown.
 	if err := os.MkdirAll(filepath.Join(runDir, "cgroups"), 0o700); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	if err := os.WriteFile(filepath.Join(runDir, "cgroups", name), []byte(dir), 0o600); err != nil {
-		return "", "", fmt.Errorf("record cgroup %s: %w", dir, err)
+	if err := os.WriteFile(filepath.Join(runDir, "cgroups", name), []byte(strings.TrimSpace(dir+"\n"+v2)), 0o600); err != nil {
+		return "", "", "", fmt.Errorf("record cgroup %s: %w", dir, err)
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return "", "", fmt.Errorf("create cgroup %s: %w", dir, err)
+	for _, d := range []string{dir, v2} {
+		if d == "" {
+			continue
+		}
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", "", "", fmt.Errorf("create cgroup %s: %w", d, err)
+		}
 	}
-	return dir, remountScript(mount), nil
+	return dir, v2, remountScript(mount), nil
+}
+
+// cgroup2Mu serializes mounting a run's cgroup v2 hierarchy.
+var cgroup2Mu sync.Mutex
+
+// mountCgroup2 mounts the cgroup v2 hierarchy at dir unless it is there.
+func mountCgroup2(dir string) error {
+	cgroup2Mu.Lock()
+	defer cgroup2Mu.Unlock()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("localcloud", dir, "cgroup2", 0, ""); err != nil {
+		return fmt.Errorf("mount cgroup2 at %s: %w", dir, err)
+	}
+	return nil
 }
 
 // cgroupPIDs lists the processes in a cgroup and all its descendants
@@ -178,13 +223,15 @@ func reclaimCgroups(runDir string) error {
 			errs = append(errs, err)
 			continue
 		}
-		dir := string(b)
-		// Only a cgroup of ours: named as recorded, under a hierarchy.
-		if filepath.Base(dir) != e.Name() || !strings.HasPrefix(dir, cgroupRoot+"/") {
-			errs = append(errs, fmt.Errorf("cgroup record %s names %q", e.Name(), dir))
-			continue
+		for _, dir := range strings.Split(string(b), "\n") {
+			// Only a cgroup of ours: named as recorded, under a hierarchy
+			// or the run's own cgroup v2 mount.
+			if filepath.Base(dir) != e.Name() || !strings.HasPrefix(dir, cgroupRoot+"/") && !strings.HasPrefix(dir, filepath.Join(runDir, "cgroup2")+"/") {
+				errs = append(errs, fmt.Errorf("cgroup record %s names %q", e.Name(), dir))
+				continue
+			}
+			errs = append(errs, killCgroup(dir))
 		}
-		errs = append(errs, killCgroup(dir))
 	}
 	return errors.Join(errs...)
 }

@@ -63,6 +63,9 @@ type machine struct {
 	cgroup string // the machine's cgroup: everything it runs is in it
 	// remountCgroup mounts the tracking hierarchy as the machine's cgroup
 	// namespace sees it (see boot).
+	// cgroupV2 is its cgroup in the run's cgroup v2 mount on a legacy host
+	// (see machineCgroup), "" otherwise.
+	cgroupV2      string
 	remountCgroup string
 	console       string // file receiving the console (PID 1's and nspawn's output)
 
@@ -137,7 +140,8 @@ func (m *machine) boot(ctx context.Context) (err error) {
 	// its "supervisor" and "payload" cgroups there — on a legacy host
 	// (where /proc/self/cgroup's "0::/" line names no mounted hierarchy)
 	// that was the host's root, shared by every machine.
-	args := append([]string{"-c", `echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, "sh", m.cgroup,
+	args := append([]string{"-c", `echo $$ > "$1/cgroup.procs" && { [ -z "$2" ] || echo $$ > "$2/cgroup.procs"; } && shift 2 && exec "$@"`,
+		"sh", m.cgroup, m.cgroupV2,
 		t.nsenter, "--mount=" + m.inst.MountNS, "--net=" + m.inst.NetNS, "--",
 		t.unshare, "--mount", "--cgroup", "--propagation=private", "--",
 		t.sh, "-c", m.remountCgroup + ` && exec "$@"`, "sh"}, m.nspawnArgs()...)
@@ -352,7 +356,11 @@ func (m *machine) kill() error {
 			err = errors.Join(err, fmt.Errorf("systemd-nspawn of %s did not exit after SIGKILL", m.inst.ID))
 		}
 	}
-	return errors.Join(err, removeCgroup(m.cgroup))
+	err = errors.Join(err, removeCgroup(m.cgroup))
+	if m.cgroupV2 != "" {
+		err = errors.Join(err, killCgroup(m.cgroupV2))
+	}
+	return err
 }
 
 // killCgroupProcs is killCgroup without removing the cgroup.

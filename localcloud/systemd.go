@@ -122,12 +122,12 @@ func (c *Cloud) bootMachine(ctx context.Context, inst *Instance) (err error) {
 	if err := inst.prepareMachineRoot(); err != nil {
 		return err
 	}
-	cg, remount, err := machineCgroup(c.runDir, filepath.Base(inst.NetNS))
+	cg, v2, remount, err := machineCgroup(c.runDir, filepath.Base(inst.NetNS))
 	if err != nil {
 		return fmt.Errorf("machine %s: %w", inst.ID, err)
 	}
 	m := &machine{
-		inst: inst, log: inst.log, nspawn: c.tools.nspawn, cgroup: cg, remountCgroup: remount,
+		inst: inst, log: inst.log, nspawn: c.tools.nspawn, cgroup: cg, cgroupV2: v2, remountCgroup: remount,
 		console: filepath.Join(inst.dir, "console.log"),
 		changed: make(chan struct{}), devices: map[string]exposedDevice{},
 	}
