@@ -1,29 +1,35 @@
 // Package zkensemble runs a real ZooKeeper ensemble on the local cloud: every
-// node's slot (tagged ENI + volume) in the simulator, instances that become
-// nodes by running the real zkaas-firstboot, and ZooKeeper started from the
-// files firstboot rendered — the way zookeeper.service would.
+// node's slot (tagged ENI + volume) in the simulator, and instances that
+// become nodes by running the real zkaas-firstboot and then ZooKeeper.
 //
-// Instances either run the host's programs (a zkaas-firstboot built for the
-// test, the host's Java and Debian's ZooKeeper jars) or, when the cloud
-// boots them from the baked image (localcloud.Options.RootFS), the image's:
-// its zkaas-firstboot, and ZooKeeper started as its zookeeper.service and
-// drop-ins say, with its Java and ZooKeeper.
+// It has two modes, chosen by the cloud it is given:
+//
+//   - On machines (localcloud.BootSystemd with the baked image as
+//     Options.RootFS): the product as shipped. Boot launches an instance
+//     with the ensemble config in its root, as user data would carry it,
+//     and the image's own systemd does the rest — zkaas-firstboot.service
+//     runs the image's firstboot, zookeeper.service starts ZooKeeper under
+//     its sandbox. The harness only watches: unit states, MainPID, the
+//     journal (machine.go).
+//   - Host mode (a cloud without RootFS), for the fast low-level tests and
+//     host-mode benchmarks: the harness runs a zkaas-firstboot built for the
+//     test (BuildFirstboot) and starts the host's Java with Debian's
+//     ZooKeeper jars itself (host.go). No systemd runs, no unit applies.
+//
+// A cloud that has an image but boots it in host mode is refused: nothing
+// here reads unit files to decide how to run them.
 package zkensemble
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,33 +38,17 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
-	"github.com/zkaas/zkaas/firstboot/systemd"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 	"github.com/zkaas/zkaas/localcloud"
 )
-
-// Classpath runs the Debian zookeeper package's server (3.8: no systemd
-// unit, QuorumPeerMain in zookeeper.jar) with slf4j-simple so its log
-// reaches stderr.
-var Classpath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"}
-
-// FirstbootPath is where the bake installs zkaas-firstboot in the image.
-const FirstbootPath = "/usr/local/bin/zkaas-firstboot"
-
-// PrivateDirs are what instances must each see privately (like instances
-// booted from one image): firstboot writes under /etc. The data volume's
-// mount point (/var/lib/zookeeper, from the zookeeper package) needs no
-// overlay: the mount itself is private to the instance's mount namespace.
-var PrivateDirs = []string{"/etc"}
 
 // Options describes the ensemble.
 type Options struct {
 	Name  string          // ensemble tag value
 	Nodes []ensemble.Node // id, AZ, IP of every node
-	// Binary is the zkaas-firstboot to run, as a path on the instances: on
-	// instances running the host's programs, a host path (BuildFirstboot);
-	// on instances booted from an image, default FirstbootPath, the baked
-	// one.
+	// Binary is the zkaas-firstboot host mode runs, a host path
+	// (BuildFirstboot). Machines run the image's, as its unit says; it is
+	// ignored there.
 	Binary string
 	// Heap for each JVM (config zookeeper.heap); default 256m.
 	Heap string
@@ -68,7 +58,8 @@ type Options struct {
 	Deadline time.Duration
 	// BootstrapWindow (claim.bootstrap_window); default max(30m, Deadline).
 	BootstrapWindow time.Duration
-	// LogDir keeps each ZooKeeper's log; default a temp dir.
+	// LogDir keeps each host-mode ZooKeeper's log (machines log to their
+	// journal); default a temp dir.
 	LogDir string
 	Log    *slog.Logger
 }
@@ -92,10 +83,17 @@ type Node struct {
 	ID       int
 	IP       string
 	Instance *localcloud.Instance
-	Report   boot.Report // the first firstboot run on this instance
-	ZK       *localcloud.Process
-	ZKLog    string // host path of ZooKeeper's log
+	// Report is the first firstboot run on this instance: in host mode
+	// what it printed, on a machine what zkaas-firstboot.service printed
+	// to the journal.
+	Report   boot.Report
 	Launched time.Time
+
+	// Host mode only: the ZooKeeper the harness started and its log. On
+	// a machine ZooKeeper is zookeeper.service's (ZooKeeperPID) and logs
+	// to the journal.
+	ZK    *localcloud.Process
+	ZKLog string
 }
 
 // New creates every node's slot in the cloud.
@@ -115,11 +113,8 @@ func New(cloud *localcloud.Cloud, opts Options) (*Ensemble, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.Binary == "" {
-		if cloud.RootFS() == "" {
-			return nil, errors.New("ensemble: no Binary: build zkaas-firstboot with BuildFirstboot, or boot the cloud from an image")
-		}
-		opts.Binary = FirstbootPath
+	if opts.Binary == "" && cloud.RootFS() == "" {
+		return nil, errors.New("ensemble: no Binary: build zkaas-firstboot with BuildFirstboot, or boot the cloud's instances from the image (BootSystemd)")
 	}
 	tempLogDir := opts.LogDir == ""
 	if tempLogDir {
@@ -170,42 +165,37 @@ func (e *Ensemble) Node(id int) *Node {
 	return e.nodes[id]
 }
 
-// Boot launches an instance in az, runs firstboot on it and starts
-// ZooKeeper: what the ASG and systemd do for a new instance.
-func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
-	launched := time.Now()
-	inst, err := e.Cloud.Launch(ctx, az)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.InstallConfig(inst); err != nil {
-		return nil, err
-	}
-	rep, err := e.Firstboot(ctx, inst)
-	if err != nil {
-		return nil, err
-	}
-	n := &Node{ID: rep.Claim.Node, IP: rep.Claim.IP.String(), Instance: inst, Report: rep, Launched: launched,
-		ZKLog: filepath.Join(e.opts.LogDir, fmt.Sprintf("zookeeper-%d-%s.log", rep.Claim.Node, inst.ID))}
-	if err := e.startZooKeeper(ctx, n); err != nil {
-		return nil, err
-	}
+func (e *Ensemble) add(n *Node) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.nodes[n.ID] = n
-	e.mu.Unlock()
-	return n, nil
 }
 
-// InstallConfig writes the ensemble config onto the instance, as the image
-// (or user data) would carry it; on an image it replaces the baked one.
-func (e *Ensemble) InstallConfig(inst *localcloud.Instance) error {
-	if err := os.MkdirAll(inst.Path(filepath.Dir(ensemble.DefaultPath)), 0o755); err != nil {
-		return fmt.Errorf("install %s on %s: %w", ensemble.DefaultPath, inst.ID, err)
+// FirstbootError is Boot's error when firstboot failed on the instance.
+// The instance stays up, as on EC2 until the Auto Scaling group replaces
+// it — for its units and journal; terminate it when done.
+type FirstbootError struct {
+	Instance *localcloud.Instance
+	// Line is firstboot's last word: on a machine its last journal line
+	// (from zkaas-firstboot.service), in host mode its last stderr line.
+	Line string
+}
+
+func (e *FirstbootError) Error() string {
+	return fmt.Sprintf("firstboot on %s failed: %s", e.Instance.ID, e.Line)
+}
+
+// Boot launches an instance in az and returns once it became a node: what
+// the ASG and the instance's boot do for a new instance. On a machine it
+// returns when zkaas-firstboot.service has finished (ZooKeeper then starts
+// as zookeeper.service; see WaitServing); in host mode once the harness
+// ran firstboot and started ZooKeeper. If firstboot fails the error is a
+// *FirstbootError.
+func (e *Ensemble) Boot(ctx context.Context, az string) (*Node, error) {
+	if e.Cloud.RootFS() != "" {
+		return e.bootMachine(ctx, az, nil)
 	}
-	if err := os.WriteFile(inst.Path(ensemble.DefaultPath), e.cfg, 0o644); err != nil {
-		return fmt.Errorf("install %s on %s: %w", ensemble.DefaultPath, inst.ID, err)
-	}
-	return nil
+	return e.bootHost(ctx, az)
 }
 
 // BootAll boots one instance per AZ given, all at once.
@@ -220,143 +210,70 @@ func (e *Ensemble) BootAll(ctx context.Context, azs []string) ([]*Node, error) {
 	return nodes, errors.Join(errs...)
 }
 
-// Firstboot runs `zkaas-firstboot run` on the instance and returns its report.
-func (e *Ensemble) Firstboot(ctx context.Context, inst *localcloud.Instance) (boot.Report, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := inst.Command(ctx, e.opts.Binary, "run", "-config", ensemble.DefaultPath)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return boot.Report{}, fmt.Errorf("firstboot on %s: %v: %s", inst.ID, err, lastLine(stderr.String()))
-	}
-	var rep boot.Report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		return rep, fmt.Errorf("firstboot on %s printed no report: %v\n%s", inst.ID, err, stdout.String())
-	}
-	return rep, nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
-// RestartZooKeeper kills the node's ZooKeeper (SIGKILL) and starts it again
-// on the same instance, as systemd's Restart= would.
-func (e *Ensemble) RestartZooKeeper(ctx context.Context, n *Node) error {
-	if n.ZK != nil {
-		if err := n.ZK.Kill(); err != nil {
-			return err
-		}
-	}
-	return e.startZooKeeper(ctx, n)
-}
-
-// startZooKeeper runs ZooKeeper on the node as zookeeper.service does,
-// its output into the node's log.
-func (e *Ensemble) startZooKeeper(ctx context.Context, n *Node) error {
-	// ZooKeeper outlives the call that starts it, as a service outlives
-	// systemctl start.
-	ctx = context.WithoutCancel(ctx)
-	var cmd *exec.Cmd
-	var err error
-	if e.Cloud.RootFS() != "" {
-		cmd, err = unitZooKeeper(ctx, n.Instance)
-	} else {
-		cmd, err = hostZooKeeper(ctx, n.Instance)
-	}
-	if err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(n.ZKLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	n.ZK, err = n.Instance.Start(cmd)
-	return err
-}
-
-// hostZooKeeper is the host's Java running Debian's ZooKeeper jars
-// (Classpath) as the host's zookeeper user, with the JVM flags of the
-// rendered java.env and the rendered zoo.cfg: what zookeeper.service does
-// on an image whose ZooKeeper is the distro package's.
-func hostZooKeeper(ctx context.Context, inst *localcloud.Instance) (*exec.Cmd, error) {
-	env, err := os.ReadFile(inst.Path(filepath.Join(zookeeper.DefaultConfDir, zookeeper.JavaEnvName)))
-	if err != nil {
-		return nil, err
-	}
-	owner, err := zookeeper.LookupOwner("zookeeper")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"--reuid=" + strconv.Itoa(owner.UID), "--regid=" + strconv.Itoa(owner.GID), "--clear-groups", "java"}
-	args = append(args, jvmFlags(env)...)
-	args = append(args, "-cp", strings.Join(Classpath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-		filepath.Join(zookeeper.DefaultConfDir, zookeeper.ZooCfgName))
-	return inst.Command(ctx, "setpriv", args...), nil
-}
-
-// unitZooKeeper is the image's zookeeper.service, read from the instance's
-// root with its drop-ins, started the way systemd starts it: the effective
-// ExecStart with its variables expanded, in the unit's environment (on top
-// of systemd's PATH and the user's HOME, USER, LOGNAME and SHELL), as
-// User= and Group= (resolved in the image's /etc/passwd and /etc/group,
-// the user's supplementary groups too), in "/". The unit's sandboxing and
-// limits (ProtectSystem=, LimitNOFILE=, UMask=, ...) are not applied.
-func unitZooKeeper(ctx context.Context, inst *localcloud.Instance) (*exec.Cmd, error) {
-	fsys := inst.FS()
-	svc, err := loadService(fsys, systemd.ZooKeeper)
-	if err != nil {
-		return nil, fmt.Errorf("on %s: %w", inst.ID, err)
-	}
-	env := []string{"PATH=" + defaultPATH}
-	argv := svc.Argv
-	switch {
-	case svc.User != "":
-		u, err := lookupUser(fsys, svc.User)
-		if err != nil {
-			return nil, fmt.Errorf("%s on %s: User=%s: %w", systemd.ZooKeeper, inst.ID, svc.User, err)
-		}
-		gid := u.gid
-		if svc.Group != "" {
-			if gid, err = lookupGroup(fsys, svc.Group); err != nil {
-				return nil, fmt.Errorf("%s on %s: Group=%s: %w", systemd.ZooKeeper, inst.ID, svc.Group, err)
-			}
-		}
-		env = append(env, "HOME="+u.home, "USER="+u.name, "LOGNAME="+u.name, "SHELL="+u.shell)
-		argv = append([]string{"setpriv", "--reuid=" + u.uid, "--regid=" + gid, "--init-groups", "--"}, argv...)
-	case svc.Group != "":
-		gid, err := lookupGroup(fsys, svc.Group)
-		if err != nil {
-			return nil, fmt.Errorf("%s on %s: Group=%s: %w", systemd.ZooKeeper, inst.ID, svc.Group, err)
-		}
-		argv = append([]string{"setpriv", "--regid=" + gid, "--keep-groups", "--"}, argv...)
-	}
-	cmd := inst.Command(ctx, argv[0], argv[1:]...)
-	cmd.Env = dedupEnv(append(env, svc.Env...))
-	return cmd, nil
-}
-
-// jvmFlags reads SERVER_JVMFLAGS="..." from a java.env.
-func jvmFlags(env []byte) []string {
-	for _, line := range strings.Split(string(env), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SERVER_JVMFLAGS="); ok {
-			return strings.Fields(strings.Trim(v, `"`))
-		}
-	}
-	return nil
-}
-
-// Terminate kills the node's instance (kill -9: no clean shutdown) and its
-// ZooKeeper, as a failed instance dies.
+// Terminate kills the node's instance — kill -9 of all of it, a machine's
+// systemd included: no clean shutdown, nothing unmounted — as a failed
+// instance dies.
 func (e *Ensemble) Terminate(ctx context.Context, n *Node) error {
 	e.mu.Lock()
 	if e.nodes[n.ID] == n {
 		delete(e.nodes, n.ID)
 	}
 	e.mu.Unlock()
-	return e.Cloud.Terminate(ctx, n.Instance)
+	if err := e.Cloud.Crash(ctx, n.Instance); err != nil {
+		return fmt.Errorf("terminate node %d: %w", n.ID, err)
+	}
+	return nil
+}
+
+// RestartZooKeeper restarts the node's ZooKeeper on the same instance: on a
+// machine `systemctl restart zookeeper.service` (a clean stop, then a
+// start); in host mode a SIGKILL and a new start, as Restart= would.
+func (e *Ensemble) RestartZooKeeper(ctx context.Context, n *Node) error {
+	if onMachine(n.Instance) {
+		return n.systemctl(ctx, "restart", zookeeperUnit)
+	}
+	if n.ZK != nil {
+		if err := n.ZK.Kill(); err != nil {
+			return fmt.Errorf("restart ZooKeeper of node %d: %w", n.ID, err)
+		}
+	}
+	return e.startZooKeeper(ctx, n)
+}
+
+// StopZooKeeper stops the node's ZooKeeper for good, the instance staying
+// up: on a machine `systemctl stop zookeeper.service` (no restart follows
+// a stop), in host mode a SIGKILL.
+func (e *Ensemble) StopZooKeeper(ctx context.Context, n *Node) error {
+	if onMachine(n.Instance) {
+		return n.systemctl(ctx, "stop", zookeeperUnit)
+	}
+	if n.ZK == nil {
+		return nil
+	}
+	if err := n.ZK.Kill(); err != nil {
+		return fmt.Errorf("stop ZooKeeper of node %d: %w", n.ID, err)
+	}
+	return nil
+}
+
+// ZooKeeperPID is the host PID of the node's ZooKeeper, for /proc and
+// signals from the harness: on a machine zookeeper.service's MainPID
+// (systemd's word for which process is the service, never a search by
+// name), translated out of the machine's PID namespace; in host mode the
+// process the harness started. An error if none runs.
+func (e *Ensemble) ZooKeeperPID(ctx context.Context, n *Node) (int, error) {
+	if onMachine(n.Instance) {
+		return n.mainPID(ctx, zookeeperUnit)
+	}
+	if n.ZK == nil {
+		return 0, fmt.Errorf("node %d: no ZooKeeper started", n.ID)
+	}
+	select {
+	case <-n.ZK.Done():
+		return 0, fmt.Errorf("node %d: ZooKeeper (pid %d) exited: %v", n.ID, n.ZK.PID, n.ZK.Wait())
+	default:
+		return n.ZK.PID, nil
+	}
 }
 
 // Modes asks every node (by configured IP) for its srvr mode, from inside
@@ -419,28 +336,69 @@ func describe(modes map[int]string) string {
 	return strings.Join(parts, " ")
 }
 
-// Sync reports how a node's ZooKeeper synced with the leader, from its log:
+// Sync reports how the node's ZooKeeper last synced with the leader, from
+// its log (on a machine, zookeeper.service's journal of the current boot):
 // "DIFF" (transactions only), "SNAP" (a full snapshot), "TRUNC", or "" if
-// it has not synced (yet).
+// it has not synced (yet) — a leader never does.
 func (n *Node) Sync() string {
-	b, err := os.ReadFile(n.ZKLog)
-	if err != nil {
-		return ""
+	var log string
+	if onMachine(n.Instance) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := n.Instance.Journal(ctx, "--boot=0", "_SYSTEMD_UNIT="+zookeeperUnit, "--output=cat")
+		if err != nil {
+			return ""
+		}
+		log = string(out)
+	} else {
+		b, err := os.ReadFile(n.ZKLog)
+		if err != nil {
+			return ""
+		}
+		log = string(b)
 	}
-	s := string(b)
-	switch {
-	case strings.Contains(s, "Getting a snapshot from leader"):
-		return "SNAP"
-	case strings.Contains(s, "Getting a diff from the leader"):
-		return "DIFF"
-	case strings.Contains(s, "Truncating log to get in sync with the leader"):
-		return "TRUNC"
-	}
-	return ""
+	return lastSync(log)
 }
 
-// Close removes the ZooKeeper logs when they were kept in a temp dir the
-// ensemble made; the cloud is the caller's to close.
+// syncLines are what a ZooKeeper 3.8 follower logs (Learner.syncWithLeader)
+// for each way of syncing.
+var syncLines = []struct{ line, sync string }{
+	{"Getting a snapshot from leader", "SNAP"},
+	{"Getting a diff from the leader", "DIFF"},
+	{"Truncating log to get in sync with the leader", "TRUNC"},
+}
+
+// lastSync is the way of the last sync a ZooKeeper log tells of: a
+// ZooKeeper restarted (or rejoining after an election) syncs again, and
+// the latest is the one that counts.
+func lastSync(log string) string {
+	best, at := "", -1
+	for _, s := range syncLines {
+		if i := strings.LastIndex(log, s.line); i > at {
+			best, at = s.sync, i
+		}
+	}
+	return best
+}
+
+// ReadFile reads p as programs on the node see it: on a machine through
+// its PID 1's root, where the volume is mounted (the machine has a mount
+// namespace of its own), in host mode through the instance's. Absolute
+// symlinks on the way resolve on the host: use it for plain files
+// (myid, zoo.cfg).
+func (n *Node) ReadFile(p string) ([]byte, error) {
+	if onMachine(n.Instance) {
+		pid1 := n.Instance.PID1()
+		if pid1 == 0 {
+			return nil, fmt.Errorf("read %s on node %d (%s): machine not running", p, n.ID, n.Instance.ID)
+		}
+		return os.ReadFile(fmt.Sprintf("/proc/%d/root%s", pid1, p))
+	}
+	return os.ReadFile(n.Instance.Path(p))
+}
+
+// Close removes the host-mode ZooKeeper logs when they were kept in a temp
+// dir the ensemble made; the cloud is the caller's to close.
 func (e *Ensemble) Close() error {
 	if e.tempLogDir {
 		return os.RemoveAll(e.opts.LogDir)
@@ -508,15 +466,3 @@ func znode(i int) string { return fmt.Sprintf("/demo/k%04d", i) }
 type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
-
-// BuildFirstboot builds zkaas-firstboot into dir and returns its path.
-func BuildFirstboot(ctx context.Context, moduleRoot, dir string) (string, error) {
-	bin := filepath.Join(dir, "zkaas-firstboot")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./firstboot/cmd/zkaas-firstboot")
-	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build zkaas-firstboot: %v\n%s", err, out)
-	}
-	return bin, nil
-}

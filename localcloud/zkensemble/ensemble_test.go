@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/localcloud"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
 
+// binary is the zkaas-firstboot host mode runs, built once for the package.
 var binary string
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -38,9 +41,12 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	if os.Geteuid() == 0 {
+		// This run's only: other runs (another package's tests, the demo)
+		// may be using the host at the same time.
+		mine := fmt.Sprintf("%s%d-", localcloud.Prefix, os.Getpid())
 		if entries, _ := os.ReadDir("/run/netns"); len(entries) > 0 {
 			for _, e := range entries {
-				if strings.HasPrefix(e.Name(), localcloud.Prefix) {
+				if strings.HasPrefix(e.Name(), mine) {
 					fmt.Fprintln(os.Stderr, "leaked network namespace", e.Name())
 					code = 1
 				}
@@ -50,8 +56,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireZooKeeper skips unless the test can run a real ensemble.
-func requireZooKeeper(t *testing.T) {
+// bootMode is how a test's instances run: the product as shipped, or the
+// harness playing the boot.
+type bootMode int
+
+const (
+	// onMachines: the baked image under systemd (localcloud.BootSystemd).
+	onMachines bootMode = iota
+	// inHostMode: the host's binaries, started by the harness; for the
+	// fast low-level checks.
+	inHostMode
+)
+
+// requireHostZooKeeper skips unless host mode can run a real ensemble.
+func requireHostZooKeeper(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces, veth, loop devices, mounts")
@@ -81,18 +99,21 @@ func nodes(layout ...string) []ensemble.Node {
 	return out
 }
 
-func newEnsemble(t *testing.T, opts ec2sim.Options, ns []ensemble.Node) *Ensemble {
-	return newEnsembleWith(t, opts, ns, Options{})
-}
-
-// newEnsembleWith takes the deadline and bootstrap window from eo.
-func newEnsembleWith(t *testing.T, opts ec2sim.Options, ns []ensemble.Node, eo Options) *Ensemble {
+// newCloud starts a local cloud whose instances run as mode says, closed
+// when the test ends; machines' journals are printed if the test fails.
+func newCloud(t *testing.T, mode bootMode, sim ec2sim.Options, stateDir string) *localcloud.Cloud {
 	t.Helper()
-	requireZooKeeper(t)
-	opts.Latency = latency
-	log := quietLog
-	opts.Logger = log
-	cloud, err := localcloud.New(context.Background(), localcloud.Options{EC2: opts, PrivateDirs: PrivateDirs, Logger: log})
+	opts := localcloud.Options{StateDir: stateDir, Logger: quietLog, ShutdownTimeout: 30 * time.Second}
+	switch mode {
+	case onMachines:
+		opts.RootFS, opts.Boot = sharedImage(t), localcloud.BootSystemd
+	case inHostMode:
+		requireHostZooKeeper(t)
+		opts.PrivateDirs = PrivateDirs
+	}
+	sim.Latency, sim.Logger = latency, quietLog
+	opts.EC2 = sim
+	cloud, err := localcloud.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +122,23 @@ func newEnsembleWith(t *testing.T, opts ec2sim.Options, ns []ensemble.Node, eo O
 			t.Errorf("close cloud: %v", err)
 		}
 	})
+	// After Close's cleanup, so it runs before it.
+	cloud.PrintJournalsOnFailure(t)
+	return cloud
+}
+
+// newEnsemble is an ensemble of ns with the default deadlines on a new
+// cloud.
+func newEnsemble(t *testing.T, mode bootMode, sim ec2sim.Options, ns []ensemble.Node) *Ensemble {
+	return newEnsembleWith(t, mode, sim, ns, Options{})
+}
+
+// newEnsembleWith takes the deadline and bootstrap window from eo.
+func newEnsembleWith(t *testing.T, mode bootMode, sim ec2sim.Options, ns []ensemble.Node, eo Options) *Ensemble {
+	t.Helper()
+	cloud := newCloud(t, mode, sim, "")
 	e, err := New(cloud, Options{Name: "it", Nodes: ns, Binary: binary, Deadline: eo.Deadline,
-		BootstrapWindow: eo.BootstrapWindow, LogDir: t.TempDir(), Log: log})
+		BootstrapWindow: eo.BootstrapWindow, LogDir: t.TempDir(), Log: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +150,8 @@ func newEnsembleWith(t *testing.T, opts ec2sim.Options, ns []ensemble.Node, eo O
 	return e
 }
 
+// dumpLogs prints the tail of host-mode ZooKeeper logs (machines' are in
+// their journals).
 func dumpLogs(t *testing.T, e *Ensemble) {
 	logs, _ := filepath.Glob(filepath.Join(e.opts.LogDir, "*.log"))
 	for _, l := range logs {
@@ -137,11 +175,11 @@ func checkZnodes(t *testing.T, e *Ensemble, ip string, n int) {
 	}
 }
 
-// TestRunTwice: zkaas-firstboot run on a fresh instance claims, configures
-// the ENI, formats and mounts the blank volume and renders ZooKeeper's
-// files; run again, it changes nothing.
+// TestRunTwice (host mode): zkaas-firstboot run on a fresh instance claims,
+// configures the ENI, formats and mounts the blank volume and renders
+// ZooKeeper's files; run again, it changes nothing.
 func TestRunTwice(t *testing.T) {
-	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"))
+	e := newEnsemble(t, inHostMode, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"))
 	ctx := t.Context()
 	inst, err := e.Cloud.Launch(ctx, "us-east-1b")
 	if err != nil {
@@ -180,16 +218,19 @@ func TestRunTwice(t *testing.T) {
 	}
 }
 
-// TestLifecycle is the promise, scenario by scenario on one ensemble: three
-// nodes boot at once and form a quorum; a reboot changes nothing; a node
-// killed with -9 comes back as itself on a new instance with its data and
-// syncs by diff; a replacement whose volume was lost starts empty and syncs
-// from the leader.
+// TestLifecycle is the promise, scenario by scenario on one ensemble of
+// machines: three nodes boot at once and form a quorum; an instance reboot
+// (systemd's own shutdown and boot) runs firstboot again with nothing to
+// change and ZooKeeper comes back with its data by a diff; a node whose
+// machine is killed with -9 comes back as itself on a new instance with
+// its data and syncs by diff; a replacement whose volume was lost starts
+// empty and syncs from the leader; and without a quorum a replacement on a
+// blank volume is refused — firstboot fails, ZooKeeper is never started.
 func TestLifecycle(t *testing.T) {
 	// A short deadline bounds the refused boot at the end, and a short
 	// bootstrap window makes the ensemble "old" by then.
 	const window = 12 * time.Second
-	e := newEnsembleWith(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: window, BootstrapWindow: window})
+	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: window, BootstrapWindow: window})
 	created := time.Now()
 	ctx := t.Context()
 
@@ -198,13 +239,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[int]bool{}
-	for _, n := range booted {
-		if seen[n.ID] {
-			t.Fatalf("node %d claimed twice", n.ID)
-		}
-		seen[n.ID] = true
-	}
+	checkOncePerSlot(t, e, booted, 3)
 	modes, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -215,23 +250,52 @@ func TestLifecycle(t *testing.T) {
 		checkZnodes(t, e, ip, 1000)
 	}
 
-	// 4. Reboot: firstboot again on a running node changes nothing and
-	// ZooKeeper keeps serving.
-	n3 := e.Node(3)
-	rep, err := e.Firstboot(ctx, n3.Instance)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Changes != 0 {
-		t.Errorf("rerun on a running node: %d changes: %v %v %v", rep.Changes, rep.Network.Changes, rep.Disk.Changes, rep.ZooKeeper.Changed)
-	}
-	select {
-	case <-n3.ZK.Done():
-		t.Fatal("ZooKeeper exited after the rerun")
-	default:
-	}
+	// 4. Reboot a follower's instance; what the ensemble takes meanwhile
+	// reaches it by a diff when it is back.
+	t.Run("reboot", func(t *testing.T) {
+		n := e.Node(3)
+		if modes[3] == "leader" {
+			n = e.Node(2)
+		}
+		start := time.Now()
+		if err := e.Cloud.Reboot(ctx, n.Instance); err != nil {
+			t.Fatal(err)
+		}
+		writeMore(t, e, "10.0.1.11", "/while-rebooting", 50)
+		// The second run keeps the claim, the network and ZooKeeper's
+		// files as they are. Its one change is the volume's mount:
+		// systemd's shutdown unmounted it (as on EC2), so firstboot
+		// mounts it again, and counts that. (A rerun within one boot,
+		// TestRunTwice, changes nothing at all.)
+		rep := waitFirstbootReport(t, n.Instance)
+		remount := len(rep.Disk.Changes) == 1 && strings.HasPrefix(rep.Disk.Changes[0], "mounted ") && strings.Contains(rep.Disk.Changes[0], " at /var/lib/zookeeper ")
+		if rep.Changes != 1 || !remount || len(rep.Network.Changes) > 0 || len(rep.ZooKeeper.Changed) > 0 ||
+			!rep.Claim.Reused || rep.Disk.Formatted || rep.Claim.Node != n.ID {
+			t.Errorf("firstboot after the reboot: node %d, %d changes (network %v, disk %v, zookeeper %v), reused %v, formatted %v; want the remount alone",
+				rep.Claim.Node, rep.Changes, rep.Network.Changes, rep.Disk.Changes, rep.ZooKeeper.Changed, rep.Claim.Reused, rep.Disk.Formatted)
+		}
+		summary, err := e.FirstbootSummary(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("node %d (%s, %s): 1 change(s) in ", n.ID, n.IP, n.Report.Claim.Volume); !strings.HasPrefix(summary, want) {
+			t.Errorf("firstboot's summary after the reboot %q, want it to start %q", summary, want)
+		}
+		if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
+			t.Fatal(err)
+		}
+		checkZnodes(t, e, n.IP, 1000)
+		checkMore(t, e, n.IP, "/while-rebooting", 50)
+		modes := e.Modes(ctx)
+		t.Logf("node %d rebooted (boot %d) and serves as %s after %s, synced by %s; %s",
+			n.ID, n.Instance.Boots(), modes[n.ID], time.Since(start).Round(time.Millisecond), n.Sync(), summary)
+		if s := n.Sync(); s != "DIFF" && modes[n.ID] != "leader" {
+			t.Errorf("rebooted node synced by %q, want DIFF (its own data, only what it missed)", s)
+		}
+		checkSystem(t, n.Instance)
+	})
 
-	// 2. kill -9 node 2's instance; its replacement becomes node 2 again.
+	// 2. kill -9 node 2's machine; its replacement becomes node 2 again.
 	old := e.Node(2)
 	if err := e.Terminate(ctx, old); err != nil {
 		t.Fatal(err)
@@ -248,9 +312,6 @@ func TestLifecycle(t *testing.T) {
 	}
 	if modes, err = e.WaitServing(ctx, 60*time.Second, 1, 2, 3); err != nil {
 		t.Fatal(err)
-	}
-	if modes[2] != "follower" && modes[2] != "leader" {
-		t.Errorf("replacement mode %q", modes[2])
 	}
 	checkZnodes(t, e, repl.IP, 1000)
 	t.Logf("replacement: %s, synced by %s", modes[2], repl.Sync())
@@ -285,14 +346,18 @@ func TestLifecycle(t *testing.T) {
 	if s := again.Sync(); s != "SNAP" {
 		t.Errorf("fresh volume synced by %q, want SNAP from the leader", s)
 	}
+	for _, id := range []int{1, 2, 3} {
+		checkSystem(t, e.Node(id).Instance)
+	}
 
 	// 3 (the refusal): the ensemble has data (past its bootstrap window) but
 	// no quorum serves, and node 2's volume is lost again. Its replacement
 	// must not start ZooKeeper with an empty tree that could vote: firstboot
-	// fails at its deadline.
+	// fails at its deadline, and zookeeper.service, which requires it,
+	// never starts.
 	time.Sleep(time.Until(created.Add(window)))
 	for _, id := range []int{1, 3} {
-		if err := e.Node(id).ZK.Kill(); err != nil {
+		if err := e.StopZooKeeper(ctx, e.Node(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,10 +369,20 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused, err := e.Boot(ctx, "us-east-1b")
-	if err == nil || !strings.Contains(err.Error(), "refusing to trust an empty data tree") {
-		t.Fatalf("boot without quorum on a fresh volume: node %v, err %v", refused, err)
+	fe := asFirstbootError(t, refused, err)
+	if !strings.Contains(fe.Line, "refusing to trust an empty data tree") {
+		t.Fatalf("boot without quorum on a fresh volume: %v", err)
 	}
 	t.Logf("refused: %v", err)
+	checkNeverStarted(t, fe.Instance, zookeeperUnit)
+	checkSystem(t, fe.Instance, firstbootUnit)
+	// Stopped, not failed: a stop is no failure (SuccessExitStatus=143).
+	for _, id := range []int{1, 3} {
+		checkSystem(t, e.Node(id).Instance)
+	}
+	if err := e.Cloud.Crash(ctx, fe.Instance); err != nil {
+		t.Error(err)
+	}
 }
 
 // retag takes a volume out of the ensemble, as an operator would for a
@@ -319,12 +394,47 @@ func retag(t *testing.T, e *Ensemble, vol string) {
 	}
 }
 
-// TestFiveNodeStorms: five slots over three AZs, five instances at once —
-// every slot claimed once and a quorum; then all five killed and replaced
-// at once while the simulator throttles, loses races and sticks attaches:
-// again every slot once, nothing formatted, the data intact.
+// writeMore creates parent and n children under it through the node at ip.
+func writeMore(t *testing.T, e *Ensemble, ip, parent string, n int) {
+	t.Helper()
+	c, err := e.Client(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create(parent, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create %s via %s: %v", parent, ip, err)
+	}
+	for i := range n {
+		if _, err := c.Create(fmt.Sprintf("%s/%d", parent, i), nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatalf("create %s/%d via %s: %v", parent, i, ip, err)
+		}
+	}
+}
+
+// checkMore reads back what writeMore wrote, through the node at ip.
+func checkMore(t *testing.T, e *Ensemble, ip, parent string, n int) {
+	t.Helper()
+	c, err := e.Client(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Sync(parent); err != nil {
+		t.Fatalf("sync %s via %s: %v", parent, ip, err)
+	}
+	if kids, _, err := c.Children(parent); err != nil || len(kids) != n {
+		t.Errorf("via %s: %s has %d children (%v), want %d", ip, parent, len(kids), err, n)
+	}
+}
+
+// TestFiveNodeStorms: five slots over three AZs, five machines at once —
+// every slot claimed once and a quorum; then all five killed (-9) and
+// replaced at once while the simulator throttles, loses races and sticks
+// attaches: again every slot once, nothing formatted, the data intact, and
+// no unit failed anywhere.
 func TestFiveNodeStorms(t *testing.T) {
-	e := newEnsemble(t, ec2sim.Options{}, nodes("us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"))
+	e := newEnsemble(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"))
 	ctx := t.Context()
 	azs := []string{"us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"}
 	first, err := e.BootAll(ctx, azs)
@@ -332,7 +442,7 @@ func TestFiveNodeStorms(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOncePerSlot(t, e, first, 5)
-	if _, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3, 4, 5); err != nil {
+	if _, err := e.WaitServing(ctx, 90*time.Second, 1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
 	}
 	writeZnodes(t, e, first[0].IP, 200)
@@ -342,11 +452,15 @@ func TestFiveNodeStorms(t *testing.T) {
 		}
 	}
 	e.Cloud.Sim().SetFaults(ec2sim.Faults{ThrottleRate: 0.15, InUseRaceRate: 0.2, StuckAttachRate: 0.1})
+	start := time.Now()
 	second, err := e.BootAll(ctx, azs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Cloud.Sim().SetFaults(ec2sim.Faults{})
+	// A stuck attach costs its claim.stuck_attach (a third of the
+	// deadline) before firstboot detaches and retries.
+	t.Logf("storm of replacements: every firstboot done in %s", time.Since(start).Round(time.Millisecond))
 	checkOncePerSlot(t, e, second, 5)
 	for _, n := range second {
 		if n.Report.Disk.Formatted {
@@ -359,6 +473,9 @@ func TestFiveNodeStorms(t *testing.T) {
 	checkZnodes(t, e, second[4].IP, 200)
 	if st := e.Cloud.Sim().Stats(); st.Errors["RequestLimitExceeded"]+st.Errors["InvalidNetworkInterface.InUse"]+st.Errors["VolumeInUse"] == 0 {
 		t.Errorf("no faults were injected: %v", st.Errors)
+	}
+	for _, n := range second {
+		checkSystem(t, n.Instance)
 	}
 }
 
