@@ -62,7 +62,7 @@ func (r *enis) plug(ev ec2sim.ENIEvent, inst *Instance) error {
 			return err
 		}
 	}
-	link, err := r.vpc.plugVeth(inst, ev.DeviceIndex, ev.MAC, ev.NetworkInterfaceID+" on "+ev.InstanceID)
+	link, err := r.vpc.plugVeth(inst, ev.DeviceIndex, ev.MAC, ev.PrivateIP, ev.NetworkInterfaceID+" on "+ev.InstanceID)
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet,
 	if inst.netNL, err = netlink.NewHandleAt(h); err != nil {
 		return fmt.Errorf("netlink in %s: %w", inst.NetNS, err)
 	}
-	if inst.primary, err = c.vpc.plugVeth(inst, 0, inst.MAC, eni+" on "+inst.ID+" (primary)"); err != nil {
+	if inst.primary, err = c.vpc.plugVeth(inst, 0, inst.MAC, inst.PrivateIP, eni+" on "+inst.ID+" (primary)"); err != nil {
 		return err
 	}
 	ip := netip.MustParseAddr(inst.PrivateIP)

@@ -160,11 +160,16 @@ func addr(p netip.Prefix) *netlink.Addr {
 // plugVeth creates a veth pair: one end on the VPC bridge (up, named
 // v<n>, its alias saying what it is), the other in the instance namespace
 // under the Nitro name of the device index (ens5, ens6, ...), carrying mac,
-// down. It returns the bridge end's name.
-func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, alias string) (string, error) {
+// down, and points the VPC router's neighbor entry for ip at mac. It
+// returns the bridge end's name.
+func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, ip, alias string) (string, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return "", fmt.Errorf("mac %q: %w", mac, err)
+	}
+	addr := net.ParseIP(ip).To4()
+	if addr == nil {
+		return "", fmt.Errorf("ip %q of %s: want an IPv4 address", ip, alias)
 	}
 	host := fmt.Sprintf("v%d", v.linkSeq.Add(1))
 	peer := nitroName(deviceIndex)
@@ -182,6 +187,19 @@ func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, alias string) (st
 	if err := v.nl.LinkSetUp(veth); err != nil {
 		_ = v.unplugVeth(host)
 		return "", fmt.Errorf("set %s up: %w", host, err)
+	}
+	// A VPC has no ARP cache to go stale: its mapping service knows which
+	// ENI holds an address. This router has one, and the simulator reuses
+	// a freed primary address, so a replacement could inherit the crashed
+	// instance's IP while the router still sends to the dead MAC — about
+	// 10 s of DELAY and PROBE before it asks again, long enough to fail a
+	// quorum probe. Writing the entry at plug time is the mapping
+	// service's part; STALE makes the kernel confirm it on first use.
+	if err := v.nl.NeighSet(&netlink.Neigh{
+		LinkIndex: v.bridge, Family: unix.AF_INET, State: netlink.NUD_STALE, IP: addr, HardwareAddr: hw,
+	}); err != nil {
+		_ = v.unplugVeth(host)
+		return "", fmt.Errorf("point the VPC router's neighbor entry for %s at %s: %w", ip, mac, err)
 	}
 	return host, nil
 }
