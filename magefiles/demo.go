@@ -139,7 +139,7 @@ func Demo() error {
 		return err
 	}
 	killed := time.Now()
-	step("the ASG launches a replacement in us-east-1b")
+	step("the harness launches a replacement in us-east-1b (standing in for the Auto Scaling group)")
 	repl, err := ens.Boot(ctx, "us-east-1b")
 	if err != nil {
 		return err
