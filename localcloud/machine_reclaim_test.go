@@ -13,11 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/zkaas/zkaas/firstboot/disk"
-	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
 
 // envCrashMachine (the image's root) makes the crash helper boot a machine.
@@ -86,20 +82,9 @@ func machineCrashHelper() {
 	if err != nil {
 		fail(err)
 	}
-	vol, err := c.CreateVolume("us-east-1a", 1, nil)
+	vol, err := attachNewVolume(ctx, c, inst)
 	if err != nil {
 		fail(err)
-	}
-	if _, err := ec2From(inst).AttachVolume(ctx, &ec2.AttachVolumeInput{
-		VolumeId: aws.String(vol.ID), InstanceId: aws.String(inst.ID), Device: aws.String("/dev/sdf"),
-	}); err != nil {
-		fail(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); volumeState(c, vol.ID) != ec2sim.AttachAttached; {
-		if time.Now().After(deadline) {
-			fail(fmt.Errorf("volume %s not attached after 10s", vol.ID))
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	byID := "/dev/disk/by-id/" + disk.EBSByIDName(vol.ID)
 	if out, err := inst.Command(ctx, "sh", "-ec", "mkfs.ext4 -q "+byID+"; mkdir -p /mnt/v; mount "+byID+" /mnt/v").CombinedOutput(); err != nil {

@@ -205,20 +205,9 @@ func crashHelper() {
 	if err != nil {
 		fail(err)
 	}
-	vol, err := c.CreateVolume("us-east-1a", 1, nil)
+	vol, err := attachNewVolume(ctx, c, inst)
 	if err != nil {
 		fail(err)
-	}
-	if _, err := ec2From(inst).AttachVolume(ctx, &ec2.AttachVolumeInput{
-		VolumeId: aws.String(vol.ID), InstanceId: aws.String(inst.ID), Device: aws.String("/dev/sdf"),
-	}); err != nil {
-		fail(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); volumeState(c, vol.ID) != ec2sim.AttachAttached; {
-		if time.Now().After(deadline) {
-			fail(fmt.Errorf("volume %s not attached after 10s", vol.ID))
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	mnt := filepath.Join(c.volumes.dir, "mnt")
 	byID := "/dev/disk/by-id/" + disk.EBSByIDName(vol.ID)
@@ -264,4 +253,26 @@ func TestStateDirInUse(t *testing.T) {
 	if got := resolve(t, inst, vol.ID); got == "" {
 		t.Error("volume no longer resolves on its instance")
 	}
+}
+
+// attachNewVolume creates a 1 GiB volume in us-east-1a and attaches it to
+// inst through the SDK, waiting (10 s at most) until the simulator says
+// attached: the crash children's shared setup.
+func attachNewVolume(ctx context.Context, c *Cloud, inst *Instance) (ec2sim.Volume, error) {
+	vol, err := c.CreateVolume("us-east-1a", 1, nil)
+	if err != nil {
+		return ec2sim.Volume{}, err
+	}
+	if _, err := ec2From(inst).AttachVolume(ctx, &ec2.AttachVolumeInput{
+		VolumeId: aws.String(vol.ID), InstanceId: aws.String(inst.ID), Device: aws.String("/dev/sdf"),
+	}); err != nil {
+		return ec2sim.Volume{}, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); volumeState(c, vol.ID) != ec2sim.AttachAttached; {
+		if time.Now().After(deadline) {
+			return ec2sim.Volume{}, fmt.Errorf("volume %s not attached after 10s", vol.ID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return vol, nil
 }
