@@ -28,9 +28,10 @@ type Statement struct {
 //   - Describe* cannot be scoped to resources in EC2, so they get "*";
 //   - attach, detach and the ENI attribute change only on ENIs and volumes
 //     carrying this ensemble's tag;
-//   - and only to the calling instance (aws:ARN of the instance in the
-//     request must be the instance making it), so a compromised node cannot
-//     move another node's identity onto a third instance;
+//   - and only to the calling instance (the instance resource is
+//     instance/${ec2:InstanceId}, with ec2:SourceInstanceARN as in AWS's
+//     AWSEC2VssSnapshotPolicy), so a compromised node cannot move another
+//     node's identity onto a third instance;
 //   - CreateTags only for the initialized tag on the ensemble's volumes:
 //     identity tags are the operator's, and an instance that could write
 //     them could make itself any node.
@@ -39,6 +40,7 @@ func For(cfg ensemble.Config) Document {
 	arn := func(kind string) string {
 		return "arn:" + partition(region) + ":ec2:" + region + ":*:" + kind + "/*"
 	}
+	self := "arn:" + partition(region) + ":ec2:" + region + ":*:instance/${ec2:InstanceId}"
 	tagged := map[string]map[string]any{
 		"StringEquals": {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
 	}
@@ -66,12 +68,18 @@ func For(cfg ensemble.Config) Document {
 				Condition: tagged,
 			},
 			{
+				// The instance resource of each action is the caller only:
+				// the ARN is built from ${ec2:InstanceId}, and the condition
+				// (the form of AWS's managed AWSEC2VssSnapshotPolicy) holds
+				// only for requests signed with this instance's role
+				// credentials. ModifyNetworkInterfaceAttribute lists instance
+				// as an optional resource type (SAR): granted on self only.
 				Sid:      "OnlyThisInstance",
 				Effect:   "Allow",
-				Action:   []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:AttachVolume", "ec2:DetachVolume"},
-				Resource: []string{arn("instance")},
+				Action:   []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute", "ec2:AttachVolume", "ec2:DetachVolume"},
+				Resource: []string{self},
 				Condition: map[string]map[string]any{
-					"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+					"ArnLike": {"ec2:SourceInstanceARN": self},
 				},
 			},
 			{

@@ -1,6 +1,9 @@
 package iampolicy
 
 import (
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zkaas/zkaas/internal/golden"
@@ -42,6 +45,55 @@ func TestForScoping(t *testing.T) {
 	for region, want := range map[string]string{"us-east-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
 		if got := partition(region); got != want {
 			t.Errorf("partition(%s) = %s", region, got)
+		}
+	}
+}
+
+func TestDocumentedKeys(t *testing.T) {
+	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := func(k string) bool {
+		if _, ok := Documented[k]; ok {
+			return true
+		}
+		return strings.HasPrefix(k, "aws:ResourceTag/") && len(k) > len("aws:ResourceTag/")
+	}
+	vars := regexp.MustCompile(`\$\{([^}]*)\}`)
+	for _, st := range For(cfg).Statement {
+		for _, kv := range st.Condition {
+			for k := range kv {
+				if !known(k) {
+					t.Errorf("%s: condition key %s is not in Documented", st.Sid, k)
+				}
+			}
+		}
+		for _, m := range vars.FindAllStringSubmatch(string(For(cfg).JSON()), -1) {
+			if !known(m[1]) {
+				t.Errorf("policy variable %s is not in Documented", m[1])
+			}
+		}
+	}
+}
+
+func TestResourceTypes(t *testing.T) {
+	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range For(cfg).Statement {
+		for _, r := range st.Resource {
+			typ := "*"
+			if r != "*" {
+				parts := strings.SplitN(r, ":", 6)
+				typ = strings.SplitN(parts[5], "/", 2)[0]
+			}
+			for _, a := range st.Action {
+				if !slices.Contains(ResourceTypes[a], typ) {
+					t.Errorf("%s: %s on %s, the SAR lists %v", st.Sid, a, typ, ResourceTypes[a])
+				}
+			}
 		}
 	}
 }

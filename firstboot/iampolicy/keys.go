@@ -1,0 +1,27 @@
+package iampolicy
+
+// Documented is every condition key and policy variable the policy may use,
+// with where AWS documents it. A key not here fails TestDocumentedKeys.
+var Documented = map[string]string{
+	"aws:ResourceTag/":      "tag on the resource of the request; EC2 lists it for network-interface, volume, instance: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html (IAM: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag)",
+	"aws:TagKeys":           "tag keys in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-tagkeys",
+	"ec2:SourceInstanceARN": "ARN of the instance the request comes from (role credentials of an instance profile): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html",
+	"ec2:InstanceId":        "policy variable: id of the instance the role credentials were issued to, as used by AWS's managed policy AWSEC2VssSnapshotPolicy (arn:aws:iam::aws:policy/AWSEC2VssSnapshotPolicy); https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html",
+}
+
+// ResourceTypes is, per action, the resource types the Service
+// Authorization Reference lists (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html,
+// read from salesforce/policy_sentry's copy shared/data/docs/list_amazonec2.html at
+// 66e53f23fe3f0aee8a625cdcefe71d49f933e9be). "*" is for actions without
+// resource-level permissions.
+var ResourceTypes = map[string][]string{
+	"ec2:DescribeInstances":               {"*"},
+	"ec2:DescribeNetworkInterfaces":       {"*"},
+	"ec2:DescribeVolumes":                 {"*"},
+	"ec2:AttachNetworkInterface":          {"instance", "network-interface"},
+	"ec2:DetachNetworkInterface":          {"instance", "network-interface"},
+	"ec2:ModifyNetworkInterfaceAttribute": {"network-interface", "instance", "security-group"},
+	"ec2:AttachVolume":                    {"instance", "volume"},
+	"ec2:DetachVolume":                    {"volume", "instance"},
+	"ec2:CreateTags":                      {"volume", "instance", "network-interface"},
+}
