@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"time"
@@ -127,14 +128,21 @@ func (r *Runner) defaults() {
 		r.Disk = &disk.Preparer{Log: r.Log}
 	}
 	if r.ZooKeeper == nil {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 		layout := zookeeper.DefaultLayout(r.Config.Volume.MountPoint)
 		layout.ConfDir = r.ConfDir
 		r.ZooKeeper = &zookeeper.Host{
 			Config: r.Config, Layout: layout, User: r.ZooKeeperUser,
 			PeerVolumes: r.peerVolumes, Now: r.Now, Log: r.Log,
+			Backoff: func(attempt int) time.Duration { return reprobe.Delay(attempt, rng) },
 		}
 	}
 }
+
+// reprobe is the pause between empty-data-tree re-probes (each lists the
+// ensemble's volumes): 1s doubling to 10s, as zookeeper.DefaultBackoff
+// caps it, with jitter so nodes that booted together do not poll in step.
+var reprobe = claim.Backoff{First: time.Second, Factor: 2, Max: 10 * time.Second, Jitter: 0.3}
 
 // stage runs one named stage as a logged step and adds its duration to rep.
 func (r *Runner) stage(ctx context.Context, rep *Report, name string, f func() error) error {

@@ -89,12 +89,13 @@ type Peer struct {
 }
 
 // Phases are how long each part of the claim took.
+// Their JSON (the *_ms keys) is MarshalJSON's, so the fields carry no tags.
 type Phases struct {
-	Discover time.Duration `json:"discover"`
-	ENI      time.Duration `json:"eni"`
-	Volume   time.Duration `json:"volume"`
-	Wait     time.Duration `json:"wait"`
-	Total    time.Duration `json:"total"`
+	Discover time.Duration
+	ENI      time.Duration
+	Volume   time.Duration
+	Wait     time.Duration
+	Total    time.Duration
 }
 
 // MarshalJSON writes the phases in milliseconds, the unit operators compare.

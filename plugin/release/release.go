@@ -29,6 +29,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
+	"github.com/zkaas/zkaas/internal/fsutil"
 	"github.com/zkaas/zkaas/plugin/version"
 )
 
@@ -159,7 +160,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(&b, "%s  %s\n", sums[name], name)
 	}
 	res.Sums = filepath.Join(o.Dist, SumsName(v))
-	if err := os.WriteFile(res.Sums, []byte(b.String()), 0o644); err != nil {
+	if _, err := fsutil.WriteFile(res.Sums, []byte(b.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
 	return res, nil
@@ -206,7 +207,9 @@ func writeZip(zipPath, bin string) (string, error) {
 		err = zw.Close()
 	}
 	if err == nil {
-		err = os.WriteFile(zipPath, buf.Bytes(), 0o644)
+		// Atomic: an interrupted release never leaves a truncated zip
+		// beside sums that do not match it.
+		_, err = fsutil.WriteFile(zipPath, buf.Bytes(), 0o644)
 	}
 	if err != nil {
 		return "", fmt.Errorf("release: %s: %w", filepath.Base(zipPath), err)
