@@ -2,13 +2,10 @@ package localcloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,19 +22,7 @@ const envCrashMachine = "LOCALCLOUD_TEST_CRASH_MACHINE"
 // rest: cgroup, namespaces, loop device.
 func TestReclaimMachineAfterCrash(t *testing.T) {
 	rootfs := bakedImage(t)
-	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	cmd.Env = append(os.Environ(), envCrash+"=1", envCrashMachine+"="+rootfs, "TMPDIR="+t.TempDir())
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("crash helper: %v\n%s", err, out)
-	}
-	report := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			report[k] = v
-		}
-	}
+	_, out, report := runCrashChild(t, envCrashMachine+"="+rootfs)
 	pid1, err := strconv.Atoi(report["PID1"])
 	if err != nil {
 		t.Fatalf("crash helper did not report: %s", out)

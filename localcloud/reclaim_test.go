@@ -140,15 +140,14 @@ func must(t *testing.T, err error) {
 // envCrash turns the test binary into a harness that crashes mid-run.
 const envCrash = "LOCALCLOUD_TEST_CRASH"
 
-// TestReclaimAfterCrash kills (SIGKILL) a harness process that has an
-// instance running a daemon, with a volume mounted on it, and checks that
-// the next New reclaims everything that run left.
-func TestReclaimAfterCrash(t *testing.T) {
-	requireRoot(t)
+// runCrashChild runs this test binary as the crash helper (envCrash, plus
+// env), checks that it SIGKILLed itself and returns its command, output
+// and KEY=value report. Its temporary files (the IMDS mock's, which nothing
+// can reclaim: imdsmock picks their names) go where the test removes them.
+func runCrashChild(t *testing.T, env ...string) (*exec.Cmd, []byte, map[string]string) {
+	t.Helper()
 	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	// Its temporary files (the IMDS mock's, which nothing can reclaim:
-	// imdsmock picks their names) go where this test removes them.
-	cmd.Env = append(os.Environ(), envCrash+"=1", "TMPDIR="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), envCrash+"=1", "TMPDIR="+t.TempDir()), env...)
 	out, err := cmd.Output()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -160,6 +159,15 @@ func TestReclaimAfterCrash(t *testing.T) {
 			report[k] = v
 		}
 	}
+	return cmd, out, report
+}
+
+// TestReclaimAfterCrash kills (SIGKILL) a harness process that has an
+// instance running a daemon, with a volume mounted on it, and checks that
+// the next New reclaims everything that run left.
+func TestReclaimAfterCrash(t *testing.T) {
+	requireRoot(t)
+	cmd, out, report := runCrashChild(t)
 	daemon, err := strconv.Atoi(report["DAEMON"])
 	if err != nil {
 		t.Fatalf("crash helper did not report: %s", out)
