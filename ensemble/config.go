@@ -67,6 +67,11 @@ type Tags struct {
 	Ensemble    string `yaml:"ensemble"`
 	Node        string `yaml:"node"`
 	Initialized string `yaml:"initialized"`
+	// Adopt is the tag an operator puts on a volume to let its existing
+	// filesystem, which has data but no zkaas identity marker, become the
+	// node's data: its value must be the node id (see README, "Adopting an
+	// existing data volume"). Without it such a volume is refused.
+	Adopt string `yaml:"adopt"`
 }
 
 // Volume describes the node's EBS data volume.
@@ -82,6 +87,13 @@ type Volume struct {
 type Network struct {
 	RouteTable   int `yaml:"route_table"`
 	RulePriority int `yaml:"rule_priority"`
+	// MTU of the ENI's link. EC2 supports jumbo frames (9001) for traffic
+	// inside a VPC, and sets 9001 on the primary interface by DHCP; a
+	// hot-plugged ENI gets no DHCP here, so netcfg sets it. Lower it (to
+	// 1500) when peers are reached over a VPN, a Transit Gateway
+	// attachment or an internet gateway, where larger packets are dropped.
+	// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html
+	MTU int `yaml:"mtu"`
 }
 
 // ZooKeeper holds the zoo.cfg settings shared by all servers.
@@ -129,12 +141,14 @@ func Default() Config {
 				Ensemble:    "zkaas:ensemble",
 				Node:        "zkaas:node",
 				Initialized: "zkaas:initialized",
+				Adopt:       "zkaas:adopt",
 			},
 		},
 		Volume: Volume{Device: "/dev/xvdf", MountPoint: DefaultMountPoint, FSType: "ext4"},
 		Network: Network{
 			RouteTable:   routing.DefaultTable,
 			RulePriority: routing.DefaultPriority,
+			MTU:          9001,
 		},
 		ZooKeeper: ZooKeeper{
 			ClientPort:      2181,
