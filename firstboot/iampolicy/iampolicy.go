@@ -72,8 +72,19 @@ func For(cfg ensemble.Config) Document {
 				// the ARN is built from ${ec2:InstanceId}, and the condition
 				// (the form of AWS's managed AWSEC2VssSnapshotPolicy) holds
 				// only for requests signed with this instance's role
-				// credentials. ModifyNetworkInterfaceAttribute lists instance
-				// as an optional resource type (SAR): granted on self only.
+				// credentials. ${ec2:InstanceId} is the single-valued key
+				// ec2:InstanceID (keys are case-insensitive) used as a
+				// variable. Whether it resolves to the target instance's id
+				// or the caller's, the pair is right: for the target's id
+				// the condition says caller == target; for the caller's id
+				// the Resource says target == caller.
+				// ModifyNetworkInterfaceAttribute lists instance as an
+				// optional resource type (SAR): granted on self only. It is
+				// not narrowed with ec2:Attribute: users report that key
+				// absent from the evaluated request context of EC2's
+				// Modify*Attribute calls, which would deny every boot; the
+				// security-group resource type is not granted, so a node
+				// cannot change the ENIs' groups.
 				Sid:      "OnlyThisInstance",
 				Effect:   "Allow",
 				Action:   []string{"ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:ModifyNetworkInterfaceAttribute", "ec2:AttachVolume", "ec2:DetachVolume"},
@@ -90,14 +101,23 @@ func For(cfg ensemble.Config) Document {
 				Effect:   "Allow",
 				Action:   []string{"ec2:CreateTags"},
 				Resource: []string{arn("volume")},
+				// Its value must look like the RFC 3339 second firstboot
+				// writes (claim.TagInitialized), so a node cannot put
+				// anything else in it.
 				Condition: map[string]map[string]any{
 					"StringEquals":              {"aws:ResourceTag/" + cfg.Claim.Tags.Ensemble: cfg.Ensemble},
 					"ForAllValues:StringEquals": {"aws:TagKeys": []string{cfg.Claim.Tags.Initialized}},
+					"StringLike":                {"aws:RequestTag/" + cfg.Claim.Tags.Initialized: InitializedPattern},
 				},
 			},
 		},
 	}
 }
+
+// InitializedPattern is the IAM StringLike pattern ('?' is one character)
+// the initialized tag's value must match: an RFC 3339 time in UTC, to the
+// second, as claim.TagInitialized writes it.
+const InitializedPattern = "????-??-??T??:??:??Z"
 
 // JSON renders the document indented, with a trailing newline.
 func (d Document) JSON() []byte {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zkaas/zkaas/internal/golden"
 
@@ -58,7 +59,12 @@ func TestDocumentedKeys(t *testing.T) {
 		if _, ok := Documented[k]; ok {
 			return true
 		}
-		return strings.HasPrefix(k, "aws:ResourceTag/") && len(k) > len("aws:ResourceTag/")
+		for prefix := range Documented {
+			if strings.HasSuffix(prefix, "/") && strings.HasPrefix(k, prefix) && len(k) > len(prefix) {
+				return true
+			}
+		}
+		return false
 	}
 	vars := regexp.MustCompile(`\$\{([^}]*)\}`)
 	for _, st := range For(cfg).Statement {
@@ -94,6 +100,59 @@ func TestResourceTypes(t *testing.T) {
 					t.Errorf("%s: %s on %s, the SAR lists %v", st.Sid, a, typ, ResourceTypes[a])
 				}
 			}
+		}
+	}
+}
+
+// stringLike is IAM's StringLike: '*' any run of characters, '?' exactly one.
+func stringLike(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(s); i++ {
+			if stringLike(pattern[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return s != "" && stringLike(pattern[1:], s[1:])
+	}
+	return s != "" && s[0] == pattern[0] && stringLike(pattern[1:], s[1:])
+}
+
+// TestInitializedTagValue: the value firstboot writes (claim.TagInitialized:
+// UTC, RFC 3339, seconds) passes the policy's StringLike, and other values
+// do not, so a node can only record a time.
+func TestInitializedTagValue(t *testing.T) {
+	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pattern string
+	for _, st := range For(cfg).Statement {
+		if p, ok := st.Condition["StringLike"]["aws:RequestTag/"+cfg.Claim.Tags.Initialized].(string); ok {
+			pattern = p
+		}
+	}
+	if pattern == "" {
+		t.Fatal("no StringLike on the initialized tag's value")
+	}
+	written := time.Date(2026, 12, 2, 1, 2, 3, 456, time.FixedZone("x", 3600)).UTC().Truncate(time.Second).Format(time.RFC3339)
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{
+		{written, true},
+		{"2026-12-02T01:02:03+01:00", false},
+		{"2026-12-02T01:02:03.5Z", false},
+		{"yes", false},
+		{"", false},
+	} {
+		if got := stringLike(pattern, tc.value); got != tc.want {
+			t.Errorf("StringLike(%q, %q) = %v, want %v", pattern, tc.value, got, tc.want)
 		}
 	}
 }

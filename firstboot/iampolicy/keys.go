@@ -4,9 +4,10 @@ package iampolicy
 // with where AWS documents it. A key not here fails TestDocumentedKeys.
 var Documented = map[string]string{
 	"aws:ResourceTag/":      "tag on the resource of the request; EC2 lists it for network-interface, volume, instance: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html (IAM: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag)",
+	"aws:RequestTag/":       "tag key/value in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-requesttag; EC2 lists aws:RequestTag/${TagKey} for CreateTags in https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html",
 	"aws:TagKeys":           "tag keys in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-tagkeys",
 	"ec2:SourceInstanceARN": "ARN of the instance the request comes from (role credentials of an instance profile): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html",
-	"ec2:InstanceId":        "policy variable: id of the instance the role credentials were issued to, as used by AWS's managed policy AWSEC2VssSnapshotPolicy (arn:aws:iam::aws:policy/AWSEC2VssSnapshotPolicy); https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html",
+	"ec2:InstanceId":        "policy variable: EC2's single-valued condition key ec2:InstanceID (\"Filters access by the ID of an instance\", https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys; IAM keys are case-insensitive) used as a variable, which IAM allows for any single-valued context key (\"You can use any available single-valued context key as a policy variable\", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html); in exactly this form in AWS's managed policy AWSEC2VssSnapshotPolicy (arn:aws:iam::aws:policy/AWSEC2VssSnapshotPolicy)",
 }
 
 // ResourceTypes is, per action, the resource types the Service
