@@ -4,11 +4,14 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -45,8 +48,42 @@ func NewIMDS(cfg aws.Config) *imds.Client {
 type Metadata struct {
 	API MetadataAPI
 	// SubnetWait bounds how long Subnet waits for IMDS to learn of a
-	// hot-plugged interface (default 60s).
+	// hot-plugged interface (default DefaultSubnetWait).
 	SubnetWait time.Duration
+	// SubnetPoll paces those reads (default DefaultSubnetPoll); tests
+	// shorten it.
+	SubnetPoll Backoff
+}
+
+// DefaultSubnetWait bounds the wait for a hot-attached interface's entries
+// in IMDS. EC2 documents no bound for it; a minute is the same budget
+// netcfg gives the link to appear (netcfg.DefaultLinkWait) and disk gives
+// the volume's device, and stays far inside the run's deadline.
+const DefaultSubnetWait = 60 * time.Second
+
+// DefaultSubnetPoll re-reads quickly at first — the lag is usually well
+// under a second — then backs off to 2 s, with jitter so that instances
+// that booted together do not poll IMDS in step.
+var DefaultSubnetPoll = Backoff{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.3}
+
+// Backoff is a capped exponential pause with jitter: First doubled per
+// attempt up to Max, each pause spread by ±Jitter (a fraction) of itself.
+type Backoff struct {
+	First, Max time.Duration
+	Jitter     float64
+}
+
+// Delay is the pause before retry attempt (0-based).
+func (b Backoff) Delay(attempt int) time.Duration {
+	d := b.First
+	for i := 0; i < attempt && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	if b.Jitter > 0 {
+		d += time.Duration((rand.Float64()*2 - 1) * b.Jitter * float64(d))
+	}
+	return max(d, time.Millisecond)
 }
 
 // Identify is Identify on m's API.
@@ -60,34 +97,73 @@ type Interface struct {
 	SubnetID string
 }
 
+// macsPath is IMDS's per-interface category: network/interfaces/macs/<mac>/…
+// (EC2 User Guide, "Instance metadata categories":
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html).
+const macsPath = "network/interfaces/macs/"
+
 // Subnet returns the CIDR block of the interface's subnet. When the
 // interface shares the primary interface's subnet (the usual layout) the
-// primary MAC's entry answers at once; otherwise the interface's own MAC
-// entry is polled, with a bound, since IMDS learns of a hot-plugged
-// interface with a lag.
+// primary MAC's entry answers at once; otherwise the interface's own entry
+// is read (InterfaceSubnet), waiting for IMDS to learn of it.
 func (m Metadata) Subnet(ctx context.Context, self Instance, nic Interface) (netip.Prefix, error) {
-	const base = "network/interfaces/macs/"
-	if sid, err := GetMetadata(ctx, m.API, base+self.MAC+"/subnet-id"); err == nil && sid == nic.SubnetID {
-		return m.cidr(ctx, base+self.MAC+"/subnet-ipv4-cidr-block")
+	if sid, err := GetMetadata(ctx, m.API, macsPath+self.MAC+"/subnet-id"); err == nil && sid == nic.SubnetID {
+		return m.cidr(ctx, macsPath+self.MAC+"/subnet-ipv4-cidr-block")
 	}
-	bound := m.SubnetWait
-	if bound <= 0 {
-		bound = 60 * time.Second
+	return m.InterfaceSubnet(ctx, nic)
+}
+
+// InterfaceSubnet reads the interface's own subnet-ipv4-cidr-block entry.
+// IMDS serves a hot-attached interface's entries only some time after
+// EC2's API reports the attachment (they are 404 until then; IMDS answers
+// 404 for any resource it does not have, see "Use instance metadata":
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-metadata.html,
+// and AWS's own VPC CNI asks every change that reads IMDS to "handle stale
+// information returned from metadata"). So a 404 — and a transient failure
+// the SDK's own retries did not get past — is read again, with capped
+// jittered backoff, until SubnetWait has passed; any other answer (401,
+// 403: IMDS refuses us) fails at once.
+func (m Metadata) InterfaceSubnet(ctx context.Context, nic Interface) (netip.Prefix, error) {
+	bound := cmp.Or(m.SubnetWait, DefaultSubnetWait)
+	poll := m.SubnetPoll
+	if poll.First <= 0 {
+		poll = DefaultSubnetPoll
 	}
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	path := base + nic.MAC.String() + "/subnet-ipv4-cidr-block"
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	path := macsPath + nic.MAC.String() + "/subnet-ipv4-cidr-block"
+	for attempt := 0; ; attempt++ {
 		cidr, err := GetMetadata(ctx, m.API, path)
 		if err == nil {
 			return parseCIDR(path, cidr)
 		}
+		if ctx.Err() != nil {
+			return netip.Prefix{}, fmt.Errorf("imds: subnet of ENI %s (%s): %w", nic.ID, nic.MAC, context.Cause(ctx))
+		}
+		if !retryable(err) {
+			return netip.Prefix{}, fmt.Errorf("imds: subnet of ENI %s (%s): %w", nic.ID, nic.MAC, err)
+		}
 		select {
 		case <-ctx.Done():
-			return netip.Prefix{}, fmt.Errorf("IMDS has no subnet for ENI %s (%s) after %s: %w", nic.ID, nic.MAC, bound, err)
-		case <-time.After(wait):
+			return netip.Prefix{}, fmt.Errorf("imds: subnet of ENI %s (%s): %w", nic.ID, nic.MAC, context.Cause(ctx))
+		case <-deadline.C:
+			return netip.Prefix{}, fmt.Errorf("imds: no entry for ENI %s (mac %s) within %s of its attach (%d reads; last: %v)",
+				nic.ID, nic.MAC, bound, attempt+1, err)
+		case <-time.After(poll.Delay(attempt)):
 		}
 	}
+}
+
+// retryable reports whether an IMDS read may succeed later: 404 (IMDS has
+// not learnt of the interface yet), a server error or a transport error
+// (IMDS restarting). 4xx answers other than 404 say IMDS refuses us.
+func retryable(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		code := re.HTTPStatusCode()
+		return code == http.StatusNotFound || code >= 500
+	}
+	return true
 }
 
 func (m Metadata) cidr(ctx context.Context, path string) (netip.Prefix, error) {
@@ -130,6 +206,11 @@ func Identify(ctx context.Context, api MetadataAPI) (Instance, error) {
 // GetMetadata reads one meta-data path as a trimmed string.
 func GetMetadata(ctx context.Context, api MetadataAPI, path string) (string, error) {
 	out, err := api.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		// The session worked; IMDS just has no such entry (yet).
+		return "", fmt.Errorf("imds: get %s: not found (404): %w", path, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("imds: get %s (IMDSv2 only: needs a session token from PUT /latest/api/token): %w", path, err)
 	}
