@@ -11,7 +11,7 @@ import (
 // no throttling, not counted in Stats.
 //
 //	POST /_sim/subnets                     {"availabilityZone","cidrBlock"} -> {"subnetId"}
-//	POST /_sim/instances                   {"subnetId"} -> Instance
+//	POST /_sim/instances                   {"subnetId","instanceType"} -> Instance (type optional: DefaultInstanceType)
 //	GET  /_sim/instances/{id}              -> Instance
 //	POST /_sim/instances/{id}/terminate
 //	POST /_sim/network-interfaces          {"subnetId","privateIpAddress","tags"} -> NetworkInterface
@@ -38,10 +38,11 @@ func (s *Sim) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /_sim/instances", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
-			SubnetID string `json:"subnetId"`
+			SubnetID     string `json:"subnetId"`
+			InstanceType string `json:"instanceType"`
 		}
 		if decode(w, r, &in) {
-			inst, err := s.RunInstance(in.SubnetID)
+			inst, err := s.RunInstanceOfType(in.SubnetID, in.InstanceType)
 			reply(w, inst, err)
 		}
 	})

@@ -137,10 +137,19 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 	if n.AZ != inst.AZ {
 		return nil, clientError(CodeInvalidParameterCombo, "You may not attach a network interface to an instance if they are not in the same availability zone")
 	}
+	attached := 0
 	for _, other := range s.enis.current() {
-		if a := other.Attachment; a != nil && a.InstanceID == instID && a.DeviceIndex == index {
-			return nil, clientError(CodeInvalidParameterValue, "Instance '%s' already has an interface attached at device index '%d'.", instID, index)
+		if a := other.Attachment; a != nil && a.InstanceID == instID {
+			if a.DeviceIndex == index {
+				return nil, errIndexTaken(instID, index)
+			}
+			attached++
 		}
+	}
+	// The instance type caps the interfaces (attaching, attached and
+	// detaching ones: each holds its device until it is gone).
+	if attached >= inst.maxENIs() {
+		return nil, errENILimit(attached+1, inst.InstanceType)
 	}
 	if s.fault(s.faults.InUseRaceRate) {
 		return nil, errENIInUse(CodeInvalidENIInUse, eniID)
@@ -160,6 +169,12 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 		s.after(s.opts.Latency.ENIAttach, func() { s.completeENIAttach(eniID, att.ID) })
 	}
 	return &attachENIResponse{AttachmentID: att.ID}, nil
+}
+
+// errIndexTaken is EC2's answer to an attach at a device index the
+// instance already has an interface at.
+func errIndexTaken(instID string, index int32) *APIError {
+	return clientError(CodeInvalidParameterValue, "Instance '%s' already has an interface attached at device index '%d'.", instID, index)
 }
 
 // takeStuck decides whether an attach of id sticks in attaching. Call with

@@ -20,6 +20,7 @@ func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 // rarer ones appear only as literals). Codes and messages are EC2's own,
 // taken from real responses where they are known.
 const (
+	CodeAttachmentLimitExceeded      = "AttachmentLimitExceeded"
 	CodeAuthFailure                  = "AuthFailure"
 	CodeDryRunOperation              = "DryRunOperation"
 	CodeIncorrectInstanceState       = "IncorrectInstanceState"

@@ -28,14 +28,14 @@ var instanceKind = &kind[Instance]{
 		"vpc-id":              func(i Instance) []string { return one(i.VPCID) },
 		"private-ip-address":  func(i Instance) []string { return one(i.PrivateIP) },
 		"reservation-id":      func(i Instance) []string { return one(i.ReservationID) },
+		"instance-type":       func(i Instance) []string { return one(i.InstanceType) },
 	},
 }
 
 // Fixed launch parameters of every simulated instance.
 const (
-	imageID      = "ami-0123456789abcdef0"
-	instanceType = "t3.medium"
-	rootSizeGiB  = 8
+	imageID     = "ami-0123456789abcdef0"
+	rootSizeGiB = 8
 )
 
 // describeInstances renders each instance with its network interfaces and
@@ -61,7 +61,7 @@ func (s *Sim) describeInstances(q query, now time.Time) (result, error) {
 func (s *Sim) xmlInstance(inst Instance, enis []NetworkInterface, vols []Volume) xmlInstance {
 	x := xmlInstance{
 		ID: inst.ID, ImageID: imageID, State: xmlState{Code: StateCode(inst.State), Name: inst.State},
-		PrivateDNS: s.privateDNS(inst.PrivateIP), InstanceType: instanceType, LaunchTime: xmlTime(inst.LaunchTime),
+		PrivateDNS: s.privateDNS(inst.PrivateIP), InstanceType: inst.InstanceType, LaunchTime: xmlTime(inst.LaunchTime),
 		Placement: xmlPlacement{AZ: inst.AZ, Tenancy: "default"}, SubnetID: inst.SubnetID, VPCID: inst.VPCID,
 		PrivateIP: inst.PrivateIP, SourceDestCheck: true, Architecture: "x86_64", RootDeviceType: "ebs",
 		RootDeviceName: RootDevice, VirtualizationType: "hvm", TagSet: tagSet(inst.Tags), Hypervisor: "xen",
@@ -94,12 +94,25 @@ func (s *Sim) xmlInstance(inst Instance, enis []NetworkInterface, vols []Volume)
 	return x
 }
 
-// RunInstance launches an instance in the subnet with a primary ENI (device
-// index 0, the subnet's next free address, a random 02:... MAC, deleted on
-// termination) and an 8 GiB root volume at RootDevice (also deleted on
-// termination). It is pending for Latency.InstanceStart, then running; with
-// no start delay it is running at once.
+// RunInstance launches a DefaultInstanceType instance in the subnet with a
+// primary ENI (device index 0, the subnet's next free address, a random
+// 02:... MAC, deleted on termination) and an 8 GiB root volume at
+// RootDevice (also deleted on termination). It is pending for
+// Latency.InstanceStart, then running; with no start delay it is running at
+// once.
 func (s *Sim) RunInstance(subnetID string) (Instance, error) {
+	return s.RunInstanceOfType(subnetID, DefaultInstanceType)
+}
+
+// RunInstanceOfType is RunInstance with an instance type, which limits how
+// many network interfaces the instance can have (MaxNetworkInterfaces).
+func (s *Sim) RunInstanceOfType(subnetID, instanceType string) (Instance, error) {
+	if instanceType == "" {
+		instanceType = DefaultInstanceType
+	}
+	if err := checkInstanceType(instanceType); err != nil {
+		return Instance{}, fmt.Errorf("run instance: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := subnetKind.find(s.subnets, subnetID)
@@ -113,7 +126,7 @@ func (s *Sim) RunInstance(subnetID string) (Instance, error) {
 	now := time.Now()
 	lag := s.opts.Consistency
 	inst := Instance{
-		ID: s.newID("i-"), ReservationID: s.newID("r-"), SubnetID: sub.ID, VPCID: sub.VPCID, AZ: sub.AZ,
+		ID: s.newID("i-"), ReservationID: s.newID("r-"), InstanceType: instanceType, SubnetID: sub.ID, VPCID: sub.VPCID, AZ: sub.AZ,
 		PrivateIP: ip.String(), MAC: s.newMAC(), State: StatePending, LaunchTime: now,
 	}
 	if s.opts.Latency.InstanceStart == 0 {

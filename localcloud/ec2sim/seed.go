@@ -26,6 +26,7 @@ import (
 //	instances:
 //	  - subnet: a
 //	    count: 2                       # optional, default 1
+//	    instanceType: m5.large         # optional, default t3.medium
 //
 // Unknown fields are errors.
 type Seed struct {
@@ -45,8 +46,9 @@ type Seed struct {
 		Tags    map[string]string `yaml:"tags"`
 	} `yaml:"volumes"`
 	Instances []struct {
-		Subnet string `yaml:"subnet"`
-		Count  int    `yaml:"count"`
+		Subnet       string `yaml:"subnet"`
+		Count        int    `yaml:"count"`
+		InstanceType string `yaml:"instanceType"`
 	} `yaml:"instances"`
 }
 
@@ -124,7 +126,7 @@ func (s *Sim) ApplySeed(seed Seed) (Seeded, error) {
 			return out, fmt.Errorf("seed instances[%d]: count %d is negative", i, count)
 		}
 		for range count {
-			in, err := s.RunInstance(id)
+			in, err := s.RunInstanceOfType(id, inst.InstanceType)
 			if err != nil {
 				return out, fmt.Errorf("seed instances[%d]: %w", i, err)
 			}

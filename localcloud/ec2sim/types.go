@@ -54,6 +54,7 @@ type Subnet struct {
 type Instance struct {
 	ID            string            `json:"instanceId"`
 	ReservationID string            `json:"reservationId"`
+	InstanceType  string            `json:"instanceType"` // DefaultInstanceType unless launched with another
 	SubnetID      string            `json:"subnetId"`
 	VPCID         string            `json:"vpcId"`
 	AZ            string            `json:"availabilityZone"`

@@ -1,0 +1,92 @@
+package ec2sim_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+)
+
+// attachAt attaches an ENI through the API and returns the error.
+func (e *env) attachAt(eniID, instID string, index int32) error {
+	e.t.Helper()
+	_, err := e.ec2.AttachNetworkInterface(ctx(e.t), &ec2.AttachNetworkInterfaceInput{
+		NetworkInterfaceId: aws.String(eniID), InstanceId: aws.String(instID), DeviceIndex: aws.Int32(index),
+	})
+	return err
+}
+
+func TestENILimitPerInstanceType(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	tests := []struct {
+		instanceType string
+		max          int
+	}{
+		{"", 3}, // DefaultInstanceType, t3.medium
+		{"t2.micro", 2},
+		{"t3.micro", 2},
+		{"t3.small", 3},
+		{"m5.large", 3},
+		{"m5.xlarge", 4},
+		{"c5.large", 3},
+		{"r5.large", 3},
+		{"m6i.large", 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.instanceType, func(t *testing.T) {
+			inst, err := e.sim.RunInstanceOfType(e.subA, tc.instanceType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantType := tc.instanceType
+			if wantType == "" {
+				wantType = ec2sim.DefaultInstanceType
+			}
+			if got := string(e.describeInstance(inst.ID).InstanceType); got != wantType {
+				t.Fatalf("DescribeInstances says %s, want %s", got, wantType)
+			}
+			if n, ok := ec2sim.MaxNetworkInterfaces(wantType); !ok || n != tc.max {
+				t.Fatalf("MaxNetworkInterfaces(%s) = %d %v, want %d", wantType, n, ok, tc.max)
+			}
+			// The primary ENI counts: max-1 more fit, at any indexes.
+			var atts []string
+			for i := 1; i < tc.max; i++ {
+				atts = append(atts, e.attachENI(e.eni(e.subA, "", nil).ID, inst.ID, int32(2*i)))
+			}
+			extra := e.eni(e.subA, "", nil)
+			err = e.attachAt(extra.ID, inst.ID, 1)
+			wantError(t, err, "AttachmentLimitExceeded", fmt.Sprintf("Interface count %d exceeds the limit for %s", tc.max+1, wantType))
+			if got, _ := e.sim.NetworkInterface(extra.ID); got.Status != ec2sim.StatusAvailable {
+				t.Fatalf("refused ENI is %s", got.Status)
+			}
+			// A detaching interface still counts; once it is gone there is room.
+			if _, err := e.ec2.DetachNetworkInterface(ctx(t), &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(atts[0])}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "detached", func() bool {
+				out, err := e.ec2.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{
+					Filters: []types.Filter{filter("attachment.instance-id", inst.ID)},
+				})
+				return err == nil && len(out.NetworkInterfaces) == tc.max-1
+			})
+			e.attachENI(extra.ID, inst.ID, 1)
+		})
+	}
+	t.Run("filter instance-type", func(t *testing.T) {
+		out, err := e.ec2.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{Filters: []types.Filter{filter("instance-type", "m5.xlarge")}})
+		if err != nil || len(out.Reservations) != 1 {
+			t.Fatalf("%d reservations, %v; want the one m5.xlarge", len(out.Reservations), err)
+		}
+	})
+	t.Run("unknown type", func(t *testing.T) {
+		_, err := e.sim.RunInstanceOfType(e.subA, "x9.huge")
+		if err == nil || !strings.Contains(err.Error(), "Invalid value 'x9.huge' for InstanceType") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
