@@ -34,9 +34,20 @@ func (p *Problems) Error() string {
 	return b.String()
 }
 
+// Options tighten validation.
+type Options struct {
+	// Hardened applies the limits of a hardened image (see Hardened), which
+	// the bake enforces for the baked file; firstboot enforces them for any
+	// config, because user data bypasses the bake.
+	Hardened bool
+}
+
 // Load reads, decodes and validates the file at path. On success it returns
 // the config and any warnings; otherwise a *Problems listing everything wrong.
-func Load(path string) (Config, []FieldError, error) {
+func Load(path string) (Config, []FieldError, error) { return LoadWith(path, Options{}) }
+
+// LoadWith is Load with options.
+func LoadWith(path string, opt Options) (Config, []FieldError, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("open config: %w", err)
@@ -46,11 +57,16 @@ func Load(path string) (Config, []FieldError, error) {
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, opt)
 }
 
 // Parse is Load on bytes; name is used in messages.
 func Parse(name string, data []byte) (Config, []FieldError, error) {
+	return ParseWith(name, data, Options{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(name string, data []byte, opt Options) (Config, []FieldError, error) {
 	p := &Problems{File: name}
 	fail := func(line int, msg string) (Config, []FieldError, error) {
 		p.Errors = append(p.Errors, FieldError{Line: line, Msg: msg})
@@ -86,6 +102,9 @@ func Parse(name string, data []byte) (Config, []FieldError, error) {
 		// half-filled, so validation would only add noise.
 		v := validator{lines: d.lines}
 		v.validate(&cfg)
+		if opt.Hardened {
+			v.hardened(&cfg.ZooKeeper)
+		}
 		p.Errors = append(p.Errors, v.errs...)
 		p.Warnings = v.warns
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,6 +221,24 @@ func (v *validator) zookeeper(z *ZooKeeper) {
 	}
 	if !heapRe.MatchString(z.Heap) {
 		v.errorf("zookeeper.heap", "%q is not a JVM heap size such as 512m or 2g", z.Heap)
+	}
+}
+
+// HardenedWords are the four-letter words a hardened image allows: the
+// read-only health and status words; none that dumps sessions, watches or
+// environment, or resets counters.
+var HardenedWords = []string{"srvr", "ruok", "mntr", "conf", "isro"}
+
+// hardened applies the hardening role's limits (roles/hardening): the
+// AdminServer stays off, and only HardenedWords are whitelisted.
+func (v *validator) hardened(z *ZooKeeper) {
+	if z.AdminServer.Enabled {
+		v.errorf("zookeeper.admin_server.enabled", "this image is hardened: the ZooKeeper AdminServer stays off")
+	}
+	for i, w := range z.FourLetterWords {
+		if fourLetterWords[w] && !slices.Contains(HardenedWords, w) {
+			v.errorf(fmt.Sprintf("zookeeper.four_letter_words[%d]", i), "%q: this image is hardened and allows only %s", w, strings.Join(HardenedWords, ", "))
+		}
 	}
 }
 
