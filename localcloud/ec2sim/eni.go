@@ -137,19 +137,24 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 	if n.AZ != inst.AZ {
 		return nil, clientError(CodeInvalidParameterCombo, "You may not attach a network interface to an instance if they are not in the same availability zone")
 	}
-	attached := 0
+	// The device indexes in use: attaching, attached and detaching
+	// interfaces (each holds its device until it is gone), and the ones a
+	// forced detach left unusable (Faults.ForcedDetachIndexLossRate).
+	used := maps.Clone(s.lostIndex[instID])
+	if used == nil {
+		used = map[int32]bool{}
+	}
 	for _, other := range s.enis.current() {
 		if a := other.Attachment; a != nil && a.InstanceID == instID {
-			if a.DeviceIndex == index {
-				return nil, errIndexTaken(instID, index)
-			}
-			attached++
+			used[a.DeviceIndex] = true
 		}
 	}
-	// The instance type caps the interfaces (attaching, attached and
-	// detaching ones: each holds its device until it is gone).
-	if attached >= inst.maxENIs() {
-		return nil, errENILimit(attached+1, inst.InstanceType)
+	if used[index] {
+		return nil, errIndexTaken(instID, index)
+	}
+	// The instance type caps the interfaces.
+	if len(used) >= inst.maxENIs() {
+		return nil, errENILimit(len(used)+1, inst.InstanceType)
 	}
 	if s.fault(s.faults.InUseRaceRate) {
 		return nil, errENIInUse(CodeInvalidENIInUse, eniID)
@@ -248,6 +253,19 @@ func (s *Sim) detachNetworkInterface(q query, now time.Time) (result, error) {
 	}
 	if n.Attachment.DeviceIndex == 0 {
 		return nil, clientError(CodeOperationNotPermitted, "The network interface at device index 0 and networkCard index 0 cannot be detached.")
+	}
+	force, _, err := q.bool("Force")
+	if err != nil {
+		return nil, err
+	}
+	if force && s.fault(s.faults.ForcedDetachIndexLossRate) {
+		a := n.Attachment
+		if s.lostIndex[a.InstanceID] == nil {
+			s.lostIndex[a.InstanceID] = map[int32]bool{}
+		}
+		s.lostIndex[a.InstanceID][a.DeviceIndex] = true
+		s.log.Info("forced detach: device index stays unusable until the instance is stopped and started",
+			"eni", n.ID, "instance", a.InstanceID, "device_index", a.DeviceIndex)
 	}
 	if n.Attachment.Status != AttachDetaching {
 		s.startENIDetach(n, now)

@@ -200,6 +200,7 @@ func (s *Sim) finishTerminate(id string) {
 	inst = inst.clone()
 	inst.State = StateTerminated
 	s.instances.put(id, inst, now, lag)
+	delete(s.lostIndex, id)
 	var goneENIs []ENIEvent
 	var goneVolumes []VolumeEvent
 	for _, n := range s.enis.current() {

@@ -90,3 +90,54 @@ func TestENILimitPerInstanceType(t *testing.T) {
 		}
 	})
 }
+
+func TestForcedENIDetachLosesDeviceIndex(t *testing.T) {
+	tests := []struct {
+		name     string
+		rate     float64
+		force    bool
+		losesIdx bool
+	}{
+		{"forced, index lost", 1, true, true},
+		{"forced, index kept", 0, true, false},
+		{"not forced", 1, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, ec2sim.Options{Faults: ec2sim.Faults{ForcedDetachIndexLossRate: tc.rate}})
+			inst := e.run(e.subA) // t3.medium: three interfaces
+			stuck := e.eni(e.subA, "", nil)
+			e.sim.StickNextAttach(stuck.ID)
+			out, err := e.ec2.AttachNetworkInterface(ctx(t), &ec2.AttachNetworkInterfaceInput{
+				NetworkInterfaceId: aws.String(stuck.ID), InstanceId: aws.String(inst.ID), DeviceIndex: aws.Int32(1),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.ec2.DetachNetworkInterface(ctx(t), &ec2.DetachNetworkInterfaceInput{
+				AttachmentId: out.AttachmentId, Force: aws.Bool(tc.force),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "detached", func() bool { n, _ := e.sim.NetworkInterface(stuck.ID); return n.Status == ec2sim.StatusAvailable })
+
+			next := e.eni(e.subA, "", nil)
+			err = e.attachAt(next.ID, inst.ID, 1)
+			if !tc.losesIdx {
+				if err != nil {
+					t.Fatalf("attach at the freed index: %v", err)
+				}
+				return
+			}
+			// The error claim's slotTaken recognises: take another index.
+			wantError(t, err, "InvalidParameterValue", fmt.Sprintf("Instance '%s' already has an interface attached at device index '1'.", inst.ID))
+			// The same ENI is refused there too; another index works.
+			wantError(t, e.attachAt(stuck.ID, inst.ID, 1), "InvalidParameterValue", "")
+			e.attachENI(next.ID, inst.ID, 2)
+			// The lost index still holds a device: the t3.medium is full.
+			wantError(t, e.attachAt(stuck.ID, inst.ID, 3), "AttachmentLimitExceeded", "Interface count 4 exceeds the limit for t3.medium")
+			// Other instances are not affected.
+			e.attachENI(stuck.ID, e.run(e.subA).ID, 1)
+		})
+	}
+}

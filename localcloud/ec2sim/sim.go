@@ -63,6 +63,19 @@ type Faults struct {
 	// concurrent attacher had won (InvalidNetworkInterface.InUse or
 	// VolumeInUse), without changing any state.
 	InUseRaceRate float64 `json:"inUseRaceRate"`
+	// ForcedDetachIndexLossRate: a DetachNetworkInterface with Force
+	// leaves the device index unusable on that instance for as long as it
+	// lives (the simulator has no stop/start): an attach at that index
+	// answers as if an interface were there (InvalidParameterValue "...
+	// already has an interface attached at device index ..."), and the
+	// lost index counts toward the instance type's interface limit.
+	// DetachNetworkInterface's documentation
+	// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DetachNetworkInterface.html,
+	// Force): "If you use the Force parameter to detach a network
+	// interface, you might not be able to attach a different network
+	// interface to the same index on the instance without first stopping
+	// and starting the instance."
+	ForcedDetachIndexLossRate float64 `json:"forcedDetachIndexLossRate"`
 }
 
 // Hooks are called, outside the simulator's lock, when an attachment made
@@ -117,7 +130,8 @@ type Sim struct {
 	enis      *store[NetworkInterface]
 	volumes   *store[Volume]
 	faults    Faults
-	stick     map[string]bool // resource ids whose next attach sticks
+	stick     map[string]bool           // resource ids whose next attach sticks
+	lostIndex map[string]map[int32]bool // instance id -> device indexes a forced detach made unusable
 	limiter   *limiter
 	stats     Stats
 	gen       uint64 // volume attachment generations
@@ -150,6 +164,7 @@ func New(opts Options) *Sim {
 		volumes:   newStore[Volume](),
 		faults:    opts.Faults,
 		stick:     map[string]bool{},
+		lostIndex: map[string]map[int32]bool{},
 		limiter:   newLimiter(opts.Throttle, time.Now()),
 		stats:     Stats{Calls: map[string]int{}, Errors: map[string]int{}},
 		idRNG:     stream(1),
