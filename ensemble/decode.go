@@ -34,6 +34,10 @@ func (p *Problems) Error() string {
 	return b.String()
 }
 
+// HardenedMarker is the file the bake's hardening role installs; its
+// presence tells firstboot to validate with Options.Hardened.
+const HardenedMarker = "/etc/zkaas/hardened"
+
 // Options tighten validation.
 type Options struct {
 	// Hardened applies the limits of a hardened image (see Hardened), which
