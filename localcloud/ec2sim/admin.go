@@ -14,6 +14,7 @@ import (
 //	POST /_sim/instances                   {"subnetId","instanceType"} -> Instance (type optional: DefaultInstanceType)
 //	GET  /_sim/instances/{id}              -> Instance
 //	POST /_sim/instances/{id}/terminate
+//	POST /_sim/instances/{id}/reboot       (RebootInstance)
 //	POST /_sim/network-interfaces          {"subnetId","privateIpAddress","tags"} -> NetworkInterface
 //	GET  /_sim/network-interfaces/{id}     -> NetworkInterface
 //	POST /_sim/volumes                     {"availabilityZone","sizeGiB","tags"} -> Volume
@@ -52,6 +53,9 @@ func (s *Sim) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /_sim/instances/{id}/terminate", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, s.TerminateInstance(r.PathValue("id")))
+	})
+	mux.HandleFunc("POST /_sim/instances/{id}/reboot", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, s.RebootInstance(r.PathValue("id")))
 	})
 	mux.HandleFunc("POST /_sim/network-interfaces", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {

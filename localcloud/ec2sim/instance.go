@@ -201,6 +201,7 @@ func (s *Sim) finishTerminate(id string) {
 	inst.State = StateTerminated
 	s.instances.put(id, inst, now, lag)
 	delete(s.lostIndex, id)
+	delete(s.heldDevice, id)
 	var goneENIs []ENIEvent
 	var goneVolumes []VolumeEvent
 	for _, n := range s.enis.current() {
@@ -240,6 +241,25 @@ func (s *Sim) finishTerminate(id string) {
 			hook(ev)
 		}
 	}
+}
+
+// RebootInstance reboots a running instance as far as the simulator models
+// it: the device names forced volume detaches left held are released
+// (Faults.ForcedDetachDeviceHoldRate). Device indexes lost to forced ENI
+// detaches stay lost: EC2 documents only stopping and starting the
+// instance for those. Nothing else changes; the instance stays running.
+func (s *Sim) RebootInstance(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, err := instanceKind.find(s.instances, id)
+	if err != nil {
+		return fmt.Errorf("reboot instance: %w", err)
+	}
+	if inst.State != StateRunning {
+		return fmt.Errorf("reboot instance: %w", clientError(CodeIncorrectInstanceState, "The instance '%s' is not in a state from which it can be rebooted.", id))
+	}
+	delete(s.heldDevice, id)
+	return nil
 }
 
 // Instance returns the true current state of an instance (not lagged).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -138,6 +139,76 @@ func TestForcedENIDetachLosesDeviceIndex(t *testing.T) {
 			wantError(t, e.attachAt(stuck.ID, inst.ID, 3), "AttachmentLimitExceeded", "Interface count 4 exceeds the limit for t3.medium")
 			// Other instances are not affected.
 			e.attachENI(stuck.ID, e.run(e.subA).ID, 1)
+		})
+	}
+}
+
+func TestStuckVolumeReattachedUnderAnotherName(t *testing.T) {
+	lat := ec2sim.Latency{VolumeAttach: 5 * time.Millisecond}
+	tests := []struct {
+		name  string
+		rate  float64
+		force bool
+		held  bool
+	}{
+		{"forced, name held", 1, true, true},
+		{"forced, name released", 0, true, false},
+		{"not forced", 1, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, ec2sim.Options{Latency: lat, Faults: ec2sim.Faults{ForcedDetachDeviceHoldRate: tc.rate}})
+			inst := e.run(e.subA)
+			v := e.volume("us-east-1a", nil)
+			e.sim.StickNextAttach(v.ID)
+			attach := func(dev string) {
+				t.Helper()
+				if _, err := e.ec2.AttachVolume(ctx(t), &ec2.AttachVolumeInput{
+					VolumeId: aws.String(v.ID), InstanceId: aws.String(inst.ID), Device: aws.String(dev),
+				}); err != nil {
+					t.Fatalf("attach %s: %v", dev, err)
+				}
+			}
+			detach := func(force bool) {
+				t.Helper()
+				if _, err := e.ec2.DetachVolume(ctx(t), &ec2.DetachVolumeInput{VolumeId: aws.String(v.ID), Force: aws.Bool(force)}); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "volume available", func() bool { x, _ := e.sim.Volume(v.ID); return x.State == ec2sim.StatusAvailable })
+			}
+			state := func() types.VolumeAttachmentState {
+				time.Sleep(50 * time.Millisecond) // ten attach delays
+				return e.describeVolume(v.ID).Attachments[0].State
+			}
+			attach("/dev/xvdf")
+			if got := state(); got != types.VolumeAttachmentStateAttaching {
+				t.Fatalf("first attach %s, want stuck attaching", got)
+			}
+			detach(tc.force)
+
+			// Same instance, same name (and its sd twin).
+			for _, dev := range []string{"/dev/xvdf", "/dev/sdf"} {
+				attach(dev)
+				want := types.VolumeAttachmentStateAttached
+				if tc.held {
+					want = types.VolumeAttachmentStateAttaching
+				}
+				if got := state(); got != want {
+					t.Fatalf("re-attach under %s: %s, want %s", dev, got, want)
+				}
+				detach(false)
+			}
+			if !tc.held {
+				return
+			}
+			// A different name works.
+			e.attachVolume(v.ID, inst.ID, "/dev/xvdg")
+			detach(false)
+			// A reboot releases the name.
+			if err := e.sim.RebootInstance(inst.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.attachVolume(v.ID, inst.ID, "/dev/xvdf")
 		})
 	}
 }

@@ -76,6 +76,21 @@ type Faults struct {
 	// interface to the same index on the instance without first stopping
 	// and starting the instance."
 	ForcedDetachIndexLossRate float64 `json:"forcedDetachIndexLossRate"`
+	// ForcedDetachDeviceHoldRate: a DetachVolume with Force leaves the
+	// device name held by the instance's block device driver: a later
+	// attach of any volume to that instance under that name (or its
+	// sd/xvd twin) is accepted but stays attaching until it is detached;
+	// another name works. RebootInstance (or termination) releases the
+	// names. AWS's knowledge center article "Why is my Amazon EBS volume
+	// stuck in the attaching state?"
+	// (https://repost.aws/knowledge-center/ebs-stuck-attaching): "If a
+	// user has initiated a forced detach of an Amazon EBS volume, the block
+	// device driver of the Amazon EC2 instance might not immediately
+	// release the device name for reuse. Attempting to use that device
+	// name when attaching a volume causes the volume to be stuck in the
+	// attaching state. You must either choose a different device name or
+	// reboot the instance."
+	ForcedDetachDeviceHoldRate float64 `json:"forcedDetachDeviceHoldRate"`
 }
 
 // Hooks are called, outside the simulator's lock, when an attachment made
@@ -123,18 +138,19 @@ type Sim struct {
 	log   *slog.Logger
 	admin http.Handler
 
-	mu        sync.Mutex
-	vpcID     string
-	subnets   *store[Subnet]
-	instances *store[Instance]
-	enis      *store[NetworkInterface]
-	volumes   *store[Volume]
-	faults    Faults
-	stick     map[string]bool           // resource ids whose next attach sticks
-	lostIndex map[string]map[int32]bool // instance id -> device indexes a forced detach made unusable
-	limiter   *limiter
-	stats     Stats
-	gen       uint64 // volume attachment generations
+	mu         sync.Mutex
+	vpcID      string
+	subnets    *store[Subnet]
+	instances  *store[Instance]
+	enis       *store[NetworkInterface]
+	volumes    *store[Volume]
+	faults     Faults
+	stick      map[string]bool            // resource ids whose next attach sticks
+	lostIndex  map[string]map[int32]bool  // instance id -> device indexes a forced detach made unusable
+	heldDevice map[string]map[string]bool // instance id -> device slots a forced detach left held
+	limiter    *limiter
+	stats      Stats
+	gen        uint64 // volume attachment generations
 
 	// Separate streams so that, for one seed, ids do not depend on how many
 	// faults were drawn and faults do not depend on jitter.
@@ -156,21 +172,22 @@ func New(opts Options) *Sim {
 	}
 	stream := func(n uint64) *rand.Rand { return rand.New(rand.NewPCG(opts.Seed, n)) }
 	s := &Sim{
-		opts:      opts,
-		log:       opts.Logger,
-		subnets:   newStore[Subnet](),
-		instances: newStore[Instance](),
-		enis:      newStore[NetworkInterface](),
-		volumes:   newStore[Volume](),
-		faults:    opts.Faults,
-		stick:     map[string]bool{},
-		lostIndex: map[string]map[int32]bool{},
-		limiter:   newLimiter(opts.Throttle, time.Now()),
-		stats:     Stats{Calls: map[string]int{}, Errors: map[string]int{}},
-		idRNG:     stream(1),
-		faultRNG:  stream(2),
-		jitterRNG: stream(3),
-		timers:    map[uint64]*time.Timer{},
+		opts:       opts,
+		log:        opts.Logger,
+		subnets:    newStore[Subnet](),
+		instances:  newStore[Instance](),
+		enis:       newStore[NetworkInterface](),
+		volumes:    newStore[Volume](),
+		faults:     opts.Faults,
+		stick:      map[string]bool{},
+		lostIndex:  map[string]map[int32]bool{},
+		heldDevice: map[string]map[string]bool{},
+		limiter:    newLimiter(opts.Throttle, time.Now()),
+		stats:      Stats{Calls: map[string]int{}, Errors: map[string]int{}},
+		idRNG:      stream(1),
+		faultRNG:   stream(2),
+		jitterRNG:  stream(3),
+		timers:     map[uint64]*time.Timer{},
 	}
 	s.vpcID = s.newID("vpc-")
 	s.admin = s.adminHandler()

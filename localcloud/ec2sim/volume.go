@@ -131,9 +131,12 @@ func (s *Sim) attachVolume(q query, now time.Time) (result, error) {
 	if s.fault(s.faults.InUseRaceRate) {
 		return nil, clientError(CodeVolumeInUse, "%s is already attached to an instance", volID)
 	}
+	// A device name a forced detach left held (Faults.ForcedDetachDeviceHoldRate)
+	// takes the attach and never finishes it.
+	held := s.heldDevice[instID][deviceSlot(device)]
 	s.gen++
 	att := &VolumeAttachment{InstanceID: instID, Device: device, State: AttachAttaching, AttachTime: now,
-		gen: s.gen, stuck: s.takeStuck(volID)}
+		gen: s.gen, stuck: s.takeStuck(volID) || held}
 	v = v.clone()
 	v.State = StatusInUse
 	v.Attachment = att
@@ -204,6 +207,18 @@ func (s *Sim) detachVolume(q query, now time.Time) (result, error) {
 	}
 	if inst, ok := s.instances.get(a.InstanceID); ok && inst.RootVolume == volID && inst.State != StateTerminated {
 		return nil, clientError(CodeIncorrectState, "Unable to detach root volume '%s' from instance '%s'", volID, a.InstanceID)
+	}
+	force, _, err := q.bool("Force")
+	if err != nil {
+		return nil, err
+	}
+	if force && s.fault(s.faults.ForcedDetachDeviceHoldRate) {
+		if s.heldDevice[a.InstanceID] == nil {
+			s.heldDevice[a.InstanceID] = map[string]bool{}
+		}
+		s.heldDevice[a.InstanceID][deviceSlot(a.Device)] = true
+		s.log.Info("forced detach: the block device driver keeps the device name until the instance reboots",
+			"volume", volID, "instance", a.InstanceID, "device", a.Device)
 	}
 	if a.State != AttachDetaching {
 		v = s.startVolumeDetach(v, now)
