@@ -126,3 +126,35 @@ func TestFindLinkAppearsLater(t *testing.T) {
 		}
 	}
 }
+
+// TestFindLinkAppearsTooLate: a link hot-plugged after the bound is not
+// waited for: the search fails at the bound with one line naming the MAC
+// and the bound, through the subscription and through polling.
+func TestFindLinkAppearsTooLate(t *testing.T) {
+	const bound = 200 * time.Millisecond
+	for _, subscribe := range []bool{true, false} {
+		ns := netnstest.New(t)
+		timer := time.AfterFunc(3*bound, func() {
+			if err := ns.AddVeth(t, "ens6", macFor(3)); err != nil {
+				t.Error(err)
+			}
+		})
+		start := time.Now()
+		err := ns.Do(func() error {
+			_, err := findLink(context.Background(), testLogger(t), macFor(3), bound, subscribe)
+			return err
+		})
+		elapsed := time.Since(start)
+		timer.Stop()
+		if !errors.Is(err, ErrLinkNotFound) {
+			t.Fatalf("subscribe=%v: error %v, want ErrLinkNotFound", subscribe, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, macFor(3).String()) || !strings.Contains(msg, bound.String()) || strings.Contains(msg, "\n") {
+			t.Errorf("subscribe=%v: error %q: want one line naming %s and %s", subscribe, msg, macFor(3), bound)
+		}
+		if elapsed < bound || elapsed > 3*bound {
+			t.Errorf("subscribe=%v: gave up after %s, want at the %s bound", subscribe, elapsed, bound)
+		}
+	}
+}
