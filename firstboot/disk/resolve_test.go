@@ -47,6 +47,15 @@ func TestResolveDevice(t *testing.T) {
 			want:    dev.Path,
 		},
 		{
+			// EC2 said attached, but the OS sees the device only after
+			// the bound: the resolver does not wait longer than told.
+			name:    "nitro by-id link appearing after the deadline",
+			links:   map[string]string{byIDName(testVolume): dev.Path},
+			serials: map[string]string{name: ebsSerial(testVolume)},
+			late:    3 * timeout,
+			wantErr: []string{testVolume, "no device appeared within 300ms", byIDName(testVolume)},
+		},
+		{
 			name:    "nitro by-id link to a device of another volume is refused",
 			links:   map[string]string{byIDName(testVolume): dev.Path},
 			serials: map[string]string{name: ebsSerial("vol-0fedcba9876543210")},
@@ -127,6 +136,9 @@ func TestResolveDevice(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatalf("ResolveDevice = %q, want an error", got)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
 			}
 			for _, sub := range tc.wantErr {
 				if !strings.Contains(err.Error(), sub) {
