@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -31,17 +32,50 @@ type Result struct {
 //  1. find its link by MAC, waiting up to spec.LinkWait, and, where udev
 //     handles the link, until udev has renamed it;
 //  2. set the link up;
-//  3. put IP/subnet on it, removing other addresses of the subnet from it
-//     (an earlier ENI address);
-//  4. make the dedicated table hold exactly the subnet route (scope link,
-//     src IP) and a default route via the subnet's gateway;
-//  5. make the rule "from IP/32 lookup table" at the priority the only rule
-//     pointing at the table.
+//  3. give the link spec.MTU (EC2's 9001 by default);
+//  4. put IP/subnet on it without a prefix route (noprefixroute), removing
+//     other addresses of the subnet from it (an earlier ENI address);
+//  5. make the dedicated table hold exactly the subnet route (scope link,
+//     src IP) and a default route via the subnet's gateway (src IP);
+//  6. make the rules "from IP/32 lookup table" and, per peer,
+//     "from 0.0.0.0/32 to peer/32 lookup table", all at the priority, the
+//     only rules pointing at the table.
+//
+// Why the peer rules. The source rule only catches packets whose source is
+// already the ENI's address: replies to connections made to it. ZooKeeper
+// does not bind the source of the connections it opens (QuorumCnxManager's
+// initiateConnection and Learner's connectToLeader create a socket and
+// connect it), so the kernel picks the source from the route to the peer —
+// in main, the primary interface's — and the peer's security groups and
+// NACLs, which admit the ensemble's static addresses, see the wrong one. For
+// an unbound socket the kernel first looks the route up with source
+// 0.0.0.0, takes the source from the route it finds (its prefsrc), and looks
+// up again with that source (ip_route_connect). A rule matching source
+// 0.0.0.0/32 exactly therefore catches precisely "the source is not chosen
+// yet": it sends the first lookup to our table, whose routes carry src IP,
+// and the second lookup, now from IP, takes the source rule into the same
+// table. Traffic to a peer that already has a source — bound to the primary
+// address, or a reply from it — still follows main and leaves through the
+// primary interface: a plain "to peer" rule would push it out of the ENI
+// with the primary's address, which EC2's source/destination check drops.
+// The address gets no prefix route in main: the kernel would otherwise
+// route the ENI's whole subnet out of the ENI for every source, so with the
+// ENI in another subnet than the primary interface, replies from the primary
+// address to hosts in that subnet (SSH to the primary address) would leave
+// through the ENI and be dropped; with both in one subnet, main would hold
+// two routes for it and the older one would win. Our table has the subnet
+// route the ENI's own traffic needs.
+//
+// Clients need nothing: they connect to the ENI's address, and the replies
+// are sourced from it. The peer rules share the configured priority: they
+// and the source rule match disjoint sources, so their order is irrelevant,
+// and every rule into our table stays recognisable as ours.
 //
 // Only the ENI's link, our table and rules that point at our table are ever
-// changed; other tables and their rules are never touched. Running Apply
-// again changes nothing and returns no changes; "already exists" on add and
-// "not found" on delete count as success.
+// changed; other tables and their rules are never touched, and rules into
+// our table that are not wanted (an earlier address, priority or peer set)
+// are removed. Running Apply again changes nothing and returns no changes;
+// "already exists" on add and "not found" on delete count as success.
 func Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, fmt.Errorf("network spec: %w", err)
@@ -59,9 +93,10 @@ func Apply(ctx context.Context, spec Spec) (Result, error) {
 	}{
 		{"find-link", a.findLink},
 		{"link-up", a.linkUp},
+		{"mtu", a.mtu},
 		{"address", a.address},
 		{"routes", a.routes},
-		{"rule", a.rule},
+		{"rules", a.rules},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -72,7 +107,8 @@ func Apply(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 	a.log.Info("network configured", "link", a.name(), "ip", spec.IP.String(),
-		"table", a.table, "priority", a.priority, "changes", len(a.changes))
+		"table", a.table, "priority", a.priority, "peers", len(spec.peers()), "mtu", spec.mtu(),
+		"changes", len(a.changes))
 	return a.result(), nil
 }
 
@@ -151,6 +187,20 @@ func (a *applier) linkUp(context.Context) error {
 	return nil
 }
 
+// mtu gives the link the spec's MTU. The link was fetched by index in
+// linkUp, so its attributes are current.
+func (a *applier) mtu(context.Context) error {
+	want, have := a.spec.mtu(), a.link.Attrs().MTU
+	if have == want {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(a.link, want); err != nil {
+		return fmt.Errorf("set mtu of %s to %d: %w", a.name(), want, err)
+	}
+	a.changed("link %s mtu %d set (was %d)", a.name(), want, have)
+	return nil
+}
+
 func (a *applier) address(context.Context) error {
 	want := netip.PrefixFrom(a.spec.IP, a.spec.Subnet.Bits())
 	list := func() ([]netlink.Addr, error) { return netlink.AddrList(a.link, netlink.FAMILY_V4) }
@@ -163,9 +213,11 @@ func (a *applier) address(context.Context) error {
 	for _, ad := range addrs {
 		p := toPrefix(ad.IPNet)
 		switch {
-		case p == want:
+		case p == want && ad.Flags&unix.IFA_F_NOPREFIXROUTE != 0:
 			have = true
 		case a.spec.Subnet.Contains(p.Addr()):
+			// Ours with a prefix route goes too: the kernel does not
+			// change an address's flags on replace.
 			stale = append(stale, ad)
 		}
 	}
@@ -184,13 +236,13 @@ func (a *applier) address(context.Context) error {
 		}
 		have = false
 		for _, ad := range addrs {
-			have = have || toPrefix(ad.IPNet) == want
+			have = have || toPrefix(ad.IPNet) == want && ad.Flags&unix.IFA_F_NOPREFIXROUTE != 0
 		}
 	}
 	if have {
 		return nil
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.ip, Mask: net.CIDRMask(want.Bits(), 32)}}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.ip, Mask: net.CIDRMask(want.Bits(), 32)}, Flags: unix.IFA_F_NOPREFIXROUTE}
 	if err := netlink.AddrReplace(a.link, addr); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", want, a.name(), err)
 	}
@@ -203,15 +255,17 @@ func (a *applier) routes(context.Context) error {
 	subnet := a.spec.Subnet
 	want := []netlink.Route{
 		// The subnet route comes first: the kernel checks that the
-		// default route's gateway is reachable.
+		// default route's gateway is reachable. Both carry src IP: it
+		// is where an unbound socket's source comes from when a peer
+		// rule sends its lookup here (see Apply).
 		{
 			LinkIndex: index, Table: a.table, Dst: toIPNet(subnet), Src: a.ip,
 			Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC, Type: unix.RTN_UNICAST,
 		},
 		{
 			LinkIndex: index, Table: a.table, Dst: toIPNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0)),
-			Gw: net.IP(Gateway(subnet).AsSlice()), Scope: netlink.SCOPE_UNIVERSE, Protocol: unix.RTPROT_STATIC,
-			Type: unix.RTN_UNICAST,
+			Gw: net.IP(Gateway(subnet).AsSlice()), Src: a.ip, Scope: netlink.SCOPE_UNIVERSE,
+			Protocol: unix.RTPROT_STATIC, Type: unix.RTN_UNICAST,
 		},
 	}
 	routes, err := dump(fmt.Sprintf("routes of table %d", a.table), func() ([]netlink.Route, error) {
@@ -255,41 +309,45 @@ func (a *applier) routes(context.Context) error {
 	return nil
 }
 
-func (a *applier) rule(context.Context) error {
-	want := netlink.NewRule()
-	want.Family = netlink.FAMILY_V4
-	want.Src = &net.IPNet{IP: a.ip, Mask: net.CIDRMask(32, 32)}
-	want.Table = a.table
-	want.Priority = a.priority
-	want.Protocol = unix.RTPROT_STATIC
-
+// rules makes the source rule and one rule per peer (see Apply) the only
+// rules into our table.
+func (a *applier) rules(context.Context) error {
+	want := []*netlink.Rule{a.newRule(host(a.spec.IP), nil)}
+	for _, p := range a.spec.peers() {
+		want = append(want, a.newRule(host(netip.IPv4Unspecified()), host(p)))
+	}
 	rules, err := dump("rules", func() ([]netlink.Rule, error) { return netlink.RuleList(netlink.FAMILY_V4) })
 	if err != nil {
 		return err
 	}
-	have := false
+	present := make([]bool, len(want))
 	var stale []netlink.Rule
 	for _, r := range rules {
-		switch {
-		case r.Table != a.table:
-			// Not ours: never touched.
-		case a.isOurRule(r):
-			have = true
-		default:
-			// Points at our table but is not our rule: left by an
-			// earlier configuration (another ENI address or priority).
-			stale = append(stale, r)
+		if r.Table != a.table {
+			continue // not ours: never touched
 		}
+		i := slices.IndexFunc(want, func(w *netlink.Rule) bool { return sameRule(r, *w) })
+		if i < 0 {
+			// Points at our table but is not wanted: left by an
+			// earlier configuration (another ENI address, priority
+			// or peer set).
+			stale = append(stale, r)
+			continue
+		}
+		present[i] = true
 	}
 	// Add before removing so a priority change leaves no gap.
-	if !have {
-		err := netlink.RuleAdd(want)
+	for i, w := range want {
+		if present[i] {
+			continue
+		}
+		err := netlink.RuleAdd(w)
 		switch {
 		case errors.Is(err, unix.EEXIST):
 		case err != nil:
-			return fmt.Errorf("add rule %s: %w", describeRule(*want), err)
+			return fmt.Errorf("add rule %s: %w", describeRule(*w), err)
 		default:
-			a.changed("rule %s added", describeRule(*want))
+			a.changed("rule %s added", describeRule(*w))
 		}
 	}
 	for _, r := range stale {
@@ -301,16 +359,36 @@ func (a *applier) rule(context.Context) error {
 	return nil
 }
 
-// isOurRule reports whether r is exactly "from IP/32 lookup table" at our
-// priority, with no other selector.
-func (a *applier) isOurRule(r netlink.Rule) bool {
-	return r.Table == a.table && r.Priority == a.priority &&
-		r.Src != nil && r.Src.String() == (&net.IPNet{IP: a.ip, Mask: net.CIDRMask(32, 32)}).String() &&
-		r.Dst == nil && !r.Invert && r.Tos == 0 && r.Mark == 0 && r.Mask == nil &&
-		r.IifName == "" && r.OifName == "" && r.Goto < 0 && r.Flow < 0 && r.TunID == 0 &&
-		r.IPProto == 0 && r.Sport == nil && r.Dport == nil && r.UIDRange == nil &&
-		r.SuppressPrefixlen < 0 && r.SuppressIfgroup < 0
+// newRule returns "from src [to dst] lookup table" at our priority.
+func (a *applier) newRule(src, dst *net.IPNet) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = netlink.FAMILY_V4
+	r.Src, r.Dst = src, dst
+	r.Table = a.table
+	r.Priority = a.priority
+	r.Protocol = unix.RTPROT_STATIC
+	return r
 }
+
+// sameRule reports whether have is want: same table, priority, source and
+// destination, and no other selector.
+func sameRule(have, want netlink.Rule) bool {
+	return have.Table == want.Table && have.Priority == want.Priority &&
+		sameNet(have.Src, want.Src) && sameNet(have.Dst, want.Dst) &&
+		!have.Invert && have.Tos == 0 && have.Mark == 0 && have.Mask == nil &&
+		have.IifName == "" && have.OifName == "" && have.Goto < 0 && have.Flow < 0 && have.TunID == 0 &&
+		have.IPProto == 0 && have.Sport == nil && have.Dport == nil && have.UIDRange == nil &&
+		have.SuppressPrefixlen < 0 && have.SuppressIfgroup < 0
+}
+
+func sameNet(a, b *net.IPNet) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.String() == b.String()
+}
+
+func host(a netip.Addr) *net.IPNet { return toIPNet(netip.PrefixFrom(a, a.BitLen())) }
 
 // sameRoute compares what matters for forwarding; the protocol and the
 // linkdown flag (a link without carrier) do not.
@@ -354,7 +432,11 @@ func describeRule(r netlink.Rule) string {
 	if r.Src != nil {
 		from = r.Src.String()
 	}
-	return fmt.Sprintf("from %s lookup %d priority %d", from, r.Table, r.Priority)
+	to := ""
+	if r.Dst != nil {
+		to = " to " + r.Dst.String()
+	}
+	return fmt.Sprintf("from %s%s lookup %d priority %d", from, to, r.Table, r.Priority)
 }
 
 // dumpAttempts bounds retries of a netlink dump the kernel interrupted

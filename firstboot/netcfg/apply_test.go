@@ -48,7 +48,9 @@ func apply(t *testing.T, ns *netnstest.NS, spec Spec) Result {
 // the changes it reports and the kernel state it leaves.
 func TestApply(t *testing.T) {
 	type run struct {
-		ip string
+		ip    string
+		peers []string
+		mtu   int
 		// wantChanges must each be among the reported changes; nil means
 		// nothing may change, not even the kernel's state.
 		wantChanges []string
@@ -64,29 +66,65 @@ func TestApply(t *testing.T) {
 			name: "fresh then again",
 			link: "ens7",
 			runs: []run{
-				{"198.18.1.10", []string{
+				{"198.18.1.10", nil, 0, []string{
 					"link ens7 set up",
+					"link ens7 mtu 9001 set (was 1500)",
 					"address 198.18.1.10/24 added to ens7",
 					"route 198.18.1.0/24 dev ens7 scope link src 198.18.1.10 table 2181 set",
-					"route default via 198.18.1.1 dev ens7 table 2181 set",
+					"route default via 198.18.1.1 dev ens7 src 198.18.1.10 table 2181 set",
 					"rule from 198.18.1.10/32 lookup 2181 priority 2181 added",
 				}},
-				{"198.18.1.10", nil},
+				{"198.18.1.10", nil, 0, nil},
+			},
+		},
+		{
+			name: "peers added, changed and removed",
+			link: "ens6",
+			runs: []run{
+				// Unsorted and with a duplicate: the rules do not
+				// depend on the config's order.
+				{"198.18.1.10", []string{"198.18.3.10", "198.18.2.10", "198.18.3.10"}, 0, []string{
+					"rule from 198.18.1.10/32 lookup 2181 priority 2181 added",
+					"rule from 0.0.0.0/32 to 198.18.2.10/32 lookup 2181 priority 2181 added",
+					"rule from 0.0.0.0/32 to 198.18.3.10/32 lookup 2181 priority 2181 added",
+				}},
+				{"198.18.1.10", []string{"198.18.2.10", "198.18.3.10"}, 0, nil},
+				// A node replaced by one at another address.
+				{"198.18.1.10", []string{"198.18.2.10", "198.18.4.10"}, 0, []string{
+					"rule from 0.0.0.0/32 to 198.18.4.10/32 lookup 2181 priority 2181 added",
+					"rule from 0.0.0.0/32 to 198.18.3.10/32 lookup 2181 priority 2181 removed",
+				}},
+				{"198.18.1.10", []string{"198.18.2.10", "198.18.4.10"}, 0, nil},
+				{"198.18.1.10", nil, 0, []string{
+					"rule from 0.0.0.0/32 to 198.18.2.10/32 lookup 2181 priority 2181 removed",
+					"rule from 0.0.0.0/32 to 198.18.4.10/32 lookup 2181 priority 2181 removed",
+				}},
+			},
+		},
+		{
+			name: "mtu changed",
+			link: "ens6",
+			runs: []run{
+				{"198.18.1.10", nil, 0, []string{"link ens6 mtu 9001 set (was 1500)"}},
+				{"198.18.1.10", nil, DefaultMTU, nil},
+				// Peers reached over a VPN want 1500.
+				{"198.18.1.10", nil, 1500, []string{"link ens6 mtu 1500 set (was 9001)"}},
+				{"198.18.1.10", nil, 1500, nil},
 			},
 		},
 		{
 			name: "changed ENI address",
 			link: "eth1",
 			runs: []run{
-				{"198.18.1.10", []string{"address 198.18.1.10/24 added to eth1"}},
-				{"198.18.1.20", []string{
+				{"198.18.1.10", []string{"198.18.2.10"}, 0, []string{"address 198.18.1.10/24 added to eth1"}},
+				{"198.18.1.20", []string{"198.18.2.10"}, 0, []string{
 					"address 198.18.1.10/24 removed from eth1",
 					"address 198.18.1.20/24 added to eth1",
 					"route 198.18.1.0/24 dev eth1 scope link src 198.18.1.20 table 2181 set",
 					"rule from 198.18.1.20/32 lookup 2181 priority 2181 added",
 					"rule from 198.18.1.10/32 lookup 2181 priority 2181 removed",
 				}},
-				{"198.18.1.20", nil},
+				{"198.18.1.20", []string{"198.18.2.10"}, 0, nil},
 			},
 		},
 		{
@@ -99,11 +137,11 @@ func TestApply(t *testing.T) {
 				must(t, ns.Netlink().AddrAdd(link, mustAddr("198.18.1.10/24")))
 			},
 			runs: []run{
-				{"198.18.1.10", []string{
+				{"198.18.1.10", nil, 0, []string{
 					"address 198.18.1.99/24 removed from ens5",
 					"address 198.18.1.10/24 added to ens5",
 				}},
-				{"198.18.1.10", nil},
+				{"198.18.1.10", nil, 0, nil},
 			},
 		},
 		{
@@ -122,23 +160,41 @@ func TestApply(t *testing.T) {
 				// older priority.
 				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: routing.DefaultTable,
 					Dst: mustNet("198.18.2.0/24"), Scope: netlink.SCOPE_LINK}))
+				// The default route as earlier versions made it,
+				// without src.
+				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: routing.DefaultTable,
+					Dst: mustNet("0.0.0.0/0"), Gw: net.ParseIP("198.18.1.1")}))
 				must(t, h.RuleAdd(rule("198.18.1.99/32", routing.DefaultTable, routing.DefaultPriority)))
 				must(t, h.RuleAdd(rule("198.18.1.10/32", routing.DefaultTable, 3000)))
+				// Rules into our table we never make: "to" without
+				// the unspecified source (it would hijack traffic
+				// already sourced from the primary address) and a
+				// peer rule at the older priority.
+				toOnly := rule("", routing.DefaultTable, routing.DefaultPriority)
+				toOnly.Dst = mustNet("198.18.2.10/32")
+				must(t, h.RuleAdd(toOnly))
+				oldPeer := rule("0.0.0.0/32", routing.DefaultTable, 3000)
+				oldPeer.Dst = mustNet("198.18.2.10/32")
+				must(t, h.RuleAdd(oldPeer))
 				// What amazon-ec2-net-utils would have set up.
 				must(t, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Table: 10001,
 					Dst: mustNet("0.0.0.0/0"), Gw: net.ParseIP("198.18.1.1")}))
 				must(t, h.RuleAdd(rule("198.18.1.10/32", 10001, 10001)))
 			},
 			runs: []run{
-				{"198.18.1.10", []string{
+				{"198.18.1.10", []string{"198.18.2.10"}, 0, []string{
 					"address 198.18.1.99/24 removed from enp0s6",
 					"address 198.18.1.10/24 added to enp0s6",
 					"route 198.18.2.0/24 dev enp0s6 scope link table 2181 removed",
+					"route default via 198.18.1.1 dev enp0s6 src 198.18.1.10 table 2181 set",
 					"rule from 198.18.1.99/32 lookup 2181 priority 2181 removed",
 					"rule from 198.18.1.10/32 lookup 2181 priority 3000 removed",
 					"rule from 198.18.1.10/32 lookup 2181 priority 2181 added",
+					"rule from all to 198.18.2.10/32 lookup 2181 priority 2181 removed",
+					"rule from 0.0.0.0/32 to 198.18.2.10/32 lookup 2181 priority 3000 removed",
+					"rule from 0.0.0.0/32 to 198.18.2.10/32 lookup 2181 priority 2181 added",
 				}},
-				{"198.18.1.10", nil},
+				{"198.18.1.10", []string{"198.18.2.10"}, 0, nil},
 			},
 			check: func(t *testing.T, ns *netnstest.NS, link netlink.Link) {
 				h := ns.Netlink()
@@ -167,11 +223,15 @@ func TestApply(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(t, ns, link)
 			}
-			var ip string
+			var last Spec
 			for i, r := range tt.runs {
-				ip = r.ip
+				last = testSpec(t, r.ip)
+				last.MTU = r.mtu
+				for _, p := range r.peers {
+					last.Peers = append(last.Peers, netip.MustParseAddr(p))
+				}
 				before := snapshot(t, ns)
-				res := apply(t, ns, testSpec(t, r.ip))
+				res := apply(t, ns, last)
 				if res.Link != tt.link || res.Index != link.Attrs().Index {
 					t.Errorf("run %d: result link %s index %d, want %s index %d", i, res.Link, res.Index, tt.link, link.Attrs().Index)
 				}
@@ -189,7 +249,7 @@ func TestApply(t *testing.T) {
 					}
 				}
 			}
-			checkConfigured(t, ns, link, ip)
+			checkConfigured(t, ns, link, last)
 			if tt.check != nil {
 				tt.check(t, ns, link)
 			}
@@ -220,7 +280,7 @@ func TestApplyLinkAppearsLater(t *testing.T) {
 	if res.Index != link.Attrs().Index {
 		t.Errorf("result link %s index %d, want ens6 index %d", res.Link, res.Index, link.Attrs().Index)
 	}
-	checkConfigured(t, ns, link, "198.18.1.10")
+	checkConfigured(t, ns, link, spec)
 }
 
 // TestApplyNoLink fails at the deadline and changes nothing.
@@ -254,10 +314,12 @@ func TestApplyInvalid(t *testing.T) {
 	}
 }
 
-// checkConfigured reads the namespace back: link up, exactly our address in
-// the subnet, exactly our two routes in our table, exactly our rule into it.
-func checkConfigured(t *testing.T, ns *netnstest.NS, link netlink.Link, ip string) {
+// checkConfigured reads the namespace back: link up with the spec's MTU,
+// exactly our address in the subnet, exactly our two routes in our table,
+// exactly our source rule and one rule per distinct peer into it.
+func checkConfigured(t *testing.T, ns *netnstest.NS, link netlink.Link, spec Spec) {
 	t.Helper()
+	ip := spec.IP.String()
 	h := ns.Netlink()
 	l, err := h.LinkByIndex(link.Attrs().Index)
 	if err != nil {
@@ -267,17 +329,36 @@ func checkConfigured(t *testing.T, ns *netnstest.NS, link netlink.Link, ip strin
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("link %s is down", name)
 	}
+	if got, want := l.Attrs().MTU, spec.mtu(); got != want {
+		t.Errorf("link %s mtu %d, want %d", name, got, want)
+	}
 	if got, want := addrs(t, h, l, testSubnet), []string{ip + "/24"}; !slices.Equal(got, want) {
 		t.Errorf("addresses in %s on %s = %v, want %v", testSubnet, name, got, want)
 	}
 	wantRoutes := []string{
-		"0.0.0.0/0 via 198.18.1.1 dev " + name,
+		"0.0.0.0/0 via 198.18.1.1 dev " + name + " src " + ip,
 		"198.18.1.0/24 dev " + name + " scope link src " + ip,
 	}
 	if got := routes(t, h, routing.DefaultTable); !slices.Equal(got, wantRoutes) {
 		t.Errorf("table %d = %v, want %v", routing.DefaultTable, got, wantRoutes)
 	}
-	if got, want := rules(t, h, routing.DefaultTable), []string{fmt.Sprintf("from %s/32 priority %d", ip, routing.DefaultPriority)}; !slices.Equal(got, want) {
+	// noprefixroute: main routes nothing of the subnet through the ENI.
+	var inMain []string
+	for _, r := range routes(t, h, unix.RT_TABLE_MAIN) {
+		dst, _, _ := strings.Cut(r, " ")
+		if strings.Contains(r, " dev "+name) && netip.MustParsePrefix(dst).Overlaps(spec.Subnet) {
+			inMain = append(inMain, r)
+		}
+	}
+	if len(inMain) != 0 {
+		t.Errorf("main routes %v through %s, want none in %s", inMain, name, spec.Subnet)
+	}
+	wantRules := []string{fmt.Sprintf("from %s/32 priority %d", ip, routing.DefaultPriority)}
+	for _, p := range spec.peers() {
+		wantRules = append(wantRules, fmt.Sprintf("from 0.0.0.0/32 to %s/32 priority %d", p, routing.DefaultPriority))
+	}
+	slices.Sort(wantRules)
+	if got, want := rules(t, h, routing.DefaultTable), wantRules; !slices.Equal(got, want) {
 		t.Errorf("rules into table %d = %v, want %v", routing.DefaultTable, got, want)
 	}
 }
@@ -327,9 +408,14 @@ func rules(t *testing.T, h *netlink.Handle, table int) []string {
 	must(t, err)
 	var out []string
 	for _, r := range list {
-		if r.Table == table {
-			out = append(out, fmt.Sprintf("from %s priority %d", r.Src, r.Priority))
+		if r.Table != table {
+			continue
 		}
+		s := fmt.Sprintf("from %s", r.Src)
+		if r.Dst != nil {
+			s += " to " + r.Dst.String()
+		}
+		out = append(out, s+fmt.Sprintf(" priority %d", r.Priority))
 	}
 	slices.Sort(out)
 	return out
@@ -365,9 +451,12 @@ func snapshot(t *testing.T, ns *netnstest.NS) string {
 	return b.String()
 }
 
+// rule returns "from src lookup table" at priority; src "" is "from all".
 func rule(src string, table, priority int) *netlink.Rule {
 	r := netlink.NewRule()
-	r.Src = mustNet(src)
+	if src != "" {
+		r.Src = mustNet(src)
+	}
 	r.Table = table
 	r.Priority = priority
 	return r

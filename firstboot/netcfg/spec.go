@@ -1,7 +1,9 @@
 // Package netcfg makes the instance reachable at its ENI's address: it finds
 // the hot-plugged link by MAC, puts the address on it, and routes traffic
 // sourced from that address through the ENI with a dedicated route table and
-// a source rule (the containernetworking "sbr" pattern). Everything is
+// a source rule (the containernetworking "sbr" pattern), steers connections
+// the node opens to its ensemble peers into the same table so they leave from
+// the ENI's address too, and gives the link EC2's MTU. Everything is
 // idempotent; a second Apply changes nothing.
 //
 // Functions operate in the calling thread's network namespace.
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/zkaas/zkaas/firstboot/routing"
@@ -22,6 +25,17 @@ import (
 // DefaultLinkWait bounds the wait for the ENI's link to appear after the
 // attachment is reported: hot-plug normally takes well under a second.
 const DefaultLinkWait = 60 * time.Second
+
+// MTU bounds and default. EC2 supports jumbo frames, 9001 bytes, for traffic
+// inside a VPC and sets 9001 on the primary interface by DHCP; a hot-plugged
+// ENI gets no DHCP here, so Apply sets it. 576 is the smallest datagram every
+// IPv4 host must accept (RFC 791), the lower bound package ensemble checks
+// too. https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html
+const (
+	DefaultMTU = 9001
+	MinMTU     = 576
+	MaxMTU     = 9001
+)
 
 // Spec is the network configuration of one ENI.
 type Spec struct {
@@ -35,6 +49,14 @@ type Spec struct {
 	// routing.DefaultPriority.
 	Table    int
 	Priority int
+	// Peers are the other nodes' addresses (the ensemble config's node IPs
+	// without this node's). Connections the node opens to them without
+	// binding a source address — ZooKeeper's quorum and election
+	// connections — are routed through the ENI from its address; see
+	// Apply.
+	Peers []netip.Addr
+	// MTU of the ENI's link; zero selects DefaultMTU.
+	MTU int
 	// LinkWait bounds the wait for the link to appear; zero selects
 	// DefaultLinkWait.
 	LinkWait time.Duration
@@ -77,6 +99,19 @@ func (s Spec) Validate() error {
 	if err := routing.ValidatePriority(s.priority()); err != nil {
 		errs = append(errs, err)
 	}
+	for _, p := range s.Peers {
+		switch {
+		case !p.Is4():
+			errs = append(errs, fmt.Errorf("peer %s: want an IPv4 address", p))
+		case !p.IsGlobalUnicast():
+			errs = append(errs, fmt.Errorf("peer %s: want a unicast address", p))
+		case p == s.IP:
+			errs = append(errs, fmt.Errorf("peer %s is the ENI's own address", p))
+		}
+	}
+	if m := s.mtu(); m < MinMTU || m > MaxMTU {
+		errs = append(errs, fmt.Errorf("mtu %d: want %d-%d (EC2's jumbo frame MTU inside a VPC is %d)", m, MinMTU, MaxMTU, MaxMTU))
+	}
 	if s.LinkWait < 0 {
 		errs = append(errs, fmt.Errorf("link wait %s: want a positive duration", s.LinkWait))
 	}
@@ -85,6 +120,16 @@ func (s Spec) Validate() error {
 
 func (s Spec) table() int    { return cmp.Or(s.Table, routing.DefaultTable) }
 func (s Spec) priority() int { return cmp.Or(s.Priority, routing.DefaultPriority) }
+
+func (s Spec) mtu() int { return cmp.Or(s.MTU, DefaultMTU) }
+
+// peers returns the peers sorted and without duplicates, so the rules Apply
+// wants do not depend on the config's order.
+func (s Spec) peers() []netip.Addr {
+	p := slices.Clone(s.Peers)
+	slices.SortFunc(p, netip.Addr.Compare)
+	return slices.Compact(p)
+}
 
 func (s Spec) linkWait() time.Duration { return cmp.Or(s.LinkWait, DefaultLinkWait) }
 

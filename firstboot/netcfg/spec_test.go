@@ -3,6 +3,7 @@ package netcfg
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,15 @@ func TestSpecValidate(t *testing.T) {
 		{"main table", func(s *Spec) { s.Table = 254 }, "route table 254"},
 		{"net-utils priority", func(s *Spec) { s.Priority = 10001 }, "rule priority 10001"},
 		{"negative wait", func(s *Spec) { s.LinkWait = -time.Second }, "link wait"},
+		{"peers", func(s *Spec) { s.Peers = ipList("10.0.2.10", "10.0.3.10", "10.0.2.10") }, ""},
+		{"ipv6 peer", func(s *Spec) { s.Peers = ipList("10.0.2.10", "2001:db8::1") }, "peer 2001:db8::1: want an IPv4"},
+		{"unset peer", func(s *Spec) { s.Peers = []netip.Addr{{}} }, "want an IPv4"},
+		{"multicast peer", func(s *Spec) { s.Peers = ipList("224.0.0.1") }, "want a unicast"},
+		{"self as peer", func(s *Spec) { s.Peers = ipList("10.0.1.10") }, "the ENI's own address"},
+		{"jumbo mtu", func(s *Spec) { s.MTU = 9001 }, ""},
+		{"smallest mtu", func(s *Spec) { s.MTU = 576 }, ""},
+		{"mtu too small", func(s *Spec) { s.MTU = 575 }, "mtu 575"},
+		{"mtu above ec2", func(s *Spec) { s.MTU = 9216 }, "mtu 9216"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +56,25 @@ func TestSpecValidate(t *testing.T) {
 				t.Errorf("error %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func ipList(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+func TestSpecPeers(t *testing.T) {
+	s := Spec{Peers: ipList("10.0.3.10", "10.0.2.10", "10.0.3.10", "10.0.1.20")}
+	got := s.peers()
+	if want := ipList("10.0.1.20", "10.0.2.10", "10.0.3.10"); !slices.Equal(got, want) {
+		t.Errorf("peers() = %v, want %v", got, want)
+	}
+	if s.Peers[0] != netip.MustParseAddr("10.0.3.10") {
+		t.Errorf("peers() reordered the spec's slice: %v", s.Peers)
 	}
 }
 
