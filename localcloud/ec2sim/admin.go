@@ -3,7 +3,9 @@ package ec2sim
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 )
 
 // adminHandler serves the Go admin API as JSON under /_sim/, for the
@@ -20,6 +22,7 @@ import (
 //	POST /_sim/volumes                     {"availabilityZone","sizeGiB","tags"} -> Volume
 //	GET  /_sim/volumes/{id}                -> Volume
 //	PUT  /_sim/faults                      Faults
+//	PUT  /_sim/lag                         {"instances","volumes","networkInterfaces","newIds": "300ms", "random": true} (SetLag)
 //	POST /_sim/stick/{id}                  (StickNextAttach)
 //	GET  /_sim/stats                       -> Stats
 //	POST /_sim/stats/reset
@@ -93,6 +96,37 @@ func (s *Sim) adminHandler() http.Handler {
 			s.SetFaults(f)
 			reply(w, nil, nil)
 		}
+	})
+	mux.HandleFunc("PUT /_sim/lag", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Instances         string `json:"instances"`
+			Volumes           string `json:"volumes"`
+			NetworkInterfaces string `json:"networkInterfaces"`
+			NewIDs            string `json:"newIds"`
+			Random            bool   `json:"random"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		l := Lag{Random: in.Random}
+		for _, f := range []struct {
+			name string
+			in   string
+			out  *time.Duration
+		}{{"instances", in.Instances, &l.Instances}, {"volumes", in.Volumes, &l.Volumes},
+			{"networkInterfaces", in.NetworkInterfaces, &l.NetworkInterfaces}, {"newIds", in.NewIDs, &l.NewIDs}} {
+			if f.in == "" {
+				continue
+			}
+			d, err := time.ParseDuration(f.in)
+			if err != nil || d < 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("%s: %q is not a duration like 300ms", f.name, f.in)})
+				return
+			}
+			*f.out = d
+		}
+		s.SetLag(l)
+		reply(w, nil, nil)
 	})
 	mux.HandleFunc("POST /_sim/stick/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.StickNextAttach(r.PathValue("id"))

@@ -51,7 +51,7 @@ func eniAttachmentField(n NetworkInterface, f func(*ENIAttachment) string) []str
 }
 
 func (s *Sim) describeNetworkInterfaces(q query, now time.Time) (result, error) {
-	list, next, err := eniKind.describe(s.enis, q, s.describeTime(now))
+	list, next, err := eniKind.describe(s.enis, q, s.describeTime(apiENIs, now), s.gcTime(now))
 	if err != nil {
 		return nil, err
 	}
@@ -120,11 +120,11 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 		}
 		return nil, clientError(CodeInvalidParameterValue, "Network card index %d is not supported by this instance type", card)
 	}
-	n, err := eniKind.find(s.enis, eniID)
+	n, err := findForMutation(s, eniKind, s.enis, eniID, now)
 	if err != nil {
 		return nil, err
 	}
-	inst, err := instanceKind.find(s.instances, instID)
+	inst, err := findForMutation(s, instanceKind, s.instances, instID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 	n = n.clone()
 	n.Status = StatusInUse
 	n.Attachment = att
-	s.enis.put(n.ID, n, now, s.opts.Consistency)
+	s.enis.put(n.ID, n, now, s.retain)
 	if !att.stuck {
 		s.after(s.opts.Latency.ENIAttach, func() { s.completeENIAttach(eniID, att.ID) })
 	}
@@ -229,7 +229,7 @@ func (s *Sim) completeENIAttach(eniID, attID string) {
 	}
 	n = n.clone()
 	n.Attachment.Status = AttachAttached
-	s.enis.put(n.ID, n, time.Now(), s.opts.Consistency)
+	s.enis.put(n.ID, n, time.Now(), s.retain)
 }
 
 func (s *Sim) detachNetworkInterface(q query, now time.Time) (result, error) {
@@ -279,7 +279,7 @@ func (s *Sim) startENIDetach(n NetworkInterface, now time.Time) {
 	n = n.clone()
 	n.Attachment.Status = AttachDetaching
 	n.Attachment.stuck = false
-	s.enis.put(n.ID, n, now, s.opts.Consistency)
+	s.enis.put(n.ID, n, now, s.retain)
 	eniID, attID := n.ID, n.Attachment.ID
 	s.after(s.opts.Latency.ENIDetach, func() { s.completeENIDetach(eniID, attID) })
 }
@@ -295,7 +295,7 @@ func (s *Sim) completeENIDetach(eniID, attID string) {
 	n = n.clone()
 	n.Status = StatusAvailable
 	n.Attachment = nil
-	s.enis.put(n.ID, n, time.Now(), s.opts.Consistency)
+	s.enis.put(n.ID, n, time.Now(), s.retain)
 	s.mu.Unlock()
 	if hook := s.opts.Hooks.ENIDetached; hook != nil {
 		hook(ev)
@@ -309,7 +309,7 @@ func (s *Sim) modifyNetworkInterfaceAttribute(q query, now time.Time) (result, e
 	if err != nil {
 		return nil, err
 	}
-	n, err := eniKind.find(s.enis, eniID)
+	n, err := findForMutation(s, eniKind, s.enis, eniID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +330,7 @@ func (s *Sim) modifyNetworkInterfaceAttribute(q query, now time.Time) (result, e
 	if hasDOT {
 		n = n.clone()
 		n.Attachment.DeleteOnTermination = dot
-		s.enis.put(n.ID, n, now, s.opts.Consistency)
+		s.enis.put(n.ID, n, now, s.retain)
 	}
 	return &returnResponse{Return: true}, nil
 }
@@ -353,7 +353,7 @@ func (s *Sim) CreateNetworkInterface(subnetID, privateIP string, tags map[string
 		ID: s.newID("eni-"), SubnetID: sub.ID, VPCID: sub.VPCID, AZ: sub.AZ,
 		PrivateIP: ip.String(), MAC: s.newMAC(), Status: StatusAvailable, Tags: maps.Clone(tags),
 	}
-	s.enis.put(n.ID, n, time.Now(), s.opts.Consistency)
+	s.enis.put(n.ID, n, time.Now(), s.retain)
 	return n.clone(), nil
 }
 

@@ -15,7 +15,8 @@ type store[T any] struct {
 }
 
 type history[T any] struct {
-	vs []version[T]
+	vs      []version[T]
+	created time.Time // when the first version was put
 }
 
 type version[T any] struct {
@@ -55,7 +56,7 @@ func (s *store[T]) remove(id string, now time.Time, lag time.Duration) {
 func (s *store[T]) append(id string, v version[T], now time.Time, lag time.Duration) {
 	h := s.m[id]
 	if h == nil {
-		h = &history[T]{}
+		h = &history[T]{created: v.at}
 		s.m[id] = h
 	}
 	h.vs = append(h.vs, v)
@@ -91,20 +92,29 @@ func (s *store[T]) getAsOf(id string, t time.Time) (T, bool) {
 }
 
 // asOf returns every resource visible at t, ordered by id so pagination is
-// stable. t is always now-lag, so a deletion visible at t is final and its
-// history can go.
-func (s *store[T]) asOf(t time.Time) []T {
+// stable. No Describe looks back before gc, so a deletion visible at gc is
+// final and its history can go.
+func (s *store[T]) asOf(t, gc time.Time) []T {
 	var out []T
 	for _, id := range s.ids() {
 		if v, ok := s.getAsOf(id, t); ok {
 			out = append(out, v)
 			continue
 		}
-		if vs := s.m[id].vs; vs[len(vs)-1].gone && !vs[len(vs)-1].at.After(t) {
+		if vs := s.m[id].vs; vs[len(vs)-1].gone && !vs[len(vs)-1].at.After(gc) {
 			delete(s.m, id)
 		}
 	}
 	return out
+}
+
+// createdAt returns when id was first put (while its history lasts).
+func (s *store[T]) createdAt(id string) (time.Time, bool) {
+	h := s.m[id]
+	if h == nil {
+		return time.Time{}, false
+	}
+	return h.created, true
 }
 
 // current returns every existing resource, ordered by id.

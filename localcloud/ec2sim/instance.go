@@ -42,12 +42,12 @@ const (
 // block devices as of the same moment, so one call shows a consistent
 // (possibly stale) picture of both attachments: what a claimer polls.
 func (s *Sim) describeInstances(q query, now time.Time) (result, error) {
-	t := s.describeTime(now)
-	list, next, err := instanceKind.describe(s.instances, q, t)
+	t, gc := s.describeTime(apiInstances, now), s.gcTime(now)
+	list, next, err := instanceKind.describe(s.instances, q, t, gc)
 	if err != nil {
 		return nil, err
 	}
-	enis, vols := s.enis.asOf(t), s.volumes.asOf(t)
+	enis, vols := s.enis.asOf(t, gc), s.volumes.asOf(t, gc)
 	out := &describeInstancesResponse{NextToken: next}
 	for _, inst := range list {
 		out.Reservations.Items = append(out.Reservations.Items, xmlReservation{
@@ -124,7 +124,7 @@ func (s *Sim) RunInstanceOfType(subnetID, instanceType string) (Instance, error)
 		return Instance{}, fmt.Errorf("run instance in %s: %w", subnetID, err)
 	}
 	now := time.Now()
-	lag := s.opts.Consistency
+	lag := s.retain
 	inst := Instance{
 		ID: s.newID("i-"), ReservationID: s.newID("r-"), InstanceType: instanceType, SubnetID: sub.ID, VPCID: sub.VPCID, AZ: sub.AZ,
 		PrivateIP: ip.String(), MAC: s.newMAC(), State: StatePending, LaunchTime: now,
@@ -164,7 +164,7 @@ func (s *Sim) startInstance(id string) {
 	}
 	inst = inst.clone()
 	inst.State = StateRunning
-	s.instances.put(id, inst, time.Now(), s.opts.Consistency)
+	s.instances.put(id, inst, time.Now(), s.retain)
 }
 
 // TerminateInstance starts terminating an instance: shutting-down now,
@@ -184,7 +184,7 @@ func (s *Sim) TerminateInstance(id string) error {
 	}
 	inst = inst.clone()
 	inst.State = StateShuttingDown
-	s.instances.put(id, inst, time.Now(), s.opts.Consistency)
+	s.instances.put(id, inst, time.Now(), s.retain)
 	s.after(s.opts.Latency.InstanceTerminate, func() { s.finishTerminate(id) })
 	return nil
 }
@@ -196,7 +196,7 @@ func (s *Sim) finishTerminate(id string) {
 		s.mu.Unlock()
 		return
 	}
-	now, lag := time.Now(), s.opts.Consistency
+	now, lag := time.Now(), s.retain
 	inst = inst.clone()
 	inst.State = StateTerminated
 	s.instances.put(id, inst, now, lag)

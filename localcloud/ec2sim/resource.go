@@ -44,7 +44,7 @@ func (k *kind[T]) find(st *store[T], id string) (T, error) {
 // describe selects what a Describe call returns, as of t: the explicit ids
 // (each must exist at t) or everything, narrowed by the filters, one page of
 // it, and the next page's token.
-func (k *kind[T]) describe(st *store[T], q query, t time.Time) ([]T, string, error) {
+func (k *kind[T]) describe(st *store[T], q query, t, gc time.Time) ([]T, string, error) {
 	ids := q.ids(k.idParam)
 	if len(ids) > 0 && q.has("MaxResults") && k.idsWithMax != "" {
 		return nil, "", clientError(CodeInvalidParameterCombo, "The parameter %s cannot be used with the parameter maxResults", k.idsWithMax)
@@ -59,7 +59,7 @@ func (k *kind[T]) describe(st *store[T], q query, t time.Time) ([]T, string, err
 	}
 	var items []T
 	if len(ids) == 0 {
-		items = st.asOf(t)
+		items = st.asOf(t, gc)
 	} else {
 		for _, id := range ids {
 			if err := k.checkID(id); err != nil {

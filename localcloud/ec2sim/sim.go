@@ -8,6 +8,21 @@
 // consistency of Describe, per-account throttling and injected faults
 // (throttling, attachments stuck in attaching, lost attach races).
 //
+// The knobs, all off in the zero Options:
+//   - Latency: round trips and transition delays.
+//   - Consistency and Lag: how stale Describe is, per API
+//     (Lag.Instances, Lag.Volumes, Lag.NetworkInterfaces), whether each
+//     answer picks its own staleness (Lag.Random: not monotonic), and how
+//     long a new id is unknown to mutations (Lag.NewIDs). SetLag changes
+//     them at run time.
+//   - Faults (SetFaults): throttling, stuck attaches, lost races, forced
+//     detaches that lose the ENI's device index or hold the volume's
+//     device name.
+//   - Per resource: StickNextAttach.
+//   - Instance types (RunInstanceOfType) cap the network interfaces.
+//
+// The admin API (admin.go) and the ec2sim command's flags expose the same.
+//
 // A Sim is an http.Handler. EC2 calls are POSTed to any path; paths under
 // /_sim/ are a small JSON admin API mirroring the Go admin methods
 // (CreateSubnet, RunInstance, ...) for the standalone command.
@@ -32,6 +47,7 @@ type Options struct {
 	Region      string        // default "us-east-1"
 	Latency     Latency       // all zero: instant
 	Consistency time.Duration // Describe* shows state as it was this long ago
+	Lag         Lag           // per-API, random and mutation lags, on top of Consistency
 	Throttle    *Throttle     // nil = DefaultThrottle; &Throttle{Disabled: true} switches it off
 	Faults      Faults
 	Hooks       Hooks
@@ -50,6 +66,48 @@ type Latency struct {
 	InstanceStart              time.Duration // pending→running; 0 launches instances already running
 	InstanceTerminate          time.Duration // shutting-down→terminated
 }
+
+// Lag refines Consistency. EC2's "Eventual consistency in the Amazon EC2
+// API" (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+// "the result of an API command you run that affects your Amazon EC2
+// resources might not be immediately visible to all subsequent commands you
+// run", and "if you run a command to modify or describe the resource that
+// you just created, its ID might not have propagated throughout the system,
+// and you will get an error responding that the resource does not exist."
+// The zero value adds nothing: every Describe shows the state exactly
+// Consistency ago, and mutations see the true state.
+type Lag struct {
+	// Instances, Volumes and NetworkInterfaces are how stale
+	// DescribeInstances (with the interfaces and block devices it embeds),
+	// DescribeVolumes and DescribeNetworkInterfaces are, each on its own;
+	// 0 means Consistency. So DescribeInstances may show a volume attached
+	// while DescribeVolumes still shows it attaching, or the other way round.
+	Instances         time.Duration `json:"instances"`
+	Volumes           time.Duration `json:"volumes"`
+	NetworkInterfaces time.Duration `json:"networkInterfaces"`
+	// Random makes each answer (and each NewIDs check) pick its own
+	// staleness, uniformly between none and the maximum, instead of always
+	// the maximum: Describe is then not monotonic, a later call may show an
+	// older state than an earlier one (it reached another replica).
+	Random bool `json:"random"`
+	// NewIDs: for this long after an ENI, volume or instance was created,
+	// mutations naming it (AttachNetworkInterface,
+	// ModifyNetworkInterfaceAttribute, AttachVolume, DetachVolume,
+	// CreateTags; the instance of an attach too) answer its
+	// Invalid....NotFound error, as Describe does within its lag. The Go
+	// admin API is not affected.
+	NewIDs time.Duration `json:"newIds"`
+}
+
+// api names the Describe views that lag independently.
+type api int
+
+const (
+	apiInstances api = iota
+	apiVolumes
+	apiENIs
+	apiSubnets
+)
 
 // Faults are injected with the given probabilities, drawn from the seeded
 // generator.
@@ -145,6 +203,8 @@ type Sim struct {
 	enis       *store[NetworkInterface]
 	volumes    *store[Volume]
 	faults     Faults
+	lag        Lag
+	retain     time.Duration              // how far back a Describe can look: the largest lag ever configured
 	stick      map[string]bool            // resource ids whose next attach sticks
 	lostIndex  map[string]map[int32]bool  // instance id -> device indexes a forced detach made unusable
 	heldDevice map[string]map[string]bool // instance id -> device slots a forced detach left held
@@ -154,7 +214,7 @@ type Sim struct {
 
 	// Separate streams so that, for one seed, ids do not depend on how many
 	// faults were drawn and faults do not depend on jitter.
-	idRNG, faultRNG, jitterRNG *rand.Rand
+	idRNG, faultRNG, jitterRNG, lagRNG *rand.Rand
 
 	timers   map[uint64]*time.Timer
 	timerSeq uint64
@@ -187,8 +247,11 @@ func New(opts Options) *Sim {
 		idRNG:      stream(1),
 		faultRNG:   stream(2),
 		jitterRNG:  stream(3),
+		lagRNG:     stream(4),
+		lag:        opts.Lag,
 		timers:     map[uint64]*time.Timer{},
 	}
+	s.retain = maxLag(opts.Consistency, opts.Lag)
 	s.vpcID = s.newID("vpc-")
 	s.admin = s.adminHandler()
 	return s
@@ -276,8 +339,60 @@ func (s *Sim) newMAC() string {
 	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(b>>32), byte(b>>24), byte(b>>16), byte(b>>8), byte(b))
 }
 
-// describeTime is the moment Describe calls see. Call with s.mu held.
-func (s *Sim) describeTime(now time.Time) time.Time { return now.Add(-s.opts.Consistency) }
+// SetLag replaces Options.Lag. Versions older than every lag configured so
+// far are already gone, so raising a lag shows history from now on only.
+func (s *Sim) SetLag(l Lag) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lag = l
+	s.retain = max(s.retain, maxLag(s.opts.Consistency, l))
+}
+
+func maxLag(consistency time.Duration, l Lag) time.Duration {
+	return max(consistency, l.Instances, l.Volumes, l.NetworkInterfaces, l.NewIDs)
+}
+
+// staleness draws how far behind one answer is, given the maximum. Call
+// with s.mu held.
+func (s *Sim) staleness(most time.Duration) time.Duration {
+	if !s.lag.Random || most <= 0 {
+		return most
+	}
+	return time.Duration(s.lagRNG.Int64N(int64(most) + 1))
+}
+
+// describeTime is the moment one Describe call of that API sees. Call with
+// s.mu held.
+func (s *Sim) describeTime(a api, now time.Time) time.Time {
+	most := s.opts.Consistency
+	switch {
+	case a == apiInstances && s.lag.Instances > 0:
+		most = s.lag.Instances
+	case a == apiVolumes && s.lag.Volumes > 0:
+		most = s.lag.Volumes
+	case a == apiENIs && s.lag.NetworkInterfaces > 0:
+		most = s.lag.NetworkInterfaces
+	}
+	return now.Add(-s.staleness(most))
+}
+
+// gcTime is the moment before which no Describe can look any more. Call
+// with s.mu held.
+func (s *Sim) gcTime(now time.Time) time.Time { return now.Add(-s.retain) }
+
+// findForMutation is kind.find for an API mutation: within Lag.NewIDs of
+// its creation, a resource is not found yet. Call with s.mu held.
+func findForMutation[T any](s *Sim, k *kind[T], st *store[T], id string, now time.Time) (T, error) {
+	v, err := k.find(st, id)
+	if err != nil || s.lag.NewIDs <= 0 {
+		return v, err
+	}
+	if created, ok := st.createdAt(id); ok && now.Sub(created) < s.staleness(s.lag.NewIDs) {
+		var zero T
+		return zero, k.notFound(id)
+	}
+	return v, nil
+}
 
 type action struct {
 	mutating bool

@@ -26,7 +26,7 @@ var subnetKind = &kind[Subnet]{
 }
 
 func (s *Sim) describeSubnets(q query, now time.Time) (result, error) {
-	list, next, err := subnetKind.describe(s.subnets, q, s.describeTime(now))
+	list, next, err := subnetKind.describe(s.subnets, q, s.describeTime(apiSubnets, now), s.gcTime(now))
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (s *Sim) CreateSubnet(az, cidr string) (string, error) {
 		}
 	}
 	sub := Subnet{ID: s.newID("subnet-"), VPCID: s.vpcID, AZ: az, CIDR: cidr}
-	s.subnets.put(sub.ID, sub, time.Now(), s.opts.Consistency)
+	s.subnets.put(sub.ID, sub, time.Now(), s.retain)
 	return sub.ID, nil
 }
 

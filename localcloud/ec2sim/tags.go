@@ -12,7 +12,11 @@ import (
 // createTags adds or overwrites tags on ENIs, volumes, instances and
 // subnets. Every resource is checked before any is changed, so a bad id
 // changes nothing, as in EC2.
-func (s *Sim) createTags(q query, now time.Time) (result, error) {
+func (s *Sim) createTags(q query, now time.Time) (result, error) { return s.tag(q, now, true) }
+
+// tag is CreateTags; api says whether the call came through the API (and so
+// sees Lag.NewIDs) or from the Go admin API.
+func (s *Sim) tag(q query, now time.Time, api bool) (result, error) {
 	ids := q.ids("ResourceId")
 	if len(ids) == 0 {
 		return nil, errMissing("ResourceId")
@@ -40,13 +44,13 @@ func (s *Sim) createTags(q query, now time.Time) (result, error) {
 		var f func()
 		switch {
 		case strings.HasPrefix(id, eniKind.prefix):
-			f, err = retag(eniKind, s.enis, id, tags, now, s.opts.Consistency, func(n NetworkInterface, m map[string]string) NetworkInterface { n.Tags = m; return n })
+			f, err = retag(s, api, eniKind, s.enis, id, tags, now, func(n NetworkInterface, m map[string]string) NetworkInterface { n.Tags = m; return n })
 		case strings.HasPrefix(id, volumeKind.prefix):
-			f, err = retag(volumeKind, s.volumes, id, tags, now, s.opts.Consistency, func(v Volume, m map[string]string) Volume { v.Tags = m; return v })
+			f, err = retag(s, api, volumeKind, s.volumes, id, tags, now, func(v Volume, m map[string]string) Volume { v.Tags = m; return v })
 		case strings.HasPrefix(id, instanceKind.prefix):
-			f, err = retag(instanceKind, s.instances, id, tags, now, s.opts.Consistency, func(i Instance, m map[string]string) Instance { i.Tags = m; return i })
+			f, err = retag(s, api, instanceKind, s.instances, id, tags, now, func(i Instance, m map[string]string) Instance { i.Tags = m; return i })
 		case strings.HasPrefix(id, subnetKind.prefix):
-			f, err = retag(subnetKind, s.subnets, id, tags, now, s.opts.Consistency, func(sub Subnet, m map[string]string) Subnet { sub.Tags = m; return sub })
+			f, err = retag(s, api, subnetKind, s.subnets, id, tags, now, func(sub Subnet, m map[string]string) Subnet { sub.Tags = m; return sub })
 		default:
 			err = clientError(CodeInvalidID, "The ID '%s' is not valid", id)
 		}
@@ -63,8 +67,12 @@ func (s *Sim) createTags(q query, now time.Time) (result, error) {
 
 // retag checks that id exists and returns the change that tags it. Versions
 // are immutable: the tag map is copied, the rest is shared.
-func retag[T any](k *kind[T], st *store[T], id string, tags []xmlTag, now time.Time, lag time.Duration, withTags func(T, map[string]string) T) (func(), error) {
-	v, err := k.find(st, id)
+func retag[T any](s *Sim, api bool, k *kind[T], st *store[T], id string, tags []xmlTag, now time.Time, withTags func(T, map[string]string) T) (func(), error) {
+	find := k.find
+	if api {
+		find = func(st *store[T], id string) (T, error) { return findForMutation(s, k, st, id, now) }
+	}
+	v, err := find(st, id)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +84,7 @@ func retag[T any](k *kind[T], st *store[T], id string, tags []xmlTag, now time.T
 		for _, t := range tags {
 			m[t.Key] = t.Value
 		}
-		st.put(id, withTags(v, m), now, lag)
+		st.put(id, withTags(v, m), now, s.retain)
 	}, nil
 }
 
@@ -96,6 +104,6 @@ func (s *Sim) CreateTags(ids []string, tags map[string]string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.createTags(query{form: form}, time.Now())
+	_, err := s.tag(query{form: form}, time.Now(), false)
 	return err
 }

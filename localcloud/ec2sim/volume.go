@@ -55,7 +55,7 @@ func volumeAttachmentField(v Volume, f func(*VolumeAttachment) string) []string 
 }
 
 func (s *Sim) describeVolumes(q query, now time.Time) (result, error) {
-	list, next, err := volumeKind.describe(s.volumes, q, s.describeTime(now))
+	list, next, err := volumeKind.describe(s.volumes, q, s.describeTime(apiVolumes, now), s.gcTime(now))
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +103,11 @@ func (s *Sim) attachVolume(q query, now time.Time) (result, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := volumeKind.find(s.volumes, volID)
+	v, err := findForMutation(s, volumeKind, s.volumes, volID, now)
 	if err != nil {
 		return nil, err
 	}
-	inst, err := instanceKind.find(s.instances, instID)
+	inst, err := findForMutation(s, instanceKind, s.instances, instID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (s *Sim) attachVolume(q query, now time.Time) (result, error) {
 	v = v.clone()
 	v.State = StatusInUse
 	v.Attachment = att
-	s.volumes.put(v.ID, v, now, s.opts.Consistency)
+	s.volumes.put(v.ID, v, now, s.retain)
 	if !att.stuck {
 		gen := att.gen
 		s.after(s.opts.Latency.VolumeAttach, func() { s.completeVolumeAttach(volID, gen) })
@@ -183,7 +183,7 @@ func (s *Sim) completeVolumeAttach(volID string, gen uint64) {
 	}
 	v = v.clone()
 	v.Attachment.State = AttachAttached
-	s.volumes.put(v.ID, v, time.Now(), s.opts.Consistency)
+	s.volumes.put(v.ID, v, time.Now(), s.retain)
 }
 
 func (s *Sim) detachVolume(q query, now time.Time) (result, error) {
@@ -191,7 +191,7 @@ func (s *Sim) detachVolume(q query, now time.Time) (result, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := volumeKind.find(s.volumes, volID)
+	v, err := findForMutation(s, volumeKind, s.volumes, volID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Sim) startVolumeDetach(v Volume, now time.Time) Volume {
 	v = v.clone()
 	v.Attachment.State = AttachDetaching
 	v.Attachment.stuck = false
-	s.volumes.put(v.ID, v, now, s.opts.Consistency)
+	s.volumes.put(v.ID, v, now, s.retain)
 	volID, gen := v.ID, v.Attachment.gen
 	s.after(s.opts.Latency.VolumeDetach, func() { s.completeVolumeDetach(volID, gen) })
 	return v
@@ -249,7 +249,7 @@ func (s *Sim) completeVolumeDetach(volID string, gen uint64) {
 	v = v.clone()
 	v.State = StatusAvailable
 	v.Attachment = nil
-	s.volumes.put(v.ID, v, time.Now(), s.opts.Consistency)
+	s.volumes.put(v.ID, v, time.Now(), s.retain)
 	s.mu.Unlock()
 	if hook := s.opts.Hooks.VolumeDetached; hook != nil {
 		hook(ev)
@@ -268,7 +268,7 @@ func (s *Sim) CreateVolume(az string, sizeGiB int32, tags map[string]string) (Vo
 	}
 	now := time.Now()
 	v := Volume{ID: s.newID("vol-"), AZ: az, SizeGiB: sizeGiB, State: StatusAvailable, CreateTime: now, Tags: maps.Clone(tags)}
-	s.volumes.put(v.ID, v, now, s.opts.Consistency)
+	s.volumes.put(v.ID, v, now, s.retain)
 	return v.clone(), nil
 }
 
