@@ -29,11 +29,17 @@ type Claimer struct {
 	Config   ensemble.Config
 	Identity identity.Instance
 	Log      *slog.Logger
-	// Poll paces the attachment waits; Relist paces new rounds when no node
-	// is free, and waits on a predecessor still releasing. Tests shorten them.
-	Poll   Backoff
-	Relist Backoff
-	Rand   *rand.Rand
+	// Devices, when set, tells when the instance sees the ENI's NIC and the
+	// volume's block device (package hotplug); nil polls EC2 instead.
+	Devices Devices
+	// Poll paces the attachment waits once the instance sees the devices
+	// (or without Devices); Fallback paces them while it does not yet, in
+	// case a signal never comes; Relist paces new rounds when no node is
+	// free, and waits on a predecessor still releasing. Tests shorten them.
+	Poll     Backoff
+	Fallback Backoff
+	Relist   Backoff
+	Rand     *rand.Rand
 	// Counter, when set, counts this Claimer's EC2 client (CallCounter);
 	// the result reports its figure.
 	Counter *CallCounter
@@ -43,26 +49,34 @@ type Claimer struct {
 	// available, and one we detached as still ours.
 	mine     *ownENI
 	detached map[string]bool // ENI attachment ids we let go of
+	// Where an attachment stuck: after a forced detach EC2 may keep an ENI
+	// device index, or a volume's device name, unusable on this instance.
+	badIndex  map[int32]bool
+	badDevice map[string]bool
 }
 
 // ownENI is an ENI attachment this process made.
 type ownENI struct {
 	eni, attachment string
 	deviceIndex     int32
+	since           time.Time // when the attach call returned
 }
 
-// NewClaimer returns a Claimer with production pacing: the first attachment
-// poll within 0.3 s (attaches usually finish in seconds, and every poll
-// interval overshoots the real completion by up to one interval), capped at
-// 0.4 s; re-listing and waiting on others back off to 8 s, so a storm of
-// losers or of replacements waiting for predecessors stays well inside
-// EC2's per-account Describe budget.
+// NewClaimer returns a Claimer with production pacing: once the instance
+// sees the devices (or without Devices), the first attachment poll within
+// 0.3 s (every poll interval overshoots the real completion by up to one
+// interval), capped at 0.4 s; while it does not yet, a Describe every 4 to
+// 8 s, which only matters when a signal never comes; re-listing and
+// waiting on others back off to 8 s, so a storm of losers or of
+// replacements waiting for predecessors stays well inside EC2's
+// per-account Describe budget.
 func NewClaimer(api EC2API, cfg ensemble.Config, id identity.Instance, log *slog.Logger) *Claimer {
 	return &Claimer{
 		EC2: api, Config: cfg, Identity: id, Log: log,
-		Poll:   Backoff{First: 300 * time.Millisecond, Factor: 1.3, Max: 400 * time.Millisecond, Jitter: 0.2},
-		Relist: Backoff{First: 500 * time.Millisecond, Factor: 2, Max: 8 * time.Second, Jitter: 0.5},
-		Rand:   rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
+		Poll:     Backoff{First: 300 * time.Millisecond, Factor: 1.3, Max: 400 * time.Millisecond, Jitter: 0.2},
+		Fallback: Backoff{First: 4 * time.Second, Factor: 1.5, Max: 8 * time.Second, Jitter: 0.2},
+		Relist:   Backoff{First: 500 * time.Millisecond, Factor: 2, Max: 8 * time.Second, Jitter: 0.5},
+		Rand:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
 	}
 }
 
@@ -81,7 +95,7 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 	deadline := c.Config.Claim.Deadline.D()
 	ctx, cancel := context.WithTimeoutCause(ctx, deadline, fmt.Errorf("claim deadline %s passed", deadline))
 	defer cancel()
-	c.mine, c.detached = nil, map[string]bool{}
+	c.mine, c.detached, c.badIndex, c.badDevice = nil, map[string]bool{}, map[int32]bool{}, map[string]bool{}
 	start := time.Now()
 	var last error
 	for round := 0; ; round++ {
@@ -185,6 +199,9 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 	}
 	if held != nil {
 		w.setENI(c, *held, aws.ToString(held.Attachment.AttachmentId), aws.ToInt32(held.Attachment.DeviceIndex))
+		if c.mine != nil && c.mine.eni == w.eniID {
+			w.eniSince = c.mine.since // the stuck bound counts from our attach call
+		}
 		res.Reused = true
 		c.Log.Info("reusing ENI already attached to this instance", "step", "claim-eni", "eni", w.eniID, "node", w.node)
 	} else if prefer := c.preferred(inv); prefer != 0 {
@@ -264,9 +281,10 @@ func (c *Claimer) settle(ctx context.Context, inv inventory) (*types.NetworkInte
 	for _, e := range inv.enis {
 		if c.heldByMe(e.Attachment) {
 			held = append(held, e)
-		} else if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni && e.Attachment == nil {
-			// Our own attach succeeded; the listing has not caught up (it
-			// still shows the ENI available, with no attachment at all).
+		} else if c.mine != nil && aws.ToString(e.NetworkInterfaceId) == c.mine.eni {
+			// Our own attach succeeded and we never let go of it: the
+			// listing has not caught up (it still shows the ENI available,
+			// or an older attachment: views are not monotonic).
 			e.Attachment = &types.NetworkInterfaceAttachment{
 				AttachmentId: aws.String(c.mine.attachment), InstanceId: aws.String(c.Identity.InstanceID),
 				Status: types.AttachmentStatusAttaching, DeviceIndex: aws.Int32(c.mine.deviceIndex),

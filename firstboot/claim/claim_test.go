@@ -33,6 +33,9 @@ type world struct {
 	subnets map[string]string // az -> subnet id
 	enis    map[int]string    // node -> eni id
 	vols    map[int]string    // node -> volume id
+	// devs is what the instances see of their hot-plugged devices; every
+	// claimer gets its instance's view as Devices.
+	devs *simDevices
 }
 
 // layout is "az:count" per AZ, e.g. {"us-east-1a": 3}; node ids count up
@@ -45,10 +48,12 @@ func newWorld(t testing.TB, opts ec2sim.Options, layout []azNodes) *world {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	devs := newSimDevices()
+	opts.Hooks = devs.hooks(opts.Hooks)
 	sim := ec2sim.New(opts)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	w := &world{t: t, sim: sim, url: srv.URL, subnets: map[string]string{}, enis: map[int]string{}, vols: map[int]string{}}
+	w := &world{t: t, sim: sim, url: srv.URL, subnets: map[string]string{}, enis: map[int]string{}, vols: map[int]string{}, devs: devs}
 	cfg := ensemble.Default()
 	cfg.Ensemble = "zk-test"
 	cfg.Claim.Deadline = ensemble.Duration(20 * time.Second)
@@ -125,6 +130,7 @@ func (w *world) claimer(id identity.Instance, seed uint64) (*Claimer, *CallCount
 	api, calls := w.client()
 	c := NewClaimer(api, w.cfg, id, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c.Counter = calls
+	c.Devices = w.devs.of(id.InstanceID)
 	c.Rand = rand.New(rand.NewPCG(seed, seed))
 	c.Relist = Backoff{First: 100 * time.Millisecond, Factor: 2, Max: 500 * time.Millisecond, Jitter: 0.5}
 	return c, c.Counter

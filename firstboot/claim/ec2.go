@@ -105,7 +105,10 @@ func errorMessage(err error) string {
 }
 
 // lostRace reports whether an attach failed because someone else holds the
-// resource: EC2's attach is the lock, and these are the loser's answers.
+// resource: EC2's attach is the lock, and these are the loser's answers
+// (an ENI in use comes as InvalidNetworkInterface.InUse or as
+// InvalidParameterValue "Interface: [eni-…] in use."). Check
+// pendingInstance first: IncorrectState also says the instance is pending.
 func lostRace(err error) bool {
 	switch errorCode(err) {
 	case "InvalidNetworkInterface.InUse", "VolumeInUse", "IncorrectState":
@@ -113,6 +116,43 @@ func lostRace(err error) bool {
 	case "InvalidParameterValue":
 		m := errorMessage(err)
 		return strings.Contains(m, "in use") && !strings.Contains(m, "Attachment point") && !strings.Contains(m, "device index")
+	}
+	return false
+}
+
+// pendingInstance reports an attach refused because the instance is not
+// running yet (a just-launched one is pending for a while): ENI attaches
+// answer IncorrectInstanceState, volume attaches IncorrectState "Instance
+// '…' is not 'running'". Both are retried, never a lost race.
+func pendingInstance(err error) bool {
+	switch errorCode(err) {
+	case "IncorrectInstanceState":
+		return true
+	case "IncorrectState":
+		m := strings.ToLower(errorMessage(err))
+		return strings.Contains(m, "instance") && (strings.Contains(m, "running") || strings.Contains(m, "pending"))
+	}
+	return false
+}
+
+// notYetKnown reports EC2's answer for an id it does not know yet: a
+// resource just created (or an instance just launched) is eventually
+// consistent, so a mutation on it may answer NotFound for a while ("Eventual
+// consistency", EC2 API Reference).
+func notYetKnown(err error) bool {
+	switch errorCode(err) {
+	case "InvalidInstanceID.NotFound", "InvalidNetworkInterfaceID.NotFound", "InvalidVolume.NotFound":
+		return true
+	}
+	return false
+}
+
+// nothingAttached reports a detach that found nothing to detach: the
+// attachment is already gone (or never became visible).
+func nothingAttached(err error) bool {
+	switch errorCode(err) {
+	case "InvalidAttachment.NotFound", "IncorrectState":
+		return true
 	}
 	return false
 }

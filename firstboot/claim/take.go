@@ -38,6 +38,9 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 		id := aws.ToString(e.NetworkInterfaceId)
 	indexes:
 		for idx := int32(1); idx <= 15; idx++ {
+			if c.badIndex[idx] {
+				continue // force-detached here: EC2 may keep it unusable
+			}
 			t := time.Now()
 			out, err := c.EC2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
 				NetworkInterfaceId: aws.String(id), InstanceId: aws.String(c.Identity.InstanceID), DeviceIndex: aws.Int32(idx),
@@ -50,6 +53,12 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 				return nil
 			case slotTaken(err):
 				continue // the instance has an interface at idx already
+			case errorCode(err) == "AttachmentLimitExceeded":
+				return c.cannotHold(ctx, "network interfaces", err)
+			case pendingInstance(err) || notYetKnown(err):
+				// A just-launched instance (or ENI) that EC2 does not
+				// accept yet: the next round will do.
+				return errRetry{fmt.Sprintf("attach %s to %s: %s (%s)", id, c.Identity.InstanceID, errorCode(err), errorMessage(err))}
 			case lostRace(err):
 				// The SDK retries an attach whose response was lost; the
 				// retry then finds the ENI in use — by us.
@@ -84,7 +93,7 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 
 func (c *Claimer) took(w *waiter, e types.NetworkInterface, attachment string, idx int32) {
 	w.setENI(c, e, attachment, idx)
-	c.mine = &ownENI{eni: w.eniID, attachment: attachment, deviceIndex: idx}
+	c.mine = &ownENI{eni: w.eniID, attachment: attachment, deviceIndex: idx, since: w.eniSince}
 }
 
 // attachedToMe returns the ENI's attachment if it is ours, reading it fresh.
@@ -102,7 +111,7 @@ func (c *Claimer) attachedToMe(ctx context.Context, eni string) *types.NetworkIn
 func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 	c := w.c
 	if c.volHeldByMe(vol) {
-		w.device, w.volReused = aws.ToString(vol.Attachments[0].Device), true
+		w.device, w.volReused, w.volSince = aws.ToString(vol.Attachments[0].Device), true, time.Now()
 		return nil
 	}
 	w.holder = volHolder(vol)
@@ -111,6 +120,9 @@ func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 		return nil
 	}
 	for _, dev := range deviceNames(c.Config.Volume.Device) {
+		if c.badDevice[dev] {
+			continue // an attachment stuck under this name
+		}
 		t := time.Now()
 		_, err := c.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
 			VolumeId: aws.String(w.volID), InstanceId: aws.String(c.Identity.InstanceID), Device: aws.String(dev),
@@ -118,10 +130,16 @@ func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 		switch {
 		case err == nil:
 			c.Log.Info("attached volume", "step", "claim-volume", "volume", w.volID, "device", dev, "duration", time.Since(t))
-			w.device, w.volSeen = dev, time.Time{}
+			w.device, w.volSince = dev, time.Now()
 			return nil
 		case slotTaken(err):
 			continue
+		case errorCode(err) == "AttachmentLimitExceeded":
+			return c.cannotHold(ctx, "volumes", err)
+		case pendingInstance(err) || notYetKnown(err):
+			w.holder = fmt.Sprintf("nobody yet (%s: %s)", errorCode(err), errorMessage(err))
+			c.Log.Info("volume attach not accepted yet", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
+			return nil
 		case lostRace(err):
 			c.Log.Info("volume still held", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
 			return nil
@@ -130,6 +148,21 @@ func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 		}
 	}
 	return fmt.Errorf("%w: no free device name from %s for %s on %s", errFatal, c.Config.Volume.Device, w.volID, c.Identity.InstanceID)
+}
+
+// cannotHold is the fatal answer to EC2's AttachmentLimitExceeded: this
+// instance's type cannot take another network interface (or volume), and
+// no amount of waiting changes that ("Maximum network interfaces", EC2
+// User Guide). It names the instance type when EC2 tells it.
+func (c *Claimer) cannotHold(ctx context.Context, what string, err error) error {
+	typ := "its instance type"
+	if out, derr := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{c.Identity.InstanceID}}); derr == nil {
+		if inst, ok := findInstance(out, c.Identity.InstanceID); ok && inst.InstanceType != "" {
+			typ = "instance type " + string(inst.InstanceType)
+		}
+	}
+	return fmt.Errorf("%w: this instance cannot hold a node: %s %s allows no more %s (EC2: %s); launch the ensemble on a type with room for one more network interface and one more volume",
+		errFatal, c.Identity.InstanceID, typ, what, errorMessage(err))
 }
 
 // cleanup bounds a give-back call: it must happen even when the claim's own

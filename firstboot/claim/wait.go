@@ -1,6 +1,7 @@
 package claim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -10,10 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// waiter holds one round's claim and watches its attachments with one
-// DescribeInstances per poll: the instance's networkInterfaceSet and
-// blockDeviceMapping carry both attachment states, which halves the calls of
-// polling each resource.
+// waiter holds one round's claim and watches its attachments. With
+// Devices it waits for the instance to see the NIC and the block device,
+// then confirms both with one DescribeInstances (the instance's
+// networkInterfaceSet and blockDeviceMapping carry both attachment states);
+// without, it polls that call.
 type waiter struct {
 	c            *Claimer
 	eniID        string
@@ -22,12 +24,18 @@ type waiter struct {
 	ip, mac      string
 	subnet       string
 	node         int
-	eniSeen      time.Time // when a poll first showed our attachment
+	// eniSince is when our attachment was made (the attach call returned)
+	// or, for one this instance already held, first listed: the stuck
+	// bound counts from here, so an attachment Describe never shows is
+	// bounded too.
+	eniSince time.Time
+	eniOK    bool // a Describe showed it attached (kept: views are not monotonic)
 
 	volID     string
 	device    string // "" until our AttachVolume succeeded (or we hold it)
 	volReused bool
-	volSeen   time.Time // when a poll first showed our volume attachment
+	volSince  time.Time // when our volume attach call returned
+	volOK     bool
 	// volDetached: we force-detached a stuck attachment and must see the
 	// volume leave before attaching again (a lagging view still shows it).
 	volDetached bool
@@ -39,6 +47,7 @@ func (w *waiter) setENI(c *Claimer, e types.NetworkInterface, attachmentID strin
 	w.eniID, w.attachmentID, w.deviceIndex = aws.ToString(e.NetworkInterfaceId), attachmentID, idx
 	w.ip, w.mac, w.subnet = aws.ToString(e.PrivateIpAddress), aws.ToString(e.MacAddress), aws.ToString(e.SubnetId)
 	w.node = c.nodeOf(e.TagSet)
+	w.eniSince = time.Now()
 }
 
 // view is what one poll showed of our two attachments.
@@ -83,91 +92,173 @@ const (
 	attached  = string(types.AttachmentStatusAttached)
 )
 
+// pace counts the polls of each schedule, for their backoff.
+type pace struct{ fast, fallback, slow int }
+
+// next is how long to wait before the next Describe:
+//   - the volume is someone else's (a predecessor releasing it): the
+//     re-list pace, so that replacements waiting on predecessors do not
+//     drain the account's Describe budget;
+//   - every attachment not yet confirmed is visible to the instance (or has
+//     no signal to wait for): the fast pace, since EC2 is about to say
+//     attached, if it has not already;
+//   - otherwise the fallback pace, in case a signal never comes, cut short
+//     at the stuck bound of the earliest unconfirmed attachment.
+func (w *waiter) next(p *pace, sig *signals, bound time.Duration) time.Duration {
+	c := w.c
+	if w.device == "" {
+		d := c.Relist.Delay(p.slow, c.Rand)
+		p.slow++
+		return d
+	}
+	if (w.eniOK || sig.ready(sigENI)) && (w.volOK || sig.ready(sigVol)) {
+		d := c.Poll.Delay(p.fast, c.Rand)
+		p.fast++
+		return d
+	}
+	d := c.Fallback.Delay(p.fallback, c.Rand)
+	p.fallback++
+	for _, since := range []time.Time{w.unconfirmed(w.eniOK, w.eniSince), w.unconfirmed(w.volOK, w.volSince)} {
+		if !since.IsZero() {
+			d = min(d, max(time.Until(since.Add(bound))+time.Millisecond, 0))
+		}
+	}
+	return d
+}
+
+func (w *waiter) unconfirmed(ok bool, since time.Time) time.Time {
+	if ok {
+		return time.Time{}
+	}
+	return since
+}
+
 func (w *waiter) wait(ctx context.Context) error {
 	c := w.c
 	bound := c.Config.Claim.StuckAttach.D()
-	for poll, slow := 0, 0; ; {
-		// Our own attachments are polled quickly; a volume someone else
-		// still holds is waited for at the re-list pace, so that replacements
-		// waiting on predecessors do not drain the account's Describe budget.
-		var d time.Duration
-		if w.device == "" {
-			d, slow = c.Relist.Delay(slow, c.Rand), slow+1
-		} else {
-			d, poll = c.Poll.Delay(poll, c.Rand), poll+1
-		}
-		if err := sleep(ctx, d); err != nil {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the device watches
+	sig := newSignals(wctx, c.Devices)
+	sig.watch(sigENI, func(ctx context.Context) error { return c.Devices.WaitNIC(ctx, w.mac) })
+	watchVol := func() {
+		vol, dev := w.volID, w.device
+		sig.watch(sigVol, func(ctx context.Context) error { return c.Devices.WaitVolume(ctx, vol, dev) })
+	}
+	if w.device != "" {
+		watchVol()
+	}
+	var p pace
+	due := time.Now().Add(w.next(&p, sig, bound))
+	for {
+		t := time.NewTimer(max(time.Until(due), 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return errRetry{w.pending()}
-		}
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{c.Identity.InstanceID}})
-		if err != nil {
-			if fatal(err) {
-				return fmt.Errorf("describe instance %s: %w", c.Identity.InstanceID, err)
+		case s := <-sig.ch:
+			t.Stop()
+			news, err := sig.handle(s)
+			if err != nil {
+				c.Log.Warn("the instance cannot tell when the device appears; polling EC2", "step", "claim-wait",
+					"eni", w.eniID, "volume", w.volID, "err", err)
 			}
-			continue // eventual consistency or throttling: the next poll may do
-		}
-		inst, ok := findInstance(out, c.Identity.InstanceID)
-		if !ok {
+			if news && w.device != "" && (w.eniOK || sig.ready(sigENI)) && (w.volOK || sig.ready(sigVol)) {
+				// Everything not yet confirmed is visible: ask EC2 now.
+				due, p.fast = time.Now(), 0
+			}
 			continue
+		case <-t.C:
 		}
-		v, err := w.look(inst)
-		if err != nil {
+		done, err := w.poll(ctx, sig, bound, watchVol)
+		if done || err != nil {
 			return err
 		}
-		now := time.Now()
-		if v.eni == attached && v.deleteOnTermination && !w.kept {
-			if err := w.keepENI(ctx); err != nil {
-				return err
-			}
-		}
-		if w.eniSeen.IsZero() && (v.eni == attaching || v.eni == attached) {
-			w.eniSeen = now
-		}
-		if w.volSeen.IsZero() && v.device != "" && !w.volDetached {
-			w.volSeen = now
-		}
-		if !w.volDetached && v.device != "" {
-			w.device = v.device
-		}
-		if v.eni == attached && v.vol == attached && !w.volDetached {
-			return nil
-		}
-		// Stuck attachments, timed from when a poll first showed them (a
-		// lagging view must not make a healthy attach look stuck): an ENI
-		// is let go (the next round may take it or another node); a volume
-		// is force-detached and attached again, since only this node may
-		// use it.
-		if v.eni == attaching && now.Sub(w.eniSeen) > bound {
-			return w.detachStuckENI(ctx, bound)
-		}
-		if !w.volDetached && v.vol == attaching && !w.volSeen.IsZero() && now.Sub(w.volSeen) > bound {
-			c.Log.Warn("volume stuck attaching, detaching", "step", "claim-volume", "volume", w.volID, "bound", bound)
-			dctx, cancel := cleanup(ctx)
-			_, err := c.EC2.DetachVolume(dctx, &ec2.DetachVolumeInput{VolumeId: aws.String(w.volID), Force: aws.Bool(true)})
-			cancel()
-			if err != nil {
-				return fmt.Errorf("detach stuck %s: %w", w.volID, err)
-			}
-			w.device, w.volDetached, w.volSeen = "", true, time.Time{}
-			continue
-		}
-		if w.device == "" && v.vol == "" {
-			// Not ours (yet, or again after a stuck attach): see whether
-			// the volume is free.
-			vout, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{w.volID}})
-			if err != nil || len(vout.Volumes) != 1 || (w.volDetached && c.volHeldByMe(vout.Volumes[0])) {
-				continue // a lagging view of the attachment we detached
-			}
-			w.volDetached = false
-			if err := w.takeVolume(ctx, vout.Volumes[0]); err != nil {
-				return err
-			}
-		}
+		due = time.Now().Add(w.next(&p, sig, bound))
 	}
 }
 
+// poll is one look at EC2: it records what is confirmed, detaches what is
+// stuck and, while the volume is not ours, tries to take it.
+func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, watchVol func()) (bool, error) {
+	c := w.c
+	var v view
+	// While the volume is someone else's and the ENI is confirmed, only the
+	// volume can change: DescribeVolumes alone says when it is free.
+	if !(w.device == "" && w.eniOK && !w.volDetached) {
+		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{c.Identity.InstanceID}})
+		if err != nil {
+			if fatal(err) {
+				return false, fmt.Errorf("describe instance %s: %w", c.Identity.InstanceID, err)
+			}
+			return false, nil // eventual consistency or throttling: the next poll may do
+		}
+		inst, ok := findInstance(out, c.Identity.InstanceID)
+		if !ok {
+			return false, nil
+		}
+		if v, err = w.look(inst); err != nil {
+			return false, err
+		}
+	}
+	if v.eni == attached && v.deleteOnTermination && !w.kept {
+		if err := w.keepENI(ctx); err != nil {
+			return false, err
+		}
+	}
+	// Confirmations are kept: a later Describe may show an older state.
+	if v.eni == attached {
+		w.eniOK = true
+	}
+	if w.device == "" && !w.volDetached && v.device != "" {
+		// Ours after all (an attach whose answer said in use was our own).
+		w.device, w.volSince = v.device, time.Now()
+		watchVol()
+	}
+	if w.device != "" && v.vol == attached && v.device == w.device {
+		w.volOK = true
+	}
+	if w.eniOK && w.volOK {
+		return true, nil
+	}
+	// Stuck attachments, bounded from our attach call (an attachment
+	// Describe never shows is bounded too): an ENI is let go (the next
+	// round may take it or another node); a volume is force-detached and
+	// attached again under another name, since only this node may use it.
+	now := time.Now()
+	if !w.eniOK && now.Sub(w.eniSince) > bound {
+		return false, w.detachStuckENI(ctx, bound, v.eni)
+	}
+	if !w.volOK && w.device != "" && !w.volDetached && now.Sub(w.volSince) > bound {
+		if err := w.detachStuckVolume(ctx, bound, v.vol); err != nil {
+			return false, err
+		}
+		sig.forget(sigVol)
+		return false, nil
+	}
+	if w.device == "" && v.vol == "" {
+		// Not ours (yet, or again after a stuck attach): see whether the
+		// volume is free.
+		vout, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{w.volID}})
+		if err != nil || len(vout.Volumes) != 1 || (w.volDetached && c.volHeldByMe(vout.Volumes[0])) {
+			return false, nil // a lagging view of the attachment we detached
+		}
+		w.volDetached = false
+		if err := w.takeVolume(ctx, vout.Volumes[0]); err != nil {
+			return false, err
+		}
+		if w.device != "" {
+			watchVol()
+		}
+	}
+	return false, nil
+}
+
 // keepENI clears delete-on-termination: the ENI is the node's address and
-// must outlive this instance.
+// must outlive this instance. An ENI attached with AttachNetworkInterface
+// starts with it false ("DeleteOnTermination ... is false by default for
+// network interfaces you attach to an instance after launch", EC2 User
+// Guide, "Modify network interface attributes"), so this runs only for an
+// attachment made some other way (a launch template) that the claim reuses.
 func (w *waiter) keepENI(ctx context.Context) error {
 	_, err := w.c.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
 		NetworkInterfaceId: aws.String(w.eniID),
@@ -181,21 +272,45 @@ func (w *waiter) keepENI(ctx context.Context) error {
 	return nil
 }
 
-// detachStuckENI lets go of an ENI attachment stuck in attaching. The
-// attachment id is remembered, so that a lagging view of it is never taken
-// for ours again; the volume stays, and the next round either takes this
-// node's ENI again or gives the volume back.
-func (w *waiter) detachStuckENI(ctx context.Context, bound time.Duration) error {
+// detachStuckENI lets go of an ENI attachment that did not become attached
+// within the bound. The attachment id is remembered, so that a lagging view
+// of it is never taken for ours again, and so is its device index: after a
+// forced detach EC2 may keep the index unusable until the instance is
+// stopped and started (DetachNetworkInterface, "Force"). The volume stays;
+// the next round either takes this node's ENI again or gives it back.
+func (w *waiter) detachStuckENI(ctx context.Context, bound time.Duration, state string) error {
 	c := w.c
-	c.Log.Warn("ENI stuck attaching, detaching", "step", "claim-eni", "eni", w.eniID, "bound", bound)
+	c.Log.Warn("ENI not attached within the bound, detaching", "step", "claim-eni", "eni", w.eniID,
+		"attachment", w.attachmentID, "state", cmp.Or(state, "not listed"), "bound", bound)
 	ctx, cancel := cleanup(ctx)
 	defer cancel()
-	if _, err := c.EC2.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(w.attachmentID), Force: aws.Bool(true)}); err != nil {
-		return fmt.Errorf("detach stuck %s: %w", w.eniID, err)
+	_, err := c.EC2.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(w.attachmentID), Force: aws.Bool(true)})
+	if err != nil && errorCode(err) != "InvalidAttachmentID.NotFound" {
+		return fmt.Errorf("detach stuck %s (%s): %w", w.eniID, w.attachmentID, err)
 	}
 	c.detached[w.attachmentID] = true
+	c.badIndex[w.deviceIndex] = true
 	c.mine = nil
-	return errRetry{fmt.Sprintf("%s stuck attaching for %s; detached", w.eniID, bound)}
+	return errRetry{fmt.Sprintf("%s not attached within %s (%s); detached", w.eniID, bound, cmp.Or(state, "never listed"))}
+}
+
+// detachStuckVolume force-detaches our volume attachment that did not
+// become attached within the bound. Its device name is not used again: a
+// name whose attachment stuck may stay unusable, and EBS's troubleshooting
+// guide advises attaching under a different device name.
+func (w *waiter) detachStuckVolume(ctx context.Context, bound time.Duration, state string) error {
+	c := w.c
+	c.Log.Warn("volume not attached within the bound, detaching", "step", "claim-volume", "volume", w.volID,
+		"device", w.device, "state", cmp.Or(state, "not listed"), "bound", bound)
+	dctx, cancel := cleanup(ctx)
+	defer cancel()
+	_, err := c.EC2.DetachVolume(dctx, &ec2.DetachVolumeInput{VolumeId: aws.String(w.volID), InstanceId: aws.String(c.Identity.InstanceID), Force: aws.Bool(true)})
+	if err != nil && !nothingAttached(err) {
+		return fmt.Errorf("detach stuck %s: %w", w.volID, err)
+	}
+	c.badDevice[w.device] = true
+	w.device, w.volDetached, w.volSince = "", true, time.Time{}
+	return nil
 }
 
 func (w *waiter) pending() string {
