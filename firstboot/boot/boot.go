@@ -253,15 +253,24 @@ func (r *Runner) identify(ctx context.Context) (identity.Instance, error) {
 		r.Config.Ensemble, what, id.AZ, id.InstanceID)
 }
 
-// network configures the ENI's link, in the subnet IMDS reports for it.
+// network configures the ENI's link, in the subnet IMDS reports for it,
+// with the config's MTU, and routes connections to the other nodes from the
+// ENI's address (netcfg.Apply explains how).
 func (r *Runner) network(ctx context.Context, id identity.Instance, c claim.Result) (netcfg.Result, error) {
 	subnet, err := r.Metadata.Subnet(ctx, id, identity.Interface{ID: c.ENI, MAC: c.MAC, SubnetID: c.SubnetID})
 	if err != nil {
 		return netcfg.Result{}, err
 	}
+	var peers []netip.Addr
+	for _, n := range r.Config.Nodes {
+		if n.ID != c.Node && n.IP != c.IP {
+			peers = append(peers, n.IP)
+		}
+	}
 	return r.Network.Configure(ctx, netcfg.Spec{
 		MAC: c.MAC, IP: c.IP, Subnet: subnet,
 		Table: r.Config.Network.RouteTable, Priority: r.Config.Network.RulePriority,
+		Peers: peers, MTU: r.Config.Network.MTU,
 		Logger: r.Log,
 	})
 }

@@ -298,6 +298,41 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestNetworkSpec: the network stage routes every other node as a peer,
+// never the node itself, and passes the config's MTU.
+func TestNetworkSpec(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(*ensemble.Config)
+		wantPeers []string
+		wantMTU   int
+	}{
+		{"three nodes", func(*ensemble.Config) {}, []string{"10.0.1.10", "10.0.3.10"}, 9001},
+		{"mtu lowered", func(c *ensemble.Config) { c.Network.MTU = 1500 }, []string{"10.0.1.10", "10.0.3.10"}, 1500},
+		{"five nodes", func(c *ensemble.Config) {
+			c.Nodes = append(c.Nodes, ensemble.Node{ID: 4, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.11")},
+				ensemble.Node{ID: 5, AZ: "us-east-1b", IP: netip.MustParseAddr("10.0.2.11")})
+		}, []string{"10.0.1.10", "10.0.3.10", "10.0.1.11", "10.0.2.11"}, 9001},
+		{"single node", func(c *ensemble.Config) { c.Nodes = c.Nodes[1:2] }, nil, 9001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, f := runner(t)
+			tt.edit(&r.Config)
+			if _, err := r.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range f.netSpec.Peers {
+				got = append(got, p.String())
+			}
+			if !slices.Equal(got, tt.wantPeers) || f.netSpec.MTU != tt.wantMTU {
+				t.Errorf("peers %v mtu %d, want %v mtu %d", got, f.netSpec.MTU, tt.wantPeers, tt.wantMTU)
+			}
+		})
+	}
+}
+
 // TestRunHandsOn: what each stage is given comes from the stages before
 // it, typed, and the report counts the changes.
 func TestRunHandsOn(t *testing.T) {
@@ -306,8 +341,12 @@ func TestRunHandsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The peers are the other nodes, in the config's order; the MTU is
+	// the config's (EC2's 9001 by default).
 	wantNet := netcfg.Spec{MAC: f.claim.MAC, IP: f.claim.IP, Subnet: netip.MustParsePrefix("10.0.2.0/24"),
-		Table: r.Config.Network.RouteTable, Priority: r.Config.Network.RulePriority, Logger: r.Log}
+		Table: r.Config.Network.RouteTable, Priority: r.Config.Network.RulePriority,
+		Peers: []netip.Addr{netip.MustParseAddr("10.0.1.10"), netip.MustParseAddr("10.0.3.10")}, MTU: 9001,
+		Logger: r.Log}
 	if !reflect.DeepEqual(f.netSpec, wantNet) {
 		t.Errorf("network spec = %+v, want %+v", f.netSpec, wantNet)
 	}
