@@ -94,6 +94,27 @@ func For(cfg ensemble.Config) Document {
 				},
 			},
 			{
+				// Which group this instance is in, and its launch hook
+				// (package health). Neither action has resource-level
+				// permissions (SAR: no resource type), so "*".
+				Sid:      "DescribeOwnGroup",
+				Effect:   "Allow",
+				Action:   []string{"autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLifecycleHooks"},
+				Resource: []string{"*"},
+			},
+			{
+				// Telling the group the truth: only on the ensemble's
+				// groups (zkaas up tags them). Auto Scaling has no key for
+				// the instance a call names, so a node could mark a peer of
+				// its own ensemble Unhealthy; it cannot touch any other
+				// group.
+				Sid:       "TellEnsembleGroups",
+				Effect:    "Allow",
+				Action:    []string{"autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:SetInstanceHealth"},
+				Resource:  []string{"arn:" + partition(region) + ":autoscaling:" + region + ":*:autoScalingGroup:*:autoScalingGroupName/*"},
+				Condition: tagged,
+			},
+			{
 				// The one tag firstboot writes: the record that a volume was
 				// formatted, so it is never formatted again. Only that key,
 				// only on the ensemble's volumes.

@@ -37,7 +37,7 @@ func TestForScoping(t *testing.T) {
 					t.Errorf("%s: CreateTags not limited to the initialized tag: %v", st.Sid, st.Condition)
 				}
 			}
-			mutating := a != "ec2:DescribeInstances" && a != "ec2:DescribeNetworkInterfaces" && a != "ec2:DescribeVolumes"
+			mutating := !strings.Contains(a, ":Describe")
 			if mutating && (len(st.Condition) == 0 || st.Resource[0] == "*") {
 				t.Errorf("%s grants %s without a resource scope and condition", st.Sid, a)
 			}
@@ -92,8 +92,9 @@ func TestResourceTypes(t *testing.T) {
 		for _, r := range st.Resource {
 			typ := "*"
 			if r != "*" {
+				// arn:partition:service:region:account:type/... or type:...
 				parts := strings.SplitN(r, ":", 6)
-				typ = strings.SplitN(parts[5], "/", 2)[0]
+				typ = strings.FieldsFunc(parts[5], func(c rune) bool { return c == '/' || c == ':' })[0]
 			}
 			for _, a := range st.Action {
 				if !slices.Contains(ResourceTypes[a], typ) {

@@ -3,7 +3,7 @@ package iampolicy
 // Documented is every condition key and policy variable the policy may use,
 // with where AWS documents it. A key not here fails TestDocumentedKeys.
 var Documented = map[string]string{
-	"aws:ResourceTag/":      "tag on the resource of the request; EC2 lists it for network-interface, volume, instance: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html (IAM: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag)",
+	"aws:ResourceTag/":      "tag on the resource of the request; EC2 lists it for network-interface, volume, instance: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html; Auto Scaling for autoScalingGroup: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html (IAM: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag)",
 	"aws:RequestTag/":       "tag key/value in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-requesttag; EC2 lists aws:RequestTag/${TagKey} for CreateTags in https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html",
 	"aws:TagKeys":           "tag keys in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-tagkeys",
 	"ec2:SourceInstanceARN": "ARN of the instance the request comes from (role credentials of an instance profile): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html",
@@ -25,4 +25,12 @@ var ResourceTypes = map[string][]string{
 	"ec2:AttachVolume":                    {"instance", "volume"},
 	"ec2:DetachVolume":                    {"volume", "instance"},
 	"ec2:CreateTags":                      {"volume", "instance", "network-interface"},
+	// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html:
+	// the autoScalingGroup resource type (condition keys
+	// aws:ResourceTag/${TagKey}, autoscaling:ResourceTag/${TagKey}).
+	"autoscaling:DescribeAutoScalingInstances":   {"*"},
+	"autoscaling:DescribeLifecycleHooks":         {"*"},
+	"autoscaling:CompleteLifecycleAction":        {"autoScalingGroup"},
+	"autoscaling:RecordLifecycleActionHeartbeat": {"autoScalingGroup"},
+	"autoscaling:SetInstanceHealth":              {"autoScalingGroup"},
 }
