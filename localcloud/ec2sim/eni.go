@@ -129,10 +129,23 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 		return nil, err
 	}
 	if inst.State != StateRunning {
-		return nil, clientError(CodeIncorrectInstanceState, "The instance '%s' is not in a valid state for this operation.", instID)
+		// EC2's wording for an instance in the wrong state names the state,
+		// as in "The pending instance 'i-...' is not in a valid state for
+		// this operation." (reported for AssociateAddress in
+		// bevacqua/grunt-ec2#15; IncorrectInstanceState with "The
+		// pending-instance-creation instance to which 'eni-...' is attached
+		// is not in a valid state for this operation" in
+		// hashicorp/terraform-provider-aws#19699): reports of real
+		// responses, not documentation; the exact text EC2 sends for
+		// AttachNetworkInterface on a pending instance is not confirmed.
+		return nil, clientError(CodeIncorrectInstanceState, "The %s instance '%s' is not in a valid state for this operation.", inst.State, instID)
 	}
 	if n.Attachment != nil {
-		return nil, errENIInUse(CodeInvalidParameterValue, eniID)
+		code := CodeInvalidParameterValue
+		if s.fault(s.faults.ENIInUseCodeRate) {
+			code = CodeInvalidENIInUse
+		}
+		return nil, errENIInUse(code, eniID)
 	}
 	if n.AZ != inst.AZ {
 		return nil, clientError(CodeInvalidParameterCombo, "You may not attach a network interface to an instance if they are not in the same availability zone")

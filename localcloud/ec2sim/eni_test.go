@@ -235,7 +235,7 @@ func TestENIErrors(t *testing.T) {
 		{"device index 0 taken by primary", func() error { return attach(e.ec2, free.ID, instA.ID, 0) },
 			"InvalidParameterValue", fmt.Sprintf("Instance '%s' already has an interface attached at device index '0'.", instA.ID)},
 		{"instance not running", func() error { return attach(slow.ec2, slowENI.ID, pending.ID, 1) },
-			"IncorrectInstanceState", fmt.Sprintf("The instance '%s' is not in a valid state for this operation.", pending.ID)},
+			"IncorrectInstanceState", fmt.Sprintf("The pending instance '%s' is not in a valid state for this operation.", pending.ID)},
 		{"unknown ENI", func() error { return attach(e.ec2, "eni-0123456789abcdef0", instA.ID, 2) },
 			"InvalidNetworkInterfaceID.NotFound", "The networkInterface ID 'eni-0123456789abcdef0' does not exist"},
 		{"malformed ENI id", func() error { return attach(e.ec2, "eni-xyz", instA.ID, 2) },

@@ -66,11 +66,12 @@ func errMissing(param string) *APIError {
 	return clientError(CodeMissingParameter, "The request must contain the parameter %s", param)
 }
 
-// errENIInUse is EC2's in-use message. EC2 documents two codes for it
-// (InvalidNetworkInterface.InUse, and "you may also receive the
-// InvalidParameterValue error"): the simulator returns InvalidParameterValue
-// for a real conflict and InvalidNetworkInterface.InUse for an injected
-// race, so a client is exercised with both.
+// errENIInUse is EC2's in-use message. EC2 documents two codes for it: the
+// error codes page (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+// lists InvalidNetworkInterface.InUse and adds that "you may also receive
+// the InvalidParameterValue error". The simulator answers a real conflict with InvalidParameterValue
+// unless Faults.ENIInUseCodeRate draws the other, and an injected race
+// (Faults.InUseRaceRate) with InvalidNetworkInterface.InUse.
 func errENIInUse(code, eniID string) *APIError {
 	return clientError(code, "Interface: [%s] in use.", eniID)
 }

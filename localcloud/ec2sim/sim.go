@@ -17,7 +17,7 @@
 //     them at run time.
 //   - Faults (SetFaults): throttling, stuck attaches, lost races, forced
 //     detaches that lose the ENI's device index or hold the volume's
-//     device name.
+//     device name, the code an in-use ENI answers with.
 //   - Per resource: StickNextAttach.
 //   - Instance types (RunInstanceOfType) cap the network interfaces.
 //
@@ -149,6 +149,14 @@ type Faults struct {
 	// attaching state. You must either choose a different device name or
 	// reboot the instance."
 	ForcedDetachDeviceHoldRate float64 `json:"forcedDetachDeviceHoldRate"`
+	// ENIInUseCodeRate: an attach of an ENI that is attached (or attaching,
+	// or detaching) answers InvalidNetworkInterface.InUse instead of
+	// InvalidParameterValue; both carry "Interface: [eni-...] in use.".
+	// EC2 documents both (see errENIInUse). 0 always answers
+	// InvalidParameterValue, 1 always InvalidNetworkInterface.InUse, in
+	// between a seeded draw per answer. Injected races (InUseRaceRate)
+	// always answer InvalidNetworkInterface.InUse.
+	ENIInUseCodeRate float64 `json:"eniInUseCodeRate"`
 }
 
 // Hooks are called, outside the simulator's lock, when an attachment made

@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&opts.Faults.ThrottleRate, "throttle-rate", 0, "probability a call fails with RequestLimitExceeded")
 	fs.Float64Var(&opts.Faults.StuckAttachRate, "stuck-rate", 0, "probability an attach stays attaching until detached")
 	fs.Float64Var(&opts.Faults.InUseRaceRate, "inuse-rate", 0, "probability an attach of an available resource loses a simulated race")
+	fs.Float64Var(&opts.Faults.ENIInUseCodeRate, "eni-inuse-code-rate", 0, "probability an attach of an in-use ENI answers InvalidNetworkInterface.InUse instead of InvalidParameterValue")
 	fs.Float64Var(&opts.Faults.ForcedDetachDeviceHoldRate, "forced-detach-device-hold-rate", 0, "probability a forced volume detach leaves its device name held: attaches under it stick")
 	fs.Float64Var(&opts.Faults.ForcedDetachIndexLossRate, "forced-detach-index-loss-rate", 0, "probability a forced ENI detach leaves its device index unusable on the instance")
 	if err := fs.Parse(args); err != nil {
