@@ -58,13 +58,14 @@ type Result struct {
 // address, or a reply from it — still follows main and leaves through the
 // primary interface: a plain "to peer" rule would push it out of the ENI
 // with the primary's address, which EC2's source/destination check drops.
+//
 // The address gets no prefix route in main: the kernel would otherwise
 // route the ENI's whole subnet out of the ENI for every source, so with the
 // ENI in another subnet than the primary interface, replies from the primary
 // address to hosts in that subnet (SSH to the primary address) would leave
 // through the ENI and be dropped; with both in one subnet, main would hold
-// two routes for it and the older one would win. Our table has the subnet
-// route the ENI's own traffic needs.
+// two routes for it, and which one wins would depend on the order they were
+// added in. Our table has the subnet route the ENI's own traffic needs.
 //
 // Clients need nothing: they connect to the ENI's address, and the replies
 // are sourced from it. The peer rules share the configured priority: they

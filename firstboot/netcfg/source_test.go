@@ -176,6 +176,7 @@ func TestApplySourceAddress(t *testing.T) {
 		{"ENI in another subnet, peer in another AZ", "198.18.3.10", "198.18.3.0/24", "198.18.2.10", true},
 		{"peer in the ENI's subnet, shared with the primary", "198.18.1.10", "198.18.1.0/24", "198.18.1.20", true},
 		{"peer in the ENI's subnet, not the primary's", "198.18.3.10", "198.18.3.0/24", "198.18.3.20", true},
+		{"peer in the primary's subnet, not the ENI's", "198.18.3.10", "198.18.3.0/24", "198.18.1.20", true},
 		{"address not in the peer list", "198.18.1.10", "198.18.1.0/24", "198.18.2.10", false},
 	}
 	for _, tt := range tests {
