@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 )
 
@@ -51,15 +52,43 @@ func (c Commands) mkfsArgs(fsType, label, dev string) []string {
 	}
 }
 
-// run runs argv and returns its stdout. A failure carries the exit status
-// and stderr; callers that care about the status use errors.As with
-// *exec.ExitError.
+// run runs argv and returns its stdout. A failure carries the program, the
+// exit status and the first meaningful line of what it printed (see
+// firstMeaningfulLine): mkfs answers a bad device or option with its
+// version banner and pages of usage text, which would bury the one line
+// that says what is wrong. Callers that care about the status use
+// errors.As with *exec.ExitError.
 func run(ctx context.Context, argv ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+		msg := firstMeaningfulLine(stderr.String())
+		if msg == "" {
+			msg = firstMeaningfulLine(stdout.String())
+		}
+		if msg != "" {
+			msg = ": " + msg
+		}
+		return stdout.Bytes(), fmt.Errorf("%s: %w%s", strings.Join(argv, " "), err, msg)
 	}
 	return stdout.Bytes(), nil
+}
+
+// bannerLine is a program announcing its version ("mke2fs 1.47.0
+// (5-Feb-2023)"), which e2fsprogs prints before any error.
+var bannerLine = regexp.MustCompile(`^\S+ \d+\.\d+(\.\d+)*( \(.*\))?$`)
+
+// firstMeaningfulLine is the first line of out that says something: not
+// blank, not a version banner. What follows it (usage text, hints) is
+// dropped; a program that prints only usage text is quoted by its first
+// usage line.
+func firstMeaningfulLine(out string) string {
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		if line != "" && !bannerLine.MatchString(line) {
+			return line
+		}
+	}
+	return ""
 }

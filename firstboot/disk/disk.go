@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,13 +37,19 @@ var ErrRefused = errors.New("refused")
 
 // refusal is an error that is also ErrRefused, without adding "refused" to
 // a message that already says "refusing to ...".
-type refusal struct{ err error }
+// kind, when set, is a second sentinel the refusal also is (ErrUnmarked).
+type refusal struct{ err, kind error }
 
-func (r *refusal) Error() string   { return r.err.Error() }
-func (r *refusal) Unwrap() []error { return []error{r.err, ErrRefused} }
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() []error {
+	if r.kind != nil {
+		return []error{r.err, ErrRefused, r.kind}
+	}
+	return []error{r.err, ErrRefused}
+}
 
 func refuse(format string, args ...any) error {
-	return &refusal{fmt.Errorf(format, args...)}
+	return &refusal{err: fmt.Errorf(format, args...)}
 }
 
 // Spec is the volume to prepare and what it must become.
@@ -61,6 +68,16 @@ type Spec struct {
 	Initialized bool
 	Ensemble    string
 	NodeID      int
+	// Adopt is the value of the volume's adopt tag, "" when it has none
+	// or the caller has not read it. A filesystem without an identity
+	// marker that holds data is used only when Adopt is NodeID (the
+	// operator's word that it is this node's data); any other value is
+	// refused. The caller reads the tag only after Prepare refused with
+	// ErrUnmarked. Once the marker is written the tag no longer matters.
+	Adopt string
+	// AdoptTag is the adopt tag's key, for the refusal's instructions
+	// (DefaultAdoptTag when empty).
+	AdoptTag string
 }
 
 var volumeIDPattern = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
@@ -98,6 +115,8 @@ type Result struct {
 	// Changes describes every change made, in order; empty when the
 	// volume was already prepared.
 	Changes []string
+
+	probe Probe // what the probe found, for the identity step's messages
 }
 
 // Preparer prepares volumes. The zero value uses the real system paths;
@@ -130,7 +149,9 @@ func (p *Preparer) logger() *slog.Logger {
 //	probe says                        tagged initialized   action
 //	blank (no signature, zeros)       no                   mkfs (no force flag), mount, write marker
 //	blank                             yes                  refuse: data may have been lost
-//	filesystem of spec.FSType         any                  mount, check marker
+//	filesystem of spec.FSType         any                  look read-only, mount, check marker
+//	  labelled zk-<another node>                           refuse
+//	  no marker, holds data, no adopt tag for this node    refuse (ErrUnmarked)
 //	other filesystem / partition table / non-zero data     refuse
 //	probe error (unreadable)          any                  refuse
 //
@@ -169,12 +190,30 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 	switch {
 	case err != nil:
 		return res, err
+	case cur != nil && cur.Major == major && cur.Minor == minor && cur.Root == "/" && readOnly(cur.Options):
+		// This device, read-only at our mount point: the look of a run that
+		// died before mounting read-write (or an operator's inspection,
+		// which a boot supersedes). Start over from unmounted.
+		if err := unix.Unmount(spec.MountPoint, 0); err != nil {
+			return res, fmt.Errorf("volume %s: unmount the read-only mount at %s: %w", spec.VolumeID, spec.MountPoint, err)
+		}
+		res.Changes = append(res.Changes, "unmounted the read-only mount of "+res.Device+" at "+spec.MountPoint)
+		if err := p.formatAndMount(ctx, log, spec, &res); err != nil {
+			return res, err
+		}
 	case cur != nil && cur.Major == major && cur.Minor == minor && cur.Root == "/":
 		if cur.FSType != spec.FSType {
 			return res, refuse("volume %s (device %s) is mounted at %s as %s, want %s: refusing to use it",
 				spec.VolumeID, res.Device, spec.MountPoint, cur.FSType, spec.FSType)
 		}
 		log.DebugContext(ctx, "already mounted", "mount_point", spec.MountPoint)
+		// The label rule holds for a volume mounted by someone else too.
+		if res.probe, err = p.Probe(ctx, res.Device); err != nil {
+			return res, err
+		}
+		if err := checkLabel(spec, res.Device, res.probe); err != nil {
+			return res, err
+		}
 	case cur != nil:
 		return res, refuse("mount point %s already has %s (%s, device %d:%d, root %s) mounted, not volume %s (device %s): refusing to mount over it",
 			spec.MountPoint, cur.Source, cur.FSType, cur.Major, cur.Minor, cur.Root, spec.VolumeID, res.Device)
@@ -197,7 +236,7 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 	}()
 	var change string
 	err = steplog.Run(ctx, log, "identity", func() (err error) {
-		res.Identity, change, err = reconcileIdentity(spec.MountPoint, spec, res.Formatted, time.Now())
+		res.Identity, change, err = reconcileIdentity(spec.MountPoint, spec, res.Device, res.probe, res.Formatted, time.Now())
 		return err
 	})
 	if err != nil {
@@ -223,9 +262,10 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 		return err
 	})
 	if err != nil {
-		return &refusal{fmt.Errorf("volume %s (device %s): refusing to format or mount a device that cannot be probed: %w", spec.VolumeID, dev, err)}
+		return &refusal{err: fmt.Errorf("volume %s (device %s): refusing to format or mount a device that cannot be probed: %w", spec.VolumeID, dev, err)}
 	}
-	log.InfoContext(ctx, "probed", "blank", pr.Blank, "fs_type", pr.FSType, "pt_type", pr.PTType, "uuid", pr.UUID, "label", pr.Label)
+	log.InfoContext(ctx, "probed", "blank", pr.Blank, "non_zero", pr.NonZero, "fs_type", pr.FSType, "pt_type", pr.PTType, "uuid", pr.UUID, "label", pr.Label)
+	res.probe = pr
 	format, err := decide(spec, dev, pr)
 	if err != nil {
 		return err
@@ -248,9 +288,18 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 		if pr, err = p.Probe(ctx, dev); err != nil || pr.FSType != spec.FSType {
 			return fmt.Errorf("volume %s (device %s): after mkfs found %q, want %s (probe error: %v)", spec.VolumeID, dev, pr.FSType, spec.FSType, err)
 		}
+		res.probe = pr
 	}
 	if err := os.MkdirAll(spec.MountPoint, 0o755); err != nil {
 		return fmt.Errorf("volume %s: create mount point: %w", spec.VolumeID, err)
+	}
+	if !format {
+		// A filesystem this run did not make: look before mounting it
+		// read-write, so that refusing it (another node's marker, data
+		// without a marker) leaves it as it was.
+		if err := steplog.Run(ctx, log, "look", func() error { return p.look(spec, dev, pr) }); err != nil {
+			return err
+		}
 	}
 	flags, data := splitMountOptions(spec.MountOptions)
 	err = steplog.Run(ctx, log, "mount", func() error {
@@ -268,26 +317,33 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 // decide is the format decision: true means format, an error means refuse,
 // false with no error means mount what is there. Formatting needs all of:
 // a readable device (the caller only gets here with a successful probe), no
-// signature and zeros at both ends, and no zkaas:initialized tag. A
-// filesystem of the wanted type is reused whatever its label or UUID (as
-// ignition does): whose data it is, is the identity marker's question.
+// signature and zeros wherever the blank check looks, and no
+// zkaas:initialized tag. A filesystem of the wanted type is reused whatever
+// its UUID (as ignition does) unless its label names another node: whose
+// data it is, is the identity marker's question, and for an unmarked one
+// checkUnmarked's.
 func decide(spec Spec, dev string, pr Probe) (bool, error) {
 	switch {
 	case pr.PTType != "":
 		return false, refuse("volume %s (device %s) has a %s partition table: refusing to use a partitioned volume (want a whole-device %s filesystem)",
 			spec.VolumeID, dev, pr.PTType, spec.FSType)
 	case pr.FSType == spec.FSType:
-		return false, nil
+		return false, checkLabel(spec, dev, pr)
 	case pr.FSType != "":
 		return false, refuse("volume %s (device %s) holds a %s filesystem (uuid %s, label %q), want %s: refusing to mount or format it",
 			spec.VolumeID, dev, pr.FSType, pr.UUID, pr.Label, spec.FSType)
 	case !pr.Blank:
-		return false, refuse("volume %s (device %s) has no known filesystem signature but is not blank (non-zero data at its start or end): refusing to format what may be data (an unknown or encrypted filesystem?)",
-			spec.VolumeID, dev)
+		return false, refuse("volume %s (device %s) has no known filesystem signature but is not blank (%s): refusing to format what may be data (an unknown or encrypted filesystem, or one whose primary superblock was wiped?)",
+			spec.VolumeID, dev, cmp.Or(pr.NonZero, "non-zero data"))
 	case spec.Initialized:
 		return false, refuse("volume %s (device %s) is tagged zkaas:initialized but has no filesystem: refusing to format (data may have been lost); restore from snapshot or remove the tag",
 			spec.VolumeID, dev)
 	default:
 		return true, nil
 	}
+}
+
+// readOnly reports whether mountinfo's per-mount options say "ro".
+func readOnly(opts string) bool {
+	return slices.Contains(strings.Split(opts, ","), "ro")
 }

@@ -94,8 +94,13 @@ func mustRunStdin(t *testing.T, stdin string, argv ...string) {
 	}
 }
 
-// sha256File hashes the whole backing file: any byte the code under test
-// wrote through the loop device shows up here.
+// sha256File hashes the whole backing file's content: any byte the code
+// under test wrote through the loop device shows up here. Only the file's
+// data extents are read (SEEK_DATA/SEEK_HOLE), so a sparse 1 GiB device
+// costs what it holds, not a gigabyte of zeros; and since the host
+// filesystem may report the same bytes as different extents over time
+// (delayed allocation), what is hashed is each non-zero 4 KiB block with its
+// offset, which depends on the content alone.
 func sha256File(t *testing.T, path string) string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -103,9 +108,37 @@ func sha256File(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		t.Fatal(err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "size %d\n", fi.Size())
+	const block = 4096
+	buf, zero := make([]byte, block), make([]byte, block)
+	for off := int64(0); off < fi.Size(); {
+		data, err := f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hole, err := f.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b := data &^ (block - 1); b < hole; b += block {
+			n, err := f.ReadAt(buf, b)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf[:n], zero[:n]) {
+				fmt.Fprintf(h, "block %d\n", b)
+				h.Write(buf[:n])
+			}
+		}
+		off = hole
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
@@ -151,6 +184,22 @@ func writeAt(t *testing.T, dev string, off int64, data []byte) {
 	if _, err := f.WriteAt(data, off); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flushDevice writes back the device's dirty cache: an unmount can leave
+// buffers (the superblock) that reach the backing file only at the next
+// last close of the device, which would then look like a write by
+// whoever opened it next.
+func flushDevice(t *testing.T, dev string) {
+	t.Helper()
+	f, err := os.OpenFile(dev, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}

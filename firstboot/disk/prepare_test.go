@@ -3,6 +3,7 @@ package disk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +40,16 @@ func newVolume(t *testing.T, size int64) *volume {
 	return &volume{dev: dev, prep: prep, mnt: mnt}
 }
 
+// gib is the size of the volumes the blank check's cases use: large enough
+// for ext4 backup superblocks past the first 16 MiB, xfs AG starts and a
+// sparse sample that hits neither; sparse, so it costs no disk.
+const gib = 1 << 30
+
+// blankCaseSize is not a round number, so that xfs's candidate AG starts
+// (the size divided into N) fall off ext4's 128 MiB group boundaries and
+// each check has reads of its own.
+const blankCaseSize = gib + 36<<20
+
 func (v *volume) spec(fsType string, node int, initialized bool) disk.Spec {
 	return disk.Spec{
 		VolumeID:    testVolume,
@@ -50,21 +61,28 @@ func (v *volume) spec(fsType string, node int, initialized bool) disk.Spec {
 	}
 }
 
+// prepareCase is one row of TestPrepare.
+type prepareCase struct {
+	name        string
+	size        int64
+	fsType      string
+	initialized bool
+	adopt       string // the adopt tag's value
+	setup       func(t *testing.T, v *volume)
+	// wantErr: substrings of the refusal; nil means success.
+	wantErr []string
+	// wantIs: a sentinel the refusal must also be, besides ErrRefused.
+	wantIs error
+	// mountsFirst: Prepare may write to the device before refusing
+	// (the kernel's journal replay on xfs's confirming look), so
+	// "device untouched" is not checked.
+	mountsFirst bool
+	check       func(t *testing.T, v *volume, res disk.Result)
+}
+
 func TestPrepare(t *testing.T) {
 	const node = 3
-	tests := []struct {
-		name        string
-		size        int64
-		fsType      string
-		initialized bool
-		setup       func(t *testing.T, v *volume)
-		// wantErr: substrings of the refusal; nil means success.
-		wantErr []string
-		// mountsFirst: the setup itself mounted the device (which writes
-		// to it), so "device untouched" is not checked.
-		mountsFirst bool
-		check       func(t *testing.T, v *volume, res disk.Result)
-	}{
+	tests := []prepareCase{
 		{
 			name:   "blank never initialized ext4 is formatted and mounted",
 			size:   ext4Size,
@@ -93,17 +111,12 @@ func TestPrepare(t *testing.T) {
 			},
 		},
 		{
-			name:        "ext4 with data is mounted with data intact",
+			name:        "ext4 with data and no marker, adopt tag for this node, is adopted with data intact",
 			size:        ext4Size,
 			fsType:      "ext4",
 			initialized: true,
-			mountsFirst: true,
-			setup: func(t *testing.T, v *volume) {
-				mustRun(t, "mkfs.ext4", "-q", v.dev.Path)
-				withMounted(t, v.dev.Path, "ext4", func(dir string) {
-					writeFile(t, filepath.Join(dir, "version-2", "snapshot.1f"), "the data tree")
-				})
-			},
+			adopt:       "3",
+			setup:       ext4WithData,
 			check: func(t *testing.T, v *volume, res disk.Result) {
 				if res.Formatted || !res.Mounted {
 					t.Errorf("Formatted=%v Mounted=%v, want false, true", res.Formatted, res.Mounted)
@@ -111,8 +124,10 @@ func TestPrepare(t *testing.T) {
 				if b, err := os.ReadFile(filepath.Join(v.mnt, "version-2", "snapshot.1f")); err != nil || string(b) != "the data tree" {
 					t.Errorf("data after Prepare: %q, %v", b, err)
 				}
-				if !slices.ContainsFunc(res.Changes, func(c string) bool { return strings.Contains(c, "on existing filesystem") }) {
-					t.Errorf("changes %q: want the marker written on the existing filesystem", res.Changes)
+				if !slices.ContainsFunc(res.Changes, func(c string) bool {
+					return containsAll(c, "on existing filesystem", "adopted by tag zkaas:adopt=3")
+				}) {
+					t.Errorf("changes %q: want the marker written on the adopted filesystem", res.Changes)
 				}
 				if id := readMarker(t, v.mnt); !id.FirstFormatted.IsZero() {
 					t.Errorf("first_formatted %v on a filesystem we did not format", id.FirstFormatted)
@@ -180,18 +195,16 @@ func TestPrepare(t *testing.T) {
 			wantErr: []string{"not blank", "refusing to format"},
 		},
 		{
-			name:        "identity marker of another node is refused and unmounted",
+			// Labelled by hand, so that the marker, not the label, refuses.
+			name:        "identity marker of another node is refused",
 			size:        ext4Size,
 			fsType:      "ext4",
 			initialized: true,
-			mountsFirst: true,
 			setup: func(t *testing.T, v *volume) {
-				if _, err := v.prep.Prepare(context.Background(), v.spec("ext4", 7, false)); err != nil {
-					t.Fatalf("prepare as node 7: %v", err)
-				}
-				if err := unix.Unmount(v.mnt, 0); err != nil {
-					t.Fatal(err)
-				}
+				mustRun(t, "mkfs.ext4", "-q", "-L", "data", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, disk.MarkerName), `{"ensemble":"prod","node_id":7,"volume_id":"`+testVolume+`"}`)
+				})
 			},
 			wantErr: []string{`ensemble "prod" node 7`, "not ensemble \"prod\" node 3", "refusing to use another node's data"},
 		},
@@ -200,7 +213,6 @@ func TestPrepare(t *testing.T) {
 			size:        ext4Size,
 			fsType:      "ext4",
 			initialized: true,
-			mountsFirst: true,
 			setup: func(t *testing.T, v *volume) {
 				mustRun(t, "mkfs.ext4", "-q", v.dev.Path)
 				withMounted(t, v.dev.Path, "ext4", func(dir string) {
@@ -216,7 +228,6 @@ func TestPrepare(t *testing.T) {
 			size:        ext4Size,
 			fsType:      "ext4",
 			initialized: true,
-			mountsFirst: true,
 			setup: func(t *testing.T, v *volume) {
 				mustRun(t, "mkfs.ext4", "-q", v.dev.Path)
 				withMounted(t, v.dev.Path, "ext4", func(dir string) {
@@ -235,6 +246,119 @@ func TestPrepare(t *testing.T) {
 					return strings.Contains(c, "vol-0aaaaaaaaaaaaaaaa -> "+testVolume)
 				}) {
 					t.Errorf("changes %q: want the volume id update", res.Changes)
+				}
+			},
+		},
+		{
+			name:   "empty ext4 without marker is adopted",
+			size:   ext4Size,
+			fsType: "ext4",
+			setup:  func(t *testing.T, v *volume) { mustRun(t, "mkfs.ext4", "-q", v.dev.Path) },
+			check:  wantChange("on existing filesystem (no marker found; empty filesystem)"),
+		},
+		{
+			name:   "empty xfs without marker is adopted",
+			size:   xfsSize,
+			fsType: "xfs",
+			setup:  func(t *testing.T, v *volume) { mustRun(t, "mkfs.xfs", "-q", v.dev.Path) },
+			check:  wantChange("on existing filesystem (no marker found; empty filesystem)"),
+		},
+		{
+			// What a crash between our mkfs and the marker leaves.
+			name:   "empty ext4 labelled for this node, with a torn marker write, is adopted",
+			size:   ext4Size,
+			fsType: "ext4",
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", "-L", "zk-3", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, "."+disk.MarkerName+".tmp123"), "")
+				})
+			},
+			check: wantChange("empty filesystem"),
+		},
+		{
+			name:    "ext4 with data and no marker is refused with the adopt hint, nothing written",
+			size:    ext4Size,
+			fsType:  "ext4",
+			setup:   ext4WithData,
+			wantIs:  disk.ErrUnmarked,
+			wantErr: []string{"holds a ext4 filesystem", `label "old-zk"`, "no identity marker", "top level: lost+found, myid, version-2", "aws ec2 create-tags --resources " + testVolume + " --tags Key=zkaas:adopt,Value=3"},
+		},
+		{
+			// A plain read-only xfs mount writes its log, so the
+			// confirming look may change bytes; the files must not.
+			name:   "xfs with data and no marker is refused with the adopt hint",
+			size:   xfsSize,
+			fsType: "xfs",
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.xfs", "-q", v.dev.Path)
+				withMounted(t, v.dev.Path, "xfs", func(dir string) { writeFile(t, filepath.Join(dir, "data", "myid"), "3\n") })
+			},
+			mountsFirst: true,
+			wantIs:      disk.ErrUnmarked,
+			wantErr:     []string{"holds a xfs filesystem", "top level: data", "Key=zkaas:adopt,Value=3"},
+		},
+		{
+			name:    "ext4 with data and an adopt tag for another node is refused",
+			size:    ext4Size,
+			fsType:  "ext4",
+			adopt:   "5",
+			setup:   ext4WithData,
+			wantErr: []string{"tagged zkaas:adopt=5", "attached as node 3", "Value=3"},
+		},
+		{
+			name:   "label of another node is refused even with this node's marker",
+			size:   ext4Size,
+			fsType: "ext4",
+			adopt:  "3",
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", "-L", "zk-7", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, disk.MarkerName), `{"ensemble":"prod","node_id":3,"volume_id":"`+testVolume+`"}`)
+				})
+			},
+			wantErr: []string{`labelled "zk-7"`, "another node's", "attached as node 3"},
+		},
+		{
+			name:   "identity marker that is a directory is refused",
+			size:   ext4Size,
+			fsType: "ext4",
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					if err := os.Mkdir(filepath.Join(dir, disk.MarkerName), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				})
+			},
+			wantErr: []string{"identity marker", "not a regular file (a directory)"},
+		},
+		{
+			name:    "non-zero data at 5 MiB is not blank",
+			size:    gib,
+			fsType:  "ext4",
+			setup:   func(t *testing.T, v *volume) { writeAt(t, v.dev.Path, 5<<20+17, []byte{1}) },
+			wantErr: []string{"not blank", "non-zero data at offset 5242897 (first 16 MiB)"},
+		},
+		plantedAt("ext4 backup superblock (4 KiB blocks)", 0),
+		plantedAt("ext4 backup superblock (1 KiB blocks)", 0),
+		plantedAt("xfs allocation group header", 0),
+		plantedAt("sparse sample", gib/2),
+		{
+			// The GPT backup header is the device's last LBA.
+			name:    "non-zero data in the GPT backup header's sector is not blank",
+			size:    gib,
+			fsType:  "ext4",
+			setup:   func(t *testing.T, v *volume) { writeAt(t, v.dev.Path, gib-512, []byte("EFI PART")) },
+			wantErr: []string{"not blank", fmt.Sprintf("non-zero data at offset %d (last 16 MiB)", gib-512)},
+		},
+		{
+			name:   "fully zero 1 GiB device is formatted",
+			size:   gib,
+			fsType: "ext4",
+			check: func(t *testing.T, v *volume, res disk.Result) {
+				if !res.Formatted {
+					t.Errorf("Formatted=false on a zero device")
 				}
 			},
 		},
@@ -260,9 +384,13 @@ func TestPrepare(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, v)
 			}
+			// Whatever the setup left dirty in the device's cache reaches
+			// the backing file now, not at Prepare's first open.
+			flushDevice(t, v.dev.Path)
 			before := sha256File(t, v.dev.File)
 			mountedBefore := mountedFSType(t, v.mnt)
 			spec := v.spec(tc.fsType, node, tc.initialized)
+			spec.Adopt = tc.adopt
 
 			res, err := v.prep.Prepare(context.Background(), spec)
 
@@ -272,6 +400,12 @@ func TestPrepare(t *testing.T) {
 				}
 				if !errors.Is(err, disk.ErrRefused) || !containsAll(err.Error(), tc.wantErr...) || !strings.Contains(err.Error(), testVolume) {
 					t.Fatalf("error %q (refused: %v), want a refusal naming %s and containing %q", err, errors.Is(err, disk.ErrRefused), testVolume, tc.wantErr)
+				}
+				if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+					t.Errorf("error %q is not %v", err, tc.wantIs)
+				}
+				if tc.wantIs != disk.ErrUnmarked && errors.Is(err, disk.ErrUnmarked) {
+					t.Errorf("error %q is ErrUnmarked: a caller would read the adopt tag for a refusal it cannot lift", err)
 				}
 				if res.Formatted || res.Mounted {
 					t.Errorf("refusal with Formatted=%v Mounted=%v", res.Formatted, res.Mounted)
@@ -321,6 +455,49 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("marker rewritten by the second Prepare (%v)", err)
 			}
 		})
+	}
+}
+
+// ext4WithData is a volume that held ZooKeeper data somewhere else: an
+// ext4 filesystem, not labelled by us, with files and no marker.
+func ext4WithData(t *testing.T, v *volume) {
+	mustRun(t, "mkfs.ext4", "-q", "-L", "old-zk", v.dev.Path)
+	withMounted(t, v.dev.Path, "ext4", func(dir string) {
+		writeFile(t, filepath.Join(dir, "version-2", "snapshot.1f"), "the data tree")
+		writeFile(t, filepath.Join(dir, "myid"), "3\n")
+	})
+}
+
+func wantChange(sub string) func(t *testing.T, v *volume, res disk.Result) {
+	return func(t *testing.T, v *volume, res disk.Result) {
+		if !slices.ContainsFunc(res.Changes, func(c string) bool { return strings.Contains(c, sub) }) {
+			t.Errorf("changes %q: want one containing %q", res.Changes, sub)
+		}
+	}
+}
+
+// plantedAt is the case of one non-zero byte at the first read of the blank
+// check (at or after from) that only the named check makes: with that check
+// gone, the device would be formatted.
+func plantedAt(check string, from int64) prepareCase {
+	var off int64 = -1
+	for _, r := range disk.BlankReads(blankCaseSize) {
+		if r.Off >= from && slices.Equal(r.Checks, []string{check}) {
+			off = r.Off + r.Len - 1
+			break
+		}
+	}
+	return prepareCase{
+		name:   "non-zero data where only the " + check + " check looks is not blank",
+		size:   blankCaseSize,
+		fsType: "ext4",
+		setup: func(t *testing.T, v *volume) {
+			if off < 0 {
+				t.Fatalf("no read of the blank check is the %s check's alone", check)
+			}
+			writeAt(t, v.dev.Path, off, []byte{0xff})
+		},
+		wantErr: []string{"not blank", fmt.Sprintf("non-zero data at offset %d (%s)", off, check)},
 	}
 }
 
