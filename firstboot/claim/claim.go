@@ -39,7 +39,10 @@ type Claimer struct {
 	Poll     Backoff
 	Fallback Backoff
 	Relist   Backoff
-	Rand     *rand.Rand
+	// Spread is how long, per free ENI beyond the first, boots that see
+	// several free ENIs spread their attaches over (see takeENI).
+	Spread time.Duration
+	Rand   *rand.Rand
 	// Counter, when set, counts this Claimer's EC2 client (CallCounter);
 	// the result reports its figure.
 	Counter *CallCounter
@@ -76,6 +79,7 @@ func NewClaimer(api EC2API, cfg ensemble.Config, id identity.Instance, log *slog
 		Poll:     Backoff{First: 300 * time.Millisecond, Factor: 1.3, Max: 400 * time.Millisecond, Jitter: 0.2},
 		Fallback: Backoff{First: 4 * time.Second, Factor: 1.5, Max: 8 * time.Second, Jitter: 0.2},
 		Relist:   Backoff{First: 500 * time.Millisecond, Factor: 2, Max: 8 * time.Second, Jitter: 0.5},
+		Spread:   100 * time.Millisecond,
 		Rand:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)),
 	}
 }
@@ -132,27 +136,33 @@ type inventory struct {
 }
 
 func (c *Claimer) discover(ctx context.Context) (inventory, error) {
-	tags := c.Config.Claim.Tags
-	byEnsemble := types.Filter{Name: aws.String("tag:" + tags.Ensemble), Values: []string{c.Config.Ensemble}}
 	var inv inventory
 	var wg sync.WaitGroup
 	var eniErr, volErr error
-	wg.Go(func() {
-		p := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{
-			Filters: []types.Filter{byEnsemble, {Name: aws.String("availability-zone"), Values: []string{c.Identity.AZ}}},
-		})
-		for p.HasMorePages() {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				eniErr = fmt.Errorf("describe ENIs of ensemble %s in %s: %w", c.Config.Ensemble, c.Identity.AZ, err)
-				return
-			}
-			inv.enis = append(inv.enis, out.NetworkInterfaces...)
-		}
-	})
+	wg.Go(func() { inv.enis, eniErr = c.listENIs(ctx) })
 	wg.Go(func() { inv.vols, volErr = describeEnsembleVolumes(ctx, c.EC2, c.Config) })
 	wg.Wait()
 	return inv, errors.Join(eniErr, volErr)
+}
+
+// listENIs lists the ensemble's ENIs in this AZ.
+func (c *Claimer) listENIs(ctx context.Context) ([]types.NetworkInterface, error) {
+	tags := c.Config.Claim.Tags
+	p := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []types.Filter{
+			{Name: aws.String("tag:" + tags.Ensemble), Values: []string{c.Config.Ensemble}},
+			{Name: aws.String("availability-zone"), Values: []string{c.Identity.AZ}},
+		},
+	})
+	var enis []types.NetworkInterface
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe ENIs of ensemble %s in %s: %w", c.Config.Ensemble, c.Identity.AZ, err)
+		}
+		enis = append(enis, out.NetworkInterfaces...)
+	}
+	return enis, nil
 }
 
 func (c *Claimer) nodeOf(tags []types.Tag) int { return tagNode(tags, c.Config.Claim.Tags.Node) }

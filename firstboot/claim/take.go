@@ -11,32 +11,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// takeENI attaches the first free, valid ENI of this AZ (only node prefer's
-// when set), in shuffled order so a storm of boots spreads over the slots.
+// takeENI attaches a free, valid ENI of this AZ (only node prefer's when
+// set), picked at random so a storm of boots spreads over the slots. When
+// several are free, boots of a fresh ensemble are likely starting together:
+// it first waits a random part of Spread per extra candidate and lists the
+// ENIs again, so that most boots see the others' attachments instead of
+// all racing on one snapshot — each lost race is a mutating call, and the
+// account's mutating bucket (50, refilled at 5/s) must also hold every
+// boot's two attaches. A lost race ends the round: the view it was chosen
+// from is stale, and the next round re-lists after a jittered pause.
 func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *waiter) error {
-	var candidates []types.NetworkInterface
-	var misconfigured, others []string
-	for _, e := range inv.enis {
-		id, node := aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)
-		if prefer != 0 && node != prefer {
-			continue
+	candidates, misconfigured, others := c.candidates(inv, prefer)
+	if prefer == 0 && len(candidates) > 1 && c.Spread > 0 {
+		d := time.Duration(c.Rand.Int64N(int64(c.Spread) * int64(len(candidates)-1)))
+		if err := sleep(ctx, d); err != nil {
+			return errRetry{fmt.Sprintf("no ENI taken yet: %v", err)}
 		}
-		if e.Status != types.NetworkInterfaceStatusAvailable {
-			if e.Attachment != nil {
-				others = append(others, fmt.Sprintf("%s (node %d) %s to %s", id, node, e.Attachment.Status, aws.ToString(e.Attachment.InstanceId)))
-			}
-			continue
+		if enis, err := c.listENIs(ctx); err == nil {
+			candidates, misconfigured, others = c.candidates(inventory{enis: enis}, prefer)
 		}
-		if m := c.mismatch(e); m != "" {
-			misconfigured = append(misconfigured, m)
-			continue
-		}
-		candidates = append(candidates, e)
 	}
 	c.Rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	for _, e := range candidates {
 		id := aws.ToString(e.NetworkInterfaceId)
-	indexes:
 		for idx := int32(1); idx <= 15; idx++ {
 			if c.badIndex[idx] {
 				continue // force-detached here: EC2 may keep it unusable
@@ -69,7 +66,7 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 				}
 				c.Log.Info("lost the race for ENI", "step", "claim-eni", "eni", id, "code", errorCode(err))
 				others = append(others, fmt.Sprintf("%s (node %d) taken by a concurrent boot", id, c.nodeOf(e.TagSet)))
-				break indexes
+				return errRetry{c.noFree(prefer, others)}
 			default:
 				return fmt.Errorf("attach %s to %s: %w", id, c.Identity.InstanceID, err)
 			}
@@ -80,6 +77,10 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 		// operator sees it, instead of at the deadline.
 		return fmt.Errorf("%w: %s", errFatal, strings.Join(misconfigured, "; "))
 	}
+	return errRetry{c.noFree(prefer, others)}
+}
+
+func (c *Claimer) noFree(prefer int, others []string) string {
 	what := "any node"
 	if prefer != 0 {
 		what = fmt.Sprintf("node %d", prefer)
@@ -88,7 +89,30 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 	if len(others) > 0 {
 		why += ": " + strings.Join(others, "; ")
 	}
-	return errRetry{why}
+	return why
+}
+
+// candidates sorts the listed ENIs of this AZ (only node prefer's when
+// set) into free valid ones, misconfigured ones and others' holdings.
+func (c *Claimer) candidates(inv inventory, prefer int) (candidates []types.NetworkInterface, misconfigured, others []string) {
+	for _, e := range inv.enis {
+		id, node := aws.ToString(e.NetworkInterfaceId), c.nodeOf(e.TagSet)
+		if prefer != 0 && node != prefer {
+			continue
+		}
+		if e.Status != types.NetworkInterfaceStatusAvailable {
+			if e.Attachment != nil {
+				others = append(others, fmt.Sprintf("%s (node %d) %s to %s", id, node, e.Attachment.Status, aws.ToString(e.Attachment.InstanceId)))
+			}
+			continue
+		}
+		if m := c.mismatch(e); m != "" {
+			misconfigured = append(misconfigured, m)
+			continue
+		}
+		candidates = append(candidates, e)
+	}
+	return candidates, misconfigured, others
 }
 
 func (c *Claimer) took(w *waiter, e types.NetworkInterface, attachment string, idx int32) {
