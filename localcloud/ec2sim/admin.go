@@ -24,6 +24,7 @@ import (
 //	PUT  /_sim/faults                      Faults
 //	PUT  /_sim/lag                         {"instances","volumes","networkInterfaces","newIds": "300ms", "random": true} (SetLag)
 //	POST /_sim/stick/{id}                  (StickNextAttach)
+//	POST /_sim/hide/{id}                   (HideNextAttach)
 //	GET  /_sim/stats                       -> Stats
 //	POST /_sim/stats/reset
 //
@@ -130,6 +131,10 @@ func (s *Sim) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /_sim/stick/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.StickNextAttach(r.PathValue("id"))
+		reply(w, nil, nil)
+	})
+	mux.HandleFunc("POST /_sim/hide/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.HideNextAttach(r.PathValue("id"))
 		reply(w, nil, nil)
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {

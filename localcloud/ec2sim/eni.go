@@ -15,6 +15,7 @@ var eniKind = &kind[NetworkInterface]{
 	idsWithMax: "NetworkInterfaceIds",
 	maxResults: 1000,
 	idOf:       func(n NetworkInterface) string { return n.ID },
+	mask:       NetworkInterface.masked,
 	tagsOf:     func(n NetworkInterface) map[string]string { return n.Tags },
 	notFound: func(id string) *APIError {
 		return clientError(CodeInvalidENIIDNotFound, "The networkInterface ID '%s' does not exist", id)
@@ -178,6 +179,7 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 		DeleteOnTermination: false,
 		AttachTime:          now,
 		stuck:               s.takeStuck(eniID),
+		hidden:              s.takeHidden(eniID),
 	}
 	n = n.clone()
 	n.Status = StatusInUse
@@ -193,6 +195,16 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 // instance already has an interface at.
 func errIndexTaken(instID string, index int32) *APIError {
 	return clientError(CodeInvalidParameterValue, "Instance '%s' already has an interface attached at device index '%d'.", instID, index)
+}
+
+// takeHidden reports whether an attach of id is hidden from Describe
+// (HideNextAttach). Call with s.mu held.
+func (s *Sim) takeHidden(id string) bool {
+	if s.hide[id] {
+		delete(s.hide, id)
+		return true
+	}
+	return false
 }
 
 // takeStuck decides whether an attach of id sticks in attaching. Call with
@@ -243,6 +255,12 @@ func (s *Sim) completeENIAttach(eniID, attID string) {
 	n = n.clone()
 	n.Attachment.Status = AttachAttached
 	s.enis.put(n.ID, n, time.Now(), s.retain)
+	if hook := s.opts.Hooks.ENIAttachedInAPI; hook != nil {
+		ev := eniEvent(n)
+		s.mu.Unlock()
+		defer s.mu.Lock()
+		hook(ev)
+	}
 }
 
 func (s *Sim) detachNetworkInterface(q query, now time.Time) (result, error) {

@@ -48,6 +48,12 @@ func (s *Sim) describeInstances(q query, now time.Time) (result, error) {
 		return nil, err
 	}
 	enis, vols := s.enis.asOf(t, gc), s.volumes.asOf(t, gc)
+	for i := range enis {
+		enis[i] = enis[i].masked()
+	}
+	for i := range vols {
+		vols[i] = vols[i].masked()
+	}
 	out := &describeInstancesResponse{NextToken: next}
 	for _, inst := range list {
 		out.Reservations.Items = append(out.Reservations.Items, xmlReservation{

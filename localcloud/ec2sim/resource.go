@@ -18,6 +18,7 @@ type kind[T any] struct {
 	tagsOf     func(T) map[string]string
 	filters    filterTable[T]
 	notFound   func(id string) *APIError
+	mask       func(T) T // what Describe shows of a stored version; nil = all of it
 }
 
 func (k *kind[T]) checkID(id string) error {
@@ -72,6 +73,11 @@ func (k *kind[T]) describe(st *store[T], q query, t, gc time.Time) ([]T, string,
 			items = append(items, v)
 		}
 		slices.SortFunc(items, func(a, b T) int { return strings.Compare(k.idOf(a), k.idOf(b)) })
+	}
+	if k.mask != nil {
+		for i := range items {
+			items[i] = k.mask(items[i])
+		}
 	}
 	items = slices.DeleteFunc(items, func(v T) bool { return !match(v) })
 	out, next := paginate(items, k.idOf, p)

@@ -18,7 +18,9 @@
 //   - Faults (SetFaults): throttling, stuck attaches, lost races, forced
 //     detaches that lose the ENI's device index or hold the volume's
 //     device name, the code an in-use ENI answers with.
-//   - Per resource: StickNextAttach.
+//   - Per resource: StickNextAttach, HideNextAttach.
+//   - Hooks: device plug/unplug around the attach state machine, and
+//     ENIAttachedInAPI/VolumeAttachedInAPI after the API state changed.
 //   - Instance types (RunInstanceOfType) cap the network interfaces.
 //
 // The admin API (admin.go) and the ec2sim command's flags expose the same.
@@ -173,6 +175,15 @@ type Hooks struct {
 	// VolumeAttached and VolumeDetached are the same for volumes.
 	VolumeAttached func(VolumeEvent) error
 	VolumeDetached func(VolumeEvent)
+	// ENIAttachedInAPI and VolumeAttachedInAPI run just after an attachment
+	// became attached in the API's true state (after ENIAttached or
+	// VolumeAttached succeeded; Describe may show it later, see Lag). A
+	// local cloud that wants the device to appear after the API says
+	// attached plugs it from here (and returns nil at once from
+	// ENIAttached/VolumeAttached); one that wants it before plugs in
+	// ENIAttached/VolumeAttached and waits there.
+	ENIAttachedInAPI    func(ENIEvent)
+	VolumeAttachedInAPI func(VolumeEvent)
 }
 
 // ENIEvent describes an ENI attachment for Hooks.
@@ -214,6 +225,7 @@ type Sim struct {
 	lag        Lag
 	retain     time.Duration              // how far back a Describe can look: the largest lag ever configured
 	stick      map[string]bool            // resource ids whose next attach sticks
+	hide       map[string]bool            // resource ids whose next attach Describe never shows
 	lostIndex  map[string]map[int32]bool  // instance id -> device indexes a forced detach made unusable
 	heldDevice map[string]map[string]bool // instance id -> device slots a forced detach left held
 	limiter    *limiter
@@ -248,6 +260,7 @@ func New(opts Options) *Sim {
 		volumes:    newStore[Volume](),
 		faults:     opts.Faults,
 		stick:      map[string]bool{},
+		hide:       map[string]bool{},
 		lostIndex:  map[string]map[int32]bool{},
 		heldDevice: map[string]map[string]bool{},
 		limiter:    newLimiter(opts.Throttle, time.Now()),
@@ -314,6 +327,18 @@ func (s *Sim) StickNextAttach(resourceID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stick[resourceID] = true
+}
+
+// HideNextAttach makes the next attach of this ENI or volume invisible to
+// every Describe call for as long as that attachment lasts: they show the
+// resource available and unattached (and DescribeInstances without it),
+// while the true state proceeds (attached, hooks fire, another attach
+// answers in use). It models an attachment of one's own that never shows
+// up, as eventual consistency can make it look for a long time.
+func (s *Sim) HideNextAttach(resourceID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hide[resourceID] = true
 }
 
 // Stats returns a copy of the call counters.

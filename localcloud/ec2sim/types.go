@@ -96,7 +96,8 @@ type ENIAttachment struct {
 	DeleteOnTermination bool      `json:"deleteOnTermination"`
 	AttachTime          time.Time `json:"attachTime"`
 
-	stuck bool // never leaves attaching on its own (fault injection)
+	stuck  bool // never leaves attaching on its own (fault injection)
+	hidden bool // never shown by Describe (HideNextAttach)
 }
 
 // Volume is an EBS volume. State is StatusAvailable or StatusInUse;
@@ -122,8 +123,28 @@ type VolumeAttachment struct {
 
 	// gen tells a pending timer whether the attachment it was started for
 	// is still the current one (volumes have no attachment id in EC2).
-	gen   uint64
-	stuck bool
+	gen    uint64
+	stuck  bool
+	hidden bool // never shown by Describe (HideNextAttach)
+}
+
+// masked methods return a resource as Describe shows it: an attachment
+// hidden by HideNextAttach is not there.
+
+func (n NetworkInterface) masked() NetworkInterface {
+	if n.Attachment == nil || !n.Attachment.hidden {
+		return n
+	}
+	n.Attachment, n.Status = nil, StatusAvailable
+	return n
+}
+
+func (v Volume) masked() Volume {
+	if v.Attachment == nil || !v.Attachment.hidden {
+		return v
+	}
+	v.Attachment, v.State = nil, StatusAvailable
+	return v
 }
 
 // clone methods: stored versions are immutable, so every mutation starts

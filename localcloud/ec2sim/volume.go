@@ -15,6 +15,7 @@ var volumeKind = &kind[Volume]{
 	idParam:    "VolumeId",
 	maxResults: 500,
 	idOf:       func(v Volume) string { return v.ID },
+	mask:       Volume.masked,
 	tagsOf:     func(v Volume) map[string]string { return v.Tags },
 	notFound: func(id string) *APIError {
 		return clientError(CodeInvalidVolumeNotFound, "The volume '%s' does not exist.", id)
@@ -136,7 +137,7 @@ func (s *Sim) attachVolume(q query, now time.Time) (result, error) {
 	held := s.heldDevice[instID][deviceSlot(device)]
 	s.gen++
 	att := &VolumeAttachment{InstanceID: instID, Device: device, State: AttachAttaching, AttachTime: now,
-		gen: s.gen, stuck: s.takeStuck(volID) || held}
+		gen: s.gen, stuck: s.takeStuck(volID) || held, hidden: s.takeHidden(volID)}
 	v = v.clone()
 	v.State = StatusInUse
 	v.Attachment = att
@@ -184,6 +185,12 @@ func (s *Sim) completeVolumeAttach(volID string, gen uint64) {
 	v = v.clone()
 	v.Attachment.State = AttachAttached
 	s.volumes.put(v.ID, v, time.Now(), s.retain)
+	if hook := s.opts.Hooks.VolumeAttachedInAPI; hook != nil {
+		ev := volumeEvent(v)
+		s.mu.Unlock()
+		defer s.mu.Lock()
+		hook(ev)
+	}
 }
 
 func (s *Sim) detachVolume(q query, now time.Time) (result, error) {
