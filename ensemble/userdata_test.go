@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -124,4 +125,59 @@ func FuzzFromUserData(f *testing.F) {
 			t.Fatalf("document of %d bytes", len(doc))
 		}
 	})
+}
+
+// TestCloudInitSkipsOurUserData runs Debian's cloud-init (22.4, unpacked by
+// `go tool mage test` into ZKAAS_CLOUD_INIT, not installed) on the user
+// data zkaas accepts: cloud-init must not fail on it, must leave our part
+// alone (no handler, a warning), and must still see its own parts.
+func TestCloudInitSkipsOurUserData(t *testing.T) {
+	site := os.Getenv("ZKAAS_CLOUD_INIT")
+	if site == "" {
+		t.Skip("ZKAAS_CLOUD_INIT unset: `go tool mage test` unpacks Debian's cloud-init and sets it")
+	}
+	python, err := exec.LookPath("/usr/bin/python3")
+	if err != nil {
+		t.Skipf("Debian's python3 (for cloud-init's modules): %v", err)
+	}
+	full, err := os.ReadFile(baked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloudConfig := "#cloud-config\npackages: [htop]\n"
+	for _, tc := range []struct {
+		name     string
+		userData []byte
+		want     []string // lines cloud-init printed, in order
+	}{
+		{"plain document", full, []string{
+			"warning Unhandled non-multipart (text/x-not-multipart) userdata: 'b'# A three-node ensemble '...'",
+			"part text/x-not-multipart"}},
+		{"MIME part next to cloud-config", mimeDoc([2]string{"Content-Type: text/cloud-config", cloudConfig},
+			[2]string{"Content-Type: " + ContentType, string(full)}), []string{
+			"warning Unhandled unknown content-type (text/x-zkaas-ensemble) userdata: 'b'# A three-node ensemble '...'",
+			"part text/cloud-config", "part " + ContentType}},
+		{"gzip document", gz(full), []string{"part text/x-not-multipart"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok, err := FromUserData(tc.userData); !ok || err != nil {
+				t.Fatalf("zkaas does not take this user data: %v", err)
+			}
+			cmd := exec.Command(python, "testdata/cloudinit_userdata.py")
+			cmd.Env = append(os.Environ(), "PYTHONPATH="+site)
+			cmd.Stdin = bytes.NewReader(tc.userData)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("cloud-init failed on it: %v\n%s", err, out)
+			}
+			rest := string(out)
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("cloud-init's output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
 }
