@@ -17,6 +17,8 @@ func TestDecide(t *testing.T) {
 	spec := Spec{VolumeID: "vol-0123456789abcdef0", FSType: "ext4"}
 	tagged := spec
 	tagged.Initialized = true
+	node3 := spec
+	node3.NodeID = 3
 	tests := []struct {
 		name       string
 		spec       Spec
@@ -34,6 +36,11 @@ func TestDecide(t *testing.T) {
 		{"partition table next to the wanted filesystem", spec, Probe{PTType: "dos", FSType: "ext4"}, false, "has a dos partition table"},
 		{"no signature but data", spec, Probe{}, false, "not blank"},
 		{"no signature but data, tagged", tagged, Probe{}, false, "not blank"},
+		{"no signature, data where", spec, Probe{NonZero: "non-zero data at offset 4096 (first 16 MiB)"}, false, "not blank (non-zero data at offset 4096 (first 16 MiB))"},
+		{"wanted filesystem, this node's label", node3, Probe{FSType: "ext4", Label: "zk-3"}, false, ""},
+		{"wanted filesystem, another node's label", node3, Probe{FSType: "ext4", Label: "zk-4", UUID: "u"}, false, `labelled "zk-4", the label of another node's filesystem, but is attached as node 3`},
+		{"wanted filesystem, another node's label, zero-padded", node3, Probe{FSType: "ext4", Label: "zk-03"}, false, ""},
+		{"wanted filesystem, a label not ours", node3, Probe{FSType: "ext4", Label: "zk-data"}, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,6 +241,110 @@ func TestSpecNormalized(t *testing.T) {
 		tc.mutate(&s)
 		if _, err := s.normalized(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestFirstMeaningfulLine(t *testing.T) {
+	tests := []struct{ name, out, want string }{
+		{"mke2fs zero size", "mke2fs 1.47.0 (5-Feb-2023)\nmkfs.ext4: Device size reported to be zero. Invalid partition specified, or\n\tpartition table wasn't reread after running fdisk, due to\n", "mkfs.ext4: Device size reported to be zero. Invalid partition specified, or"},
+		{"mke2fs bad option", "mke2fs 1.47.0 (5-Feb-2023)\n\nBad option(s) specified: nosuch\n\nExtended options are separated by commas, and may take an argument which\n", "Bad option(s) specified: nosuch"},
+		{"mkfs.xfs existing signature", "mkfs.xfs: /dev/loop0 appears to contain an existing filesystem (ext4).\nmkfs.xfs: Use the -f option to force overwrite.\n", "mkfs.xfs: /dev/loop0 appears to contain an existing filesystem (ext4)."},
+		{"usage only", "unknown option -Z\nUsage: mkfs.xfs\n/* blocksize */\t\t[-b size=num]\n", "unknown option -Z"},
+		{"empty", "\n\n", ""},
+	}
+	for _, tc := range tests {
+		if got := firstMeaningfulLine(tc.out); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The blank check's reads: inside the device, aligned for O_DIRECT, the
+// ends in full, and every place a check names.
+func TestBlankReads(t *testing.T) {
+	for _, size := range []int64{8 << 20, 64 << 20, 1 << 30, 1<<30 + 36<<20 + 512, 1 << 40, 5 << 40} {
+		reads := blankReads(size)
+		var covered int64
+		at := map[int64][]string{}
+		for i, r := range reads {
+			if r.off < 0 || r.len <= 0 || r.off+r.len > size || r.off%4096 != 0 || (r.len%4096 != 0 && r.off+r.len != size) {
+				t.Fatalf("size %d: read %+v outside the device or unaligned", size, r)
+			}
+			if i > 0 && r.off < reads[i-1].off+reads[i-1].len {
+				t.Fatalf("size %d: read %+v overlaps %+v", size, r, reads[i-1])
+			}
+			covered += r.len
+			at[r.off] = r.checks
+		}
+		ends := min(size, 2*blankEndSpan)
+		if got := covered - int64(len(reads)-countEnds(reads))*blankPoint; got < ends {
+			t.Errorf("size %d: the ends cover %d bytes, want %d", size, got, ends)
+		}
+		if reads[0].off != 0 || reads[len(reads)-1].off+reads[len(reads)-1].len != size {
+			t.Errorf("size %d: first or last byte not read", size)
+		}
+		if size < 1<<30 {
+			continue
+		}
+		for _, want := range []struct {
+			off   int64
+			check string
+		}{
+			{128 << 20, "ext4 backup superblock (4 KiB blocks)"}, // group 1
+			{3 * 128 << 20, "ext4 backup superblock (4 KiB blocks)"},
+			{7 * 128 << 20, "ext4 backup superblock (4 KiB blocks)"},
+			{3 * 32 << 20, "ext4 backup superblock (2 KiB blocks)"},
+			{(1 + 3*8192) * 1024 &^ 4095, "ext4 backup superblock (1 KiB blocks)"},
+			{(1 + 5*5*8192) * 1024 &^ 4095, "ext4 backup superblock (1 KiB blocks)"},
+			{(size / 4096 / 4) * 4096, "xfs allocation group header"}, // mkfs.xfs's 4 AGs
+			{3 * ((size/4096 + 3) / 4) * 4096, "xfs allocation group header"},
+		} {
+			if size >= 4<<40 && want.check == "xfs allocation group header" {
+				want.off = (want.off / (1 << 40)) * (1 << 40) // 1 TiB AGs from 4 TiB up
+				if want.off == 0 {
+					continue
+				}
+			}
+			if !slices.Contains(at[want.off], want.check) {
+				t.Errorf("size %d: no %s read at %d (have %q)", size, want.check, want.off, at[want.off])
+			}
+		}
+		samples := 0
+		for _, r := range reads {
+			if slices.Contains(r.checks, "sparse sample") {
+				samples++
+			}
+		}
+		if samples < sampleCount*9/10 {
+			t.Errorf("size %d: %d sparse samples, want about %d", size, samples, sampleCount)
+		}
+		if len(reads) > 4000 {
+			t.Errorf("size %d: %d reads, a cost on every first boot", size, len(reads))
+		}
+	}
+}
+
+func countEnds(reads []blankRead) int {
+	n := 0
+	for _, r := range reads {
+		if slices.Contains(r.checks, "first 16 MiB") || slices.Contains(r.checks, "last 16 MiB") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestFirstNonZero(t *testing.T) {
+	b := make([]byte, 3*4096+100)
+	if got := firstNonZero(b); got != -1 {
+		t.Errorf("zeros: %d", got)
+	}
+	for _, i := range []int{0, 4095, 4096, 3*4096 + 99} {
+		clear(b)
+		b[i] = 1
+		if got := firstNonZero(b); got != i {
+			t.Errorf("byte at %d: got %d", i, got)
 		}
 	}
 }

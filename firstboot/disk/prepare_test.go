@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -539,5 +540,35 @@ func TestMarkerGolden(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(v.mnt); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), ".tmp") }) {
 		t.Errorf("temporary marker file left behind: %v", entries)
+	}
+}
+
+// A failing mkfs is reported by its first meaningful line, not its banner
+// and pages of usage text; and it is not a refusal (nothing was decided
+// about the data: the device was blank).
+func TestMkfsFailureReportsItsFirstLine(t *testing.T) {
+	v := newVolume(t, ext4Size)
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		t.Skip("no mkfs.ext4")
+	}
+	script := filepath.Join(t.TempDir(), "mkfs.ext4")
+	writeFile(t, script, "#!/bin/sh\nexec "+mkfs+" -E nosuchoption \"$@\"\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v.prep.Commands.MkfsExt4 = script
+	_, err = v.prep.Prepare(context.Background(), v.spec("ext4", 3, false))
+	if err == nil {
+		t.Fatal("Prepare succeeded with a failing mkfs")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if !containsAll(msg, "format volume "+testVolume, "exit status 1: Bad option(s) specified: nosuchoption") ||
+		strings.Contains(msg, "Extended options") || strings.Contains(msg, "mke2fs 1.") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want the first meaningful line of mkfs's output only", msg)
+	}
+	if errors.Is(err, disk.ErrRefused) {
+		t.Errorf("error %q is a refusal", err)
 	}
 }
