@@ -42,7 +42,7 @@ func TestHideNextAttach(t *testing.T) {
 		{"ENI attachment", e.describeENI(n.ID).Attachment == nil, true},
 		{"volume state", e.describeVolume(v.ID).State, types.VolumeStateAvailable},
 		{"volume attachments", len(e.describeVolume(v.ID).Attachments), 0},
-		{"DescribeInstances interfaces", len(e.describeInstance(inst.ID).NetworkInterfaces), 1}, // the primary
+		{"DescribeInstances interfaces", len(e.describeInstance(inst.ID).NetworkInterfaces), 1},      // the primary
 		{"DescribeInstances block devices", len(e.describeInstance(inst.ID).BlockDeviceMappings), 1}, // the root
 		{"filter attachment.instance-id (ENIs, volumes)", fmtPair(byFilter("attachment.instance-id", inst.ID)), "1 1"},
 		{"filter status available (ENIs, volumes)", fmtPair(byFilter("status", "available")), "1 1"},
