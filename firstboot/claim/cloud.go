@@ -59,6 +59,24 @@ func (c *Cloud) InitializedTag(ctx context.Context, vol string) (time.Time, erro
 	return time.Time{}, nil
 }
 
+// AdoptTag reads the volume's adopt tag fresh from EC2: its value (the node
+// id the operator adopts the volume's existing data for), "" when the
+// volume has none. The disk stage asks only after the volume was refused as
+// an unmarked filesystem with data, so a normal boot never pays this call.
+func (c *Cloud) AdoptTag(ctx context.Context, vol string) (string, error) {
+	out, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{vol}})
+	if err != nil {
+		return "", fmt.Errorf("describe volume %s: %w", vol, err)
+	}
+	for _, v := range out.Volumes {
+		if aws.ToString(v.VolumeId) == vol {
+			value, _ := tagValue(v.Tags, c.Config.Claim.Tags.Adopt)
+			return value, nil
+		}
+	}
+	return "", fmt.Errorf("describe volume %s: not found", vol)
+}
+
 // TagInitialized records on the volume that it holds a filesystem since
 // when (RFC 3339, seconds), so that it is never formatted again.
 func (c *Cloud) TagInitialized(ctx context.Context, vol string, when time.Time) error {

@@ -112,6 +112,36 @@ func TestCloudTags(t *testing.T) {
 	}
 }
 
+// TestCloudAdoptTag: the adopt tag as the operator sets it, read in one
+// call.
+func TestCloudAdoptTag(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 2}})
+	c, ctx := w.cloud(), context.Background()
+	if got, err := c.AdoptTag(ctx, w.vols[2]); err != nil || got != "" {
+		t.Fatalf("untagged volume: AdoptTag = %q, %v; want empty", got, err)
+	}
+	if _, err := c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
+		Resources: []string{w.vols[2]},
+		Tags:      []types.Tag{{Key: aws.String(w.cfg.Claim.Tags.Adopt), Value: aws.String("2")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	calls := c.Counter.Calls()
+	if got, err := c.AdoptTag(ctx, w.vols[2]); err != nil || got != "2" {
+		t.Errorf("AdoptTag = %q, %v; want 2", got, err)
+	}
+	if n := c.Counter.Calls() - calls; n != 1 {
+		t.Errorf("AdoptTag made %d calls, want 1", n)
+	}
+	if got, err := c.AdoptTag(ctx, w.vols[1]); err != nil || got != "" {
+		t.Errorf("other volume: AdoptTag = %q, %v; want empty", got, err)
+	}
+	if _, err := c.AdoptTag(ctx, "vol-0000000000000dead"); err == nil {
+		t.Error("AdoptTag of a missing volume succeeded")
+	}
+}
+
 // TestCallCounterCountsInvocations: a call the SDK retries counts once.
 func TestCallCounterCountsInvocations(t *testing.T) {
 	t.Parallel()
