@@ -148,7 +148,7 @@ func Default() Config {
 		Network: Network{
 			RouteTable:   routing.DefaultTable,
 			RulePriority: routing.DefaultPriority,
-			MTU:          9001,
+			MTU:          routing.DefaultMTU,
 		},
 		ZooKeeper: ZooKeeper{
 			ClientPort:      2181,

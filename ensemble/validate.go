@@ -72,10 +72,8 @@ func (v *validator) validate(c *Config) {
 	v.volume(&c.Volume)
 	v.routing("network.route_table", c.Network.RouteTable, routing.ValidateTable)
 	v.routing("network.rule_priority", c.Network.RulePriority, routing.ValidatePriority)
-	// 576 is the least an IPv4 host must accept (RFC 791); 9001 the most
-	// EC2 carries inside a VPC.
-	if m := c.Network.MTU; m < 576 || m > 9001 {
-		v.errorf("network.mtu", "%d must be between 576 and 9001 (EC2's jumbo frame MTU inside a VPC)", m)
+	if m := c.Network.MTU; m < routing.MinMTU || m > routing.MaxMTU {
+		v.errorf("network.mtu", "%d must be between %d and %d (EC2's jumbo frame MTU inside a VPC)", m, routing.MinMTU, routing.MaxMTU)
 	}
 	v.zookeeper(&c.ZooKeeper)
 }

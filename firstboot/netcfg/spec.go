@@ -26,15 +26,12 @@ import (
 // attachment is reported: hot-plug normally takes well under a second.
 const DefaultLinkWait = 60 * time.Second
 
-// MTU bounds and default. EC2 supports jumbo frames, 9001 bytes, for traffic
-// inside a VPC and sets 9001 on the primary interface by DHCP; a hot-plugged
-// ENI gets no DHCP here, so Apply sets it. 576 is the smallest datagram every
-// IPv4 host must accept (RFC 791), the lower bound package ensemble checks
-// too. https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html
+// MTU bounds and default: see package routing, which package ensemble
+// shares.
 const (
-	DefaultMTU = 9001
-	MinMTU     = 576
-	MaxMTU     = 9001
+	DefaultMTU = routing.DefaultMTU
+	MinMTU     = routing.MinMTU
+	MaxMTU     = routing.MaxMTU
 )
 
 // Spec is the network configuration of one ENI.

@@ -87,3 +87,14 @@ func outsideWindow(id int) string {
 	}
 	return ""
 }
+
+// MTU bounds and default for the ENI's link. EC2 supports jumbo frames,
+// 9001 bytes, for traffic inside a VPC and sets 9001 on the primary
+// interface by DHCP; a hot-plugged ENI gets no DHCP, so netcfg sets it.
+// 576 is the smallest datagram every IPv4 host must accept (RFC 791).
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html
+const (
+	DefaultMTU = 9001
+	MinMTU     = 576
+	MaxMTU     = 9001
+)
