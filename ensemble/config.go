@@ -37,6 +37,22 @@ type Config struct {
 	Volume    Volume    `yaml:"volume"`
 	Network   Network   `yaml:"network"`
 	ZooKeeper ZooKeeper `yaml:"zookeeper"`
+	Health    Health    `yaml:"health"`
+}
+
+// Health is how a node reports to its Auto Scaling group (package
+// firstboot/health).
+type Health struct {
+	// ReadyTimeout bounds the wait after ZooKeeper starts for it to serve
+	// as leader or follower (a replacement with a fresh volume syncs the
+	// whole tree first); past it the launch is abandoned.
+	ReadyTimeout Duration `yaml:"ready_timeout"`
+	// RefusedHold is how long a boot that was refused for a reason every
+	// replacement would hit too (a bad config, a volume that may hold
+	// someone else's data) waits before it tells the group: it bounds the
+	// churn to one instance per hold per node, and keeps the instance and
+	// its journal up long enough to be looked at.
+	RefusedHold Duration `yaml:"refused_hold"`
 }
 
 // Node is one ZooKeeper server: its myid, its AZ and its static private IP
@@ -162,6 +178,7 @@ func Default() Config {
 			Heap:            "1g",
 			AdminServer:     AdminServer{Enabled: false, Port: 8080},
 		},
+		Health: Health{ReadyTimeout: Duration(15 * time.Minute), RefusedHold: Duration(10 * time.Minute)},
 	}
 }
 

@@ -93,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"colliding route table", base + "network:\n  route_table: 10001\n", []string{"line 7: network.route_table: route table 10001 is reserved (amazon-ec2-net-utils"}},
 		{"main table", base + "network:\n  route_table: 254\n", []string{"network.route_table: route table 254 is reserved (the kernel's"}},
 		{"jumbo beyond EC2", base + "network:\n  mtu: 9216\n", []string{"line 7: network.mtu: 9216 must be between 576 and 9001"}},
+		{"ready timeout too short", base + "health:\n  ready_timeout: 1s\n", []string{"line 7: health.ready_timeout: 1s must be between 10s and 2h"}},
 		{"IPv6 node", strings.Replace(base, "10.0.1.10", "fd00::10", 1), []string{"line 3: nodes[0].ip: want an IPv4 address, got \"fd00::10\""}},
 		{"adopt tag reserved", base + "claim:\n  tags:\n    adopt: aws:adopt\n", []string{"claim.tags.adopt: \"aws:adopt\": the aws: prefix is reserved"}},
 		{"bad 4lw", base + "zookeeper:\n  four_letter_words: [srvr, kill]\n", []string{"line 7: zookeeper.four_letter_words[1]: \"kill\" is not a ZooKeeper four-letter word"}},

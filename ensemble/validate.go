@@ -76,6 +76,12 @@ func (v *validator) validate(c *Config) {
 		v.errorf("network.mtu", "%d must be between %d and %d (EC2's jumbo frame MTU inside a VPC)", m, routing.MinMTU, routing.MaxMTU)
 	}
 	v.zookeeper(&c.ZooKeeper)
+	if d := c.Health.ReadyTimeout.D(); d < 10*time.Second || d > 2*time.Hour {
+		v.errorf("health.ready_timeout", "%s must be between 10s and 2h", c.Health.ReadyTimeout)
+	}
+	if d := c.Health.RefusedHold.D(); d < 0 || d > time.Hour {
+		v.errorf("health.refused_hold", "%s must be between 0s and 1h", c.Health.RefusedHold)
+	}
 }
 
 func (v *validator) nodes(c *Config) {
