@@ -152,6 +152,37 @@ func (g *Group) Fail(ctx context.Context, reason string) (string, error) {
 	return fmt.Sprintf("marked %s Unhealthy in group %s (%s)", g.InstanceID, m.Group, reason), nil
 }
 
+// Hold waits d before a failure is reported, keeping any pending launch
+// action alive with heartbeats meanwhile: a refusal that every
+// replacement would hit too (a bad config, a volume that may hold another
+// node's data) is reported only after the hold, which bounds the churn to
+// one instance per hold and leaves the instance up to be looked at.
+func (g *Group) Hold(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	m, err := g.Find(ctx)
+	if err != nil {
+		return err
+	}
+	end := time.Now().Add(d)
+	beat := heartbeatEvery(m.Hooks)
+	pending := m.State == StatePendingWait && len(m.Hooks) > 0
+	g.log().Info("holding before reporting the failure", "step", "health", "group", m.Group, "hold", d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, min(left, beat)); err != nil {
+			return err
+		}
+		if pending && time.Until(end) > 0 {
+			g.heartbeat(ctx, m)
+		}
+	}
+}
+
 // Ready waits, within bound, until serving says ZooKeeper serves as
 // leader or follower, recording a heartbeat on each pending launch action
 // so that its timeout does not pass while ZooKeeper syncs, then completes

@@ -173,3 +173,23 @@ func TestHeartbeatEvery(t *testing.T) {
 		}
 	}
 }
+
+func TestHold(t *testing.T) {
+	api := &fakeAPI{group: "zk-a", state: StatePendingWait, hooks: []types.LifecycleHook{hook("zkaas-launch", launching, 3)}}
+	g := &Group{API: api, InstanceID: "i-1"}
+	start := time.Now()
+	if err := g.Hold(context.Background(), 2500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 2500*time.Millisecond || took > 4*time.Second {
+		t.Errorf("held %s, want 2.5s", took)
+	}
+	// A heartbeat each second (a third of the 3 s timeout), none at the end.
+	if want := []string{"Heartbeat zkaas-launch", "Heartbeat zkaas-launch"}; !slices.Equal(api.calls, want) {
+		t.Errorf("calls %q, want %q", api.calls, want)
+	}
+	inService := &fakeAPI{group: "zk-a", state: StateInService, hooks: []types.LifecycleHook{zkaasLaunch}}
+	if err := (&Group{API: inService, InstanceID: "i-1"}).Hold(context.Background(), 10*time.Millisecond); err != nil || len(inService.calls) != 0 {
+		t.Errorf("in service: %v, calls %q", err, inService.calls)
+	}
+}
