@@ -40,6 +40,8 @@ type Cloud interface {
 	Claim(ctx context.Context, id identity.Instance) (claim.Result, error)
 	InitializedTag(ctx context.Context, vol string) (time.Time, error)
 	TagInitialized(ctx context.Context, vol string, when time.Time) error
+	// AdoptTag is the value of the volume's adopt tag, "" if none.
+	AdoptTag(ctx context.Context, vol string) (string, error)
 	PeerVolumes(ctx context.Context, self int) ([]claim.Peer, error)
 }
 
@@ -293,6 +295,7 @@ func (r *Runner) disk(ctx context.Context, c *claim.Result) (disk.Result, error)
 		FSType: r.Config.Volume.FSType, MountPoint: r.Config.Volume.MountPoint,
 		Initialized: !c.Initialized.IsZero(),
 		Ensemble:    r.Config.Ensemble, NodeID: c.Node,
+		AdoptTag: r.Config.Claim.Tags.Adopt,
 	}
 	dev, err := r.Disk.ResolveDevice(ctx, spec)
 	if err != nil {
@@ -300,6 +303,21 @@ func (r *Runner) disk(ctx context.Context, c *claim.Result) (disk.Result, error)
 	}
 	spec.Device = dev
 	res, err := r.Disk.Prepare(ctx, spec)
+	if errors.Is(err, disk.ErrUnmarked) {
+		// A filesystem with data and no identity marker: only the
+		// operator's adopt tag can let it in. Read it now, not before:
+		// a normal boot never gets here, so it never pays the call.
+		adopt, terr := r.Cloud.AdoptTag(ctx, c.Volume)
+		if terr != nil {
+			return res, errors.Join(err, terr)
+		}
+		if adopt != "" {
+			r.Log.InfoContext(ctx, "volume tagged for adoption: preparing it again with the tag", "step", "disk",
+				"volume", c.Volume, "tag", r.Config.Claim.Tags.Adopt, "value", adopt)
+			spec.Adopt = adopt
+			res, err = r.Disk.Prepare(ctx, spec)
+		}
+	}
 	// Tag whenever the volume holds our filesystem and is not tagged yet —
 	// also after a failure past mkfs, and for a volume formatted by a boot
 	// that died before tagging — so it is never formatted again.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,10 +29,15 @@ type fakes struct {
 	calls []string
 	fail  map[string]error
 
-	id       identity.Instance
-	claim    claim.Result
-	tag      time.Time // what InitializedTag reads
-	tagged   time.Time // what TagInitialized wrote
+	id     identity.Instance
+	claim  claim.Result
+	tag    time.Time // what InitializedTag reads
+	tagged time.Time // what TagInitialized wrote
+	adopt  string    // what AdoptTag reads
+	// unmarked: the volume holds data without a marker, so Prepare
+	// refuses it with ErrUnmarked unless spec.Adopt is the node's id (and
+	// any other Adopt with a plain refusal), as disk.Preparer does.
+	unmarked bool
 	diskRes  disk.Result
 	diskSpec disk.Spec
 	netSpec  netcfg.Spec
@@ -66,6 +72,10 @@ func (f *fakes) InitializedTag(_ context.Context, vol string) (time.Time, error)
 	return f.tag, f.call("initialized-tag " + vol)
 }
 
+func (f *fakes) AdoptTag(_ context.Context, vol string) (string, error) {
+	return f.adopt, f.call("adopt-tag " + vol)
+}
+
 func (f *fakes) TagInitialized(_ context.Context, vol string, when time.Time) error {
 	f.tagged = when
 	return f.call("tag " + vol + " " + when.Format(time.RFC3339))
@@ -86,7 +96,21 @@ func (f *fakes) ResolveDevice(_ context.Context, spec disk.Spec) (string, error)
 
 func (f *fakes) Prepare(_ context.Context, spec disk.Spec) (disk.Result, error) {
 	f.diskSpec = spec
-	return f.diskRes, f.call("prepare " + spec.Device)
+	name := "prepare " + spec.Device
+	if spec.Adopt != "" {
+		name += " adopt=" + spec.Adopt
+	}
+	if err := f.call(name); err != nil || !f.unmarked {
+		return f.diskRes, err
+	}
+	switch spec.Adopt {
+	case strconv.Itoa(spec.NodeID):
+		return f.diskRes, nil
+	case "":
+		return disk.Result{Device: spec.Device}, fmt.Errorf("volume %s holds data but no identity marker: %w (%w)", spec.VolumeID, disk.ErrUnmarked, disk.ErrRefused)
+	default:
+		return disk.Result{Device: spec.Device}, fmt.Errorf("volume %s is tagged %s=%s for another node: %w", spec.VolumeID, spec.AdoptTag, spec.Adopt, disk.ErrRefused)
+	}
 }
 
 // zk is the ZooKeeper stage's fake (Prepare is taken by Disk).
@@ -238,6 +262,44 @@ func TestRun(t *testing.T) {
 			wantErr: "zookeeper: refusing to trust an empty data tree", is: zookeeper.ErrUnsafeEmptyTree,
 		},
 		{
+			name: "unmarked filesystem with data, no adopt tag: refused after one tag read, not tagged",
+			setup: func(_ *Runner, f *fakes) {
+				f.unmarked = true
+			},
+			calls:   []string{"identify", "claim", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", "adopt-tag vol-2"},
+			stages:  []string{"identify", "claim", "network", "disk"},
+			wantErr: "disk: volume vol-2 holds data but no identity marker", is: disk.ErrUnmarked,
+		},
+		{
+			name: "unmarked filesystem with data, adopt tag for this node: prepared again with it, then tagged initialized",
+			setup: func(_ *Runner, f *fakes) {
+				f.unmarked, f.adopt = true, "2"
+				f.diskRes = disk.Result{Device: "/dev/nvme1n1", Changes: []string{"wrote identity marker"}}
+			},
+			calls: []string{"identify", "claim", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", "adopt-tag vol-2",
+				"prepare /dev/nvme1n1 adopt=2", "tag vol-2 2026-03-04T05:06:07Z", "zookeeper"},
+			stages: []string{"identify", "claim", "network", "disk", "zookeeper"},
+		},
+		{
+			name: "unmarked filesystem with data, adopt tag for another node: refused, not tagged",
+			setup: func(_ *Runner, f *fakes) {
+				f.unmarked, f.adopt = true, "5"
+			},
+			calls:   []string{"identify", "claim", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", "adopt-tag vol-2", "prepare /dev/nvme1n1 adopt=5"},
+			stages:  []string{"identify", "claim", "network", "disk"},
+			wantErr: "disk: volume vol-2 is tagged zkaas:adopt=5 for another node", is: disk.ErrRefused,
+		},
+		{
+			name: "adopt tag read fails: the refusal and the failure, not tagged",
+			setup: func(_ *Runner, f *fakes) {
+				f.unmarked = true
+				f.fail["adopt-tag vol-2"] = boom
+			},
+			calls:   []string{"identify", "claim", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", "adopt-tag vol-2"},
+			stages:  []string{"identify", "claim", "network", "disk"},
+			wantErr: "disk: volume vol-2 holds data but no identity marker", is: boom,
+		},
+		{
 			name: "claim saw the tag: no fresh read, no new tag",
 			setup: func(_ *Runner, f *fakes) {
 				f.claim.Initialized = formattedAt
@@ -351,7 +413,7 @@ func TestRunHandsOn(t *testing.T) {
 		t.Errorf("network spec = %+v, want %+v", f.netSpec, wantNet)
 	}
 	wantDisk := disk.Spec{VolumeID: "vol-2", Device: "/dev/nvme1n1", FSType: r.Config.Volume.FSType,
-		MountPoint: r.Config.Volume.MountPoint, Ensemble: "zk-test", NodeID: 2}
+		MountPoint: r.Config.Volume.MountPoint, Ensemble: "zk-test", NodeID: 2, AdoptTag: "zkaas:adopt"}
 	if !reflect.DeepEqual(f.diskSpec, wantDisk) {
 		t.Errorf("disk spec = %+v, want %+v", f.diskSpec, wantDisk)
 	}
