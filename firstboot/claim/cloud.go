@@ -27,6 +27,9 @@ type Cloud struct {
 	// Counter, when set, is the one counting EC2's client (see
 	// CallCounter.Option); the claim reports its figure.
 	Counter *CallCounter
+	// Devices, when set, tells the claim when the instance sees its
+	// attachments (package hotplug); nil polls EC2 (see Claimer.Devices).
+	Devices Devices
 }
 
 // NewCloud returns the production Cloud: NewEC2's client for cfg, counting
@@ -40,7 +43,7 @@ func NewCloud(cfg aws.Config, ens ensemble.Config, log *slog.Logger) *Cloud {
 // Claim takes a node's ENI and volume for the instance (see Claimer).
 func (c *Cloud) Claim(ctx context.Context, id identity.Instance) (Result, error) {
 	cl := NewClaimer(c.EC2, c.Config, id, c.Log)
-	cl.Counter = c.Counter
+	cl.Counter, cl.Devices = c.Counter, c.Devices
 	return cl.Claim(ctx)
 }
 

@@ -31,8 +31,12 @@ var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "intern
 // plugin does: they may import nothing Linux-only.
 var Pure = []string{"ensemble", "firstboot/routing", "firstboot/systemd"}
 
-// LinuxOnly are dependencies that must not reach a Pure package.
-var LinuxOnly = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix"}
+// LinuxOnly are dependencies that must not reach a Pure package: netlink
+// and the kernel's system calls, and the boot binary's packages built on
+// them (the ENI's link, the volume's device, the hot-plug signals the
+// claim waits on).
+var LinuxOnly = []string{"github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix",
+	Module + "/firstboot/netcfg", Module + "/firstboot/disk", Module + "/firstboot/hotplug"}
 
 // Orchestrators only order steps: they speak the domain interfaces of the
 // packages they call, never an SDK or netlink directly.

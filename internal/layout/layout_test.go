@@ -86,6 +86,11 @@ func TestListedPackagesExist(t *testing.T) {
 		listed = append(listed, p.Pkg)
 	}
 	listed = append(append(append(listed, Pure...), Rig...), Orchestrators...)
+	for _, l := range LinuxOnly {
+		if p, ok := strings.CutPrefix(l, Module+"/"); ok {
+			listed = append(listed, p)
+		}
+	}
 	for _, pkg := range listed {
 		if !slices.ContainsFunc(all, func(d string) bool { return within(d, Module+"/"+pkg) }) {
 			t.Errorf("%s is listed in package layout but is not a package of the module", pkg)

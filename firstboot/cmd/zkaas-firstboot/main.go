@@ -25,6 +25,7 @@ import (
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/claim"
+	"github.com/zkaas/zkaas/firstboot/hotplug"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
 	"github.com/zkaas/zkaas/firstboot/identity"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
@@ -148,7 +149,11 @@ func runner(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (*boot.R
 	}
 	md := identity.Metadata{API: identity.NewIMDS(awsCfg)}
 	awsCfg.Region = cfg.Region()
-	return &boot.Runner{Config: cfg, Metadata: md, Cloud: claim.NewCloud(awsCfg, cfg, log), Log: log}, nil
+	cloud := claim.NewCloud(awsCfg, cfg, log)
+	// The claim waits on the instance's own view of the hot-plugged ENI
+	// and volume, and asks EC2 once they are visible.
+	cloud.Devices = &hotplug.Devices{Log: log}
+	return &boot.Runner{Config: cfg, Metadata: md, Cloud: cloud, Log: log}, nil
 }
 
 // render writes the node's ZooKeeper files, as a boot would render them,
