@@ -227,3 +227,83 @@ func TestCreateTagsAdmin(t *testing.T) {
 		t.Error("tagging an unknown volume succeeded")
 	}
 }
+
+// TestAdminKnobs covers the admin endpoints for instance types, lags,
+// hidden attachments and reboots.
+func TestAdminKnobs(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	call := func(method, path, body string, out any) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx(t), method, e.url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if out != nil && resp.StatusCode == 200 {
+			if err := json.Unmarshal(data, out); err != nil {
+				t.Fatalf("%s %s: %v: %s", method, path, err, data)
+			}
+		}
+		return resp.StatusCode
+	}
+	var inst ec2sim.Instance
+	if code := call("POST", "/_sim/instances", `{"subnetId":"`+e.subA+`","instanceType":"m5.xlarge"}`, &inst); code != 200 || inst.InstanceType != "m5.xlarge" {
+		t.Fatalf("run m5.xlarge: %d %+v", code, inst)
+	}
+	if code := call("POST", "/_sim/instances", `{"subnetId":"`+e.subA+`","instanceType":"x9.huge"}`, nil); code != 400 {
+		t.Fatalf("unknown type: %d, want 400", code)
+	}
+	n := e.eni(e.subA, "", nil)
+	if code := call("POST", "/_sim/hide/"+n.ID, "", nil); code != 204 {
+		t.Fatalf("hide: %d", code)
+	}
+	e.attachENI(n.ID, inst.ID, 1)
+	if got := e.describeENI(n.ID); got.Attachment != nil {
+		t.Fatalf("hidden attachment shows: %+v", got.Attachment)
+	}
+	if code := call("POST", "/_sim/instances/"+inst.ID+"/reboot", "", nil); code != 204 {
+		t.Fatalf("reboot: %d", code)
+	}
+	if code := call("POST", "/_sim/instances/i-0123456789abcdef0/reboot", "", nil); code != 404 {
+		t.Fatalf("reboot unknown: %d, want 404", code)
+	}
+	if code := call("PUT", "/_sim/faults", `{"forcedDetachIndexLossRate":1,"forcedDetachDeviceHoldRate":1,"eniInUseCodeRate":1}`, nil); code != 204 {
+		t.Fatalf("faults: %d", code)
+	}
+	wantError(t, e.attachAt(n.ID, inst.ID, 2), "InvalidNetworkInterface.InUse", "")
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"volumes":"300ms","instances":"1s","networkInterfaces":"0s","newIds":"200ms","random":true}`, 204},
+		{`{"volumes":"soon"}`, 400},
+		{`{"volumes":"-1s"}`, 400},
+		{`{"lag":"1s"}`, 400},
+	} {
+		if code := call("PUT", "/_sim/lag", tc.body, nil); code != tc.code {
+			t.Fatalf("PUT /_sim/lag %s: %d, want %d", tc.body, code, tc.code)
+		}
+	}
+	// newIds 200ms now applies to API mutations on fresh ids.
+	fresh := e.volume("us-east-1a", nil)
+	_, err := e.ec2.AttachVolume(ctx(t), &ec2.AttachVolumeInput{VolumeId: aws.String(fresh.ID), InstanceId: aws.String(inst.ID), Device: aws.String("/dev/xvdf")})
+	if code, _, _ := apiError(t, err); code != "InvalidVolume.NotFound" {
+		t.Fatalf("attach of a fresh volume after PUT /_sim/lag: %s", code)
+	}
+
+	seed, err := ec2sim.ParseSeed([]byte("subnets:\n  - {name: a, availabilityZone: us-east-1a, cidrBlock: 10.0.1.0/24}\ninstances:\n  - {subnet: a, instanceType: t3.micro}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ec2sim.New(ec2sim.Options{})
+	defer s.Close()
+	got, err := s.ApplySeed(seed)
+	if err != nil || got.Instances[0].InstanceType != "t3.micro" {
+		t.Fatalf("seeded %+v, %v", got.Instances, err)
+	}
+}

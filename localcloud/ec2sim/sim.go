@@ -92,8 +92,8 @@ type Lag struct {
 	// the maximum: Describe is then not monotonic, a later call may show an
 	// older state than an earlier one (it reached another replica).
 	Random bool `json:"random"`
-	// NewIDs: for this long after an ENI, volume or instance was created,
-	// mutations naming it (AttachNetworkInterface,
+	// NewIDs: for this long after an ENI, volume, instance or subnet was
+	// created, mutations naming it (AttachNetworkInterface,
 	// ModifyNetworkInterfaceAttribute, AttachVolume, DetachVolume,
 	// CreateTags; the instance of an attach too) answer its
 	// Invalid....NotFound error, as Describe does within its lag. The Go

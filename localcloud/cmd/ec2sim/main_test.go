@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -42,7 +44,9 @@ func TestServeSeededState(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-state", seedFile, "-seed", "1", "-eni-attach", "10ms", "-debug"}, outW, &stderr)
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-state", seedFile, "-seed", "1", "-eni-attach", "10ms", "-debug",
+			"-lag-enis", "1ms", "-lag-random", "-lag-new-ids", "1ms", "-eni-inuse-code-rate", "1",
+			"-forced-detach-index-loss-rate", "1", "-forced-detach-device-hold-rate", "1"}, outW, &stderr)
 		outW.Close()
 	}()
 
@@ -83,6 +87,13 @@ func TestServeSeededState(t *testing.T) {
 		NetworkInterfaceId: aws.String(seeded.NetworkInterfaces[0].ID), InstanceId: aws.String(seeded.Instances[0].ID), DeviceIndex: aws.Int32(1),
 	}); err != nil {
 		t.Fatal(err)
+	}
+	// -eni-inuse-code-rate 1: the in-use ENI answers InvalidNetworkInterface.InUse.
+	_, err = client.AttachNetworkInterface(callCtx, &ec2.AttachNetworkInterfaceInput{
+		NetworkInterfaceId: aws.String(seeded.NetworkInterfaces[0].ID), InstanceId: aws.String(seeded.Instances[0].ID), DeviceIndex: aws.Int32(2),
+	})
+	if ae := (smithy.APIError)(nil); !errors.As(err, &ae) || ae.ErrorCode() != "InvalidNetworkInterface.InUse" {
+		t.Fatalf("second attach: %v, want InvalidNetworkInterface.InUse", err)
 	}
 
 	cancel()
