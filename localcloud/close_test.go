@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -54,6 +55,7 @@ func TestOptionsRejected(t *testing.T) {
 		{"missing root file system", Options{RootFS: "/nonexistent/zkaas"}, "existing directory"},
 		{"root file system holding the run root", Options{RootFS: "/"}, "would contain " + RunRoot},
 		{"root file system and private dirs", Options{RootFS: os.TempDir(), PrivateDirs: []string{os.TempDir()}}, "exclude each other"},
+		{"negative IMDS lag", Options{IMDSInterfaceLag: -time.Second}, "IMDS cannot know of an ENI before its attach"},
 		{"hooks set", Options{EC2: ec2sim.Options{Hooks: ec2sim.Hooks{ENIDetached: func(ec2sim.ENIEvent) {}}}}, "Hooks must be empty"},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -35,10 +36,23 @@ func (c *Cloud) CreateNetworkInterface(az, ip string, tags map[string]string) (e
 	return c.sim.CreateNetworkInterface(sub.id, ip, tags)
 }
 
-// eniAttached plugs the ENI's veth into the instance (the simulator calls
-// it when the attachment would become attached; an error leaves it
-// attaching).
-func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) (err error) {
+// eniAttached is the simulator's hook as an ENI attachment would become
+// attached (an error leaves it attaching): it tells the instance's IMDS of
+// the ENI and plugs its veth into the instance, ordered against the API's
+// "attached" by Options.NICVisibleDelay.
+func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) error {
+	d := c.opts.NICVisibleDelay
+	// The API says attached when the hook returns: now, or -d from now.
+	c.imdsLearn(ev, time.Now().Add(max(-d, 0)+c.opts.IMDSInterfaceLag))
+	err := c.visible.attached(ev.NetworkInterfaceID, ev.InstanceID, d, func() error { return c.plugENI(ev) })
+	if err != nil {
+		c.imdsForget(ev)
+	}
+	return err
+}
+
+// plugENI plugs the ENI's veth into its instance, if that still runs.
+func (c *Cloud) plugENI(ev ec2sim.ENIEvent) (err error) {
 	defer c.step("eni attach", "eni", ev.NetworkInterfaceID, "instance", ev.InstanceID,
 		"mac", ev.MAC, "device_index", ev.DeviceIndex).Defer(&err)
 	return c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
@@ -46,9 +60,12 @@ func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) (err error) {
 	})
 }
 
-// eniDetached unplugs the ENI's veth, if this attachment still has it.
+// eniDetached unplugs the ENI's veth, if this attachment still has it (or
+// drops its delayed plug), and takes it out of the instance's IMDS.
 func (c *Cloud) eniDetached(ev ec2sim.ENIEvent) {
+	c.visible.detached(ev.NetworkInterfaceID, ev.InstanceID)
 	c.enis.unplugFrom(ev.NetworkInterfaceID, ev.InstanceID)
+	c.imdsForget(ev)
 }
 
 // plug plugs the ENI of ev into inst, a running instance.

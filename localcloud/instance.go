@@ -241,7 +241,11 @@ func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err 
 		InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC, PrivateIP: inst.PrivateIP,
 		SubnetID: sub.id, SubnetCIDR: sub.cidr.String(), VPCCIDR: VPCCIDR,
 	}, imdsmock.Options{
-		Host: imdsAddress, Port: 80,
+		// The front (hot-attached ENIs' entries) listens from the
+		// harness inside the instance's namespace; AWS's mock behind it
+		// on its default port, on the instance's loopback.
+		Host: imdsAddress, Port: 80, Listen: inst.net.listen,
+		BackendPort: 1338, Dial: inst.DialContext,
 		// In the instance's run dir, so a crashed run's reclaim removes it.
 		Dir: filepath.Join(inst.dir, "imds"),
 		Wrap: func(cmd *exec.Cmd) {
@@ -254,6 +258,44 @@ func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err 
 		return fmt.Errorf("IMDS of %s: %w", inst.ID, err)
 	}
 	return nil
+}
+
+// imdsLearn tells the instance's IMDS of a hot-attached ENI, whose
+// network/interfaces/macs/<mac>/ entries it serves from at on: EC2's IMDS
+// learns of an ENI attached after launch some time after the attach
+// (Options.IMDSInterfaceLag).
+func (c *Cloud) imdsLearn(ev ec2sim.ENIEvent, at time.Time) {
+	n, ok := c.sim.NetworkInterface(ev.NetworkInterfaceID)
+	if !ok {
+		return
+	}
+	ifc := imdsmock.Interface{
+		MAC: ev.MAC, InterfaceID: ev.NetworkInterfaceID, DeviceNumber: int(ev.DeviceIndex),
+		LocalIPv4s: ev.PrivateIP, SubnetID: n.SubnetID, VPCID: n.VPCID, VPCCIDR: VPCCIDR,
+	}
+	if sub, ok := c.vpc.subnetByID(n.SubnetID); ok {
+		ifc.SubnetCIDR = sub.cidr.String()
+	}
+	_ = c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		if inst.imds != nil {
+			inst.imds.AddInterface(ifc, at)
+		}
+		return nil
+	})
+}
+
+// imdsForget takes a detached ENI out of its instance's IMDS.
+func (c *Cloud) imdsForget(ev ec2sim.ENIEvent) {
+	_ = c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		if inst.imds != nil {
+			inst.imds.RemoveInterface(ev.MAC)
+		}
+		return nil
+	})
 }
 
 // waitRunning waits until the simulator has the instance running (a start

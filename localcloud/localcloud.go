@@ -28,9 +28,16 @@
 //     kills it; Crash is kill -9 of every process of its cgroup, no
 //     shutdown. BootHost (the default) runs only what the harness starts,
 //     for fast low-level tests. See machine.go, systemd.go, machinedev.go.
+//   - An instance's IMDS is AWS's mock behind a front of the harness's
+//     (imdsmock), which also serves the network/interfaces/macs/<mac>/
+//     entries of ENIs attached later — Options.IMDSInterfaceLag after the
+//     API says attached, as EC2's IMDS learns of them with a lag.
 //   - An ENI attached through the EC2 API appears in the instance, once the
 //     simulator's attach delay has passed, as a veth carrying the ENI's MAC,
 //     named as Nitro names it (ens5 + device index), down and unconfigured.
+//     Options.NICVisibleDelay (and DiskVisibleDelay for volumes) moves the
+//     device's appearance after the API's "attached", or before it
+//     (visibility.go): on EC2 the OS's view and the API's are not ordered.
 //   - A volume attached through the EC2 API appears in the instance as a
 //     loop device over the volume's sparse backing file, with the
 //     /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol… link and the
@@ -103,6 +110,7 @@ type Cloud struct {
 	instances instances
 	enis      enis
 	volumes   volumes
+	visible   visibility // when hot-plugged devices appear, against the API
 
 	stopCtx  func() bool
 	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress
@@ -146,6 +154,7 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	c.instances.byID = map[string]*Instance{}
 	c.enis = enis{log: c.log, vpc: &c.vpc, plugged: map[string]*eniPlug{}}
 	c.volumes = volumes{log: c.log, byID: map[string]*volume{}}
+	c.visible = newVisibility(c.log)
 	defer c.step("start").Defer(&err)
 	defer func() {
 		if err != nil {
@@ -257,6 +266,7 @@ func (c *Cloud) teardown() error {
 	c.closing = true
 	c.mu.Unlock()
 	c.instances.stopPlugging()
+	c.visible.close()
 	c.busy.Wait()
 	// After this no API call comes in and no hook runs: nothing plugs into
 	// what is torn down below.

@@ -28,6 +28,9 @@ import (
 // program that resolves a volume's device with firstboot's own resolver.
 const envResolve = "LOCALCLOUD_TEST_RESOLVE"
 
+// envResolveTimeout is the resolver's DeviceTimeout there (default 5s).
+const envResolveTimeout = "LOCALCLOUD_TEST_RESOLVE_TIMEOUT"
+
 // stateDirs are the state directories the tests' clouds used; TestMain
 // checks no loop device is left on their files.
 var (
@@ -56,7 +59,11 @@ func TestMain(m *testing.M) {
 func resolveHelper(vol string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p := &disk.Preparer{DeviceTimeout: 5 * time.Second, PollInterval: 50 * time.Millisecond}
+	timeout := 5 * time.Second
+	if d, err := time.ParseDuration(os.Getenv(envResolveTimeout)); err == nil {
+		timeout = d
+	}
+	p := &disk.Preparer{DeviceTimeout: timeout, PollInterval: 50 * time.Millisecond}
 	dev, err := p.ResolveDevice(ctx, disk.Spec{VolumeID: vol, Device: "/dev/sdf"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -157,6 +157,23 @@ func (r *netnsRef) dial(ctx context.Context, network, address string) (net.Conn,
 	return conn, err
 }
 
+// listen opens a listener inside the namespace; it keeps working (and
+// keeps the namespace) until closed.
+func (r *netnsRef) listen(network, address string) (net.Listener, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if !r.open {
+		return nil, fmt.Errorf("listen %s: namespace deleted", address)
+	}
+	var l net.Listener
+	err := nsutil.InNetNS(r.h, func() error {
+		var err error
+		l, err = net.Listen(network, address)
+		return err
+	})
+	return l, err
+}
+
 // httpClient returns a client whose connections are made by dial. Keep-alive
 // is off: an idle pooled connection would hold its namespace (and the veth
 // in it) alive after the namespace is deleted. Proxies from the environment

@@ -61,6 +61,31 @@ type Options struct {
 	// ShutdownTimeout bounds a machine's clean shutdown (Terminate, and
 	// the shutdown half of Reboot) before it is killed; 0 means 90 s.
 	ShutdownTimeout time.Duration
+	// NICVisibleDelay is when a hot-attached ENI's link appears in the
+	// instance, relative to the moment EC2's API reports the attachment
+	// attached. On EC2 the two are not ordered: the OS may see the device
+	// after the API says attached or before (the EC2 User Guide only says
+	// a hot attach may need the OS to bring the interface up itself:
+	// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network-interface-attachments.html).
+	// Positive: the link appears that long after the API says attached.
+	// Negative: it appears at the end of the simulator's attach latency
+	// and the API goes on saying attaching for -NICVisibleDelay more. Zero:
+	// both at once (the link a moment before).
+	NICVisibleDelay time.Duration
+	// DiskVisibleDelay is the same for a volume's block device (its node,
+	// by-id link and serial): the NVMe driver discovers an attached volume
+	// on its own time (EBS User Guide, "Map Amazon EBS volumes to NVMe
+	// device names":
+	// https://docs.aws.amazon.com/ebs/latest/userguide/identify-nvme-ebs-device.html).
+	DiskVisibleDelay time.Duration
+	// IMDSInterfaceLag is how long after the API reports a hot-attached
+	// ENI attached the instance's IMDS starts serving its
+	// network/interfaces/macs/<mac>/ entries (subnet-id,
+	// subnet-ipv4-cidr-block, device-number, local-ipv4s, ...); until then
+	// they answer 404, as IMDS does for what it does not have
+	// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-metadata.html).
+	// Zero serves them as the API says attached. Not negative.
+	IMDSInterfaceLag time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +128,9 @@ func checkOptions(o *Options) error {
 		}
 	default:
 		return fmt.Errorf("localcloud: unknown boot mode %v", o.Boot)
+	}
+	if o.IMDSInterfaceLag < 0 {
+		return fmt.Errorf("localcloud: IMDSInterfaceLag %s: IMDS cannot know of an ENI before its attach", o.IMDSInterfaceLag)
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout

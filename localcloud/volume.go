@@ -158,17 +158,26 @@ func (c *Cloud) CreateVolume(az string, sizeGiB int32, tags map[string]string) (
 // VolumeFile returns the backing file of a volume created through the Cloud.
 func (c *Cloud) VolumeFile(id string) (string, bool) { return c.volumes.file(id) }
 
-// volumeAttached plugs the volume into the instance (the simulator calls it
-// when the attachment would become attached; an error leaves it attaching).
-func (c *Cloud) volumeAttached(ev ec2sim.VolumeEvent) (err error) {
+// volumeAttached is the simulator's hook as a volume attachment would
+// become attached (an error leaves it attaching): it plugs the volume into
+// the instance, ordered against the API's "attached" by
+// Options.DiskVisibleDelay.
+func (c *Cloud) volumeAttached(ev ec2sim.VolumeEvent) error {
+	return c.visible.attached(ev.VolumeID, ev.InstanceID, c.opts.DiskVisibleDelay, func() error { return c.plugVolume(ev) })
+}
+
+// plugVolume plugs the volume into its instance, if that still runs.
+func (c *Cloud) plugVolume(ev ec2sim.VolumeEvent) (err error) {
 	defer c.step("volume attach", "volume", ev.VolumeID, "instance", ev.InstanceID, "device", ev.Device).Defer(&err)
 	return c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
 		return c.volumes.plug(ev.VolumeID, inst)
 	})
 }
 
-// volumeDetached unplugs the volume, if this attachment still has it.
+// volumeDetached unplugs the volume, if this attachment still has it, or
+// drops its delayed plug.
 func (c *Cloud) volumeDetached(ev ec2sim.VolumeEvent) {
+	c.visible.detached(ev.VolumeID, ev.InstanceID)
 	c.volumes.unplugFrom(ev.VolumeID, ev.InstanceID)
 }
 

@@ -126,6 +126,16 @@ func (v *vpc) subnet(az string) (subnet, error) {
 	return s, nil
 }
 
+// subnetByID returns the subnet with the simulator's id.
+func (v *vpc) subnetByID(id string) (subnet, bool) {
+	for _, s := range v.subnets {
+		if s.id == id {
+			return s, true
+		}
+	}
+	return subnet{}, false
+}
+
 // stopEndpoint closes the EC2 endpoint: no API call comes in afterwards.
 func (v *vpc) stopEndpoint() error {
 	if v.srv == nil {

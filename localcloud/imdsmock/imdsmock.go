@@ -1,6 +1,11 @@
 // Package imdsmock runs AWS's own instance metadata mock
 // (github.com/aws/amazon-ec2-metadata-mock, a Go tool dependency of this
-// module) as one process per simulated instance, IMDSv2 only.
+// module) as one process per simulated instance, IMDSv2 only, behind a
+// small front of our own (front.go) that adds what the mock cannot model:
+// its config knows one interface only (the "mac" value), so the front
+// serves the network/interfaces/macs/<mac>/ entries of interfaces
+// hot-attached later, from the moment the caller says IMDS has learnt of
+// them, and passes everything else — tokens included — to the mock.
 package imdsmock
 
 import (
@@ -59,11 +64,14 @@ func Binary() (string, error) {
 	return binPath, binErr
 }
 
-// Server is one running mock.
+// Server is one running mock and its front.
 type Server struct {
 	URL string
 	cmd *exec.Cmd
 	dir string
+
+	front *front
+	srv   *http.Server
 }
 
 // config renders the mock's JSON config: metadata values override its
@@ -96,8 +104,20 @@ func config(inst Instance, host string, port int) ([]byte, error) {
 
 // Options says where and how a mock runs.
 type Options struct {
-	Host string // default 127.0.0.1
-	Port int    // 0 picks a free port on this host
+	// Host and Port are where the front answers (Listen's address);
+	// default 127.0.0.1, port 0 is any free port.
+	Host string
+	Port int
+	// Listen makes the front's listener (e.g. inside a network
+	// namespace); default net.Listen.
+	Listen func(network, address string) (net.Listener, error)
+	// BackendPort is where the mock process itself listens, on
+	// 127.0.0.1 in the network it runs in (see Wrap); 0 picks a free
+	// port on this host.
+	BackendPort int
+	// Dial reaches the mock process from the front; default a
+	// net.Dialer on this host.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Dir holds the mock's config and log; default a new temp dir. Stop
 	// removes it either way.
 	Dir string
@@ -109,8 +129,8 @@ type Options struct {
 	Client *http.Client
 }
 
-// Start runs a mock for inst and waits until it hands out IMDSv2 tokens.
-// The caller must Stop it.
+// Start runs a mock for inst and its front, and waits until it hands out
+// IMDSv2 tokens. The caller must Stop it.
 func Start(ctx context.Context, inst Instance, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
@@ -119,8 +139,14 @@ func Start(ctx context.Context, inst Instance, opts Options) (*Server, error) {
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
-	if opts.Port == 0 {
-		if opts.Port, err = freePort(opts.Host); err != nil {
+	if opts.Listen == nil {
+		opts.Listen = net.Listen
+	}
+	if opts.Dial == nil {
+		opts.Dial = (&net.Dialer{}).DialContext
+	}
+	if opts.BackendPort == 0 {
+		if opts.BackendPort, err = freePort(backendHost); err != nil {
 			return nil, err
 		}
 	}
@@ -135,7 +161,7 @@ func Start(ctx context.Context, inst Instance, opts Options) (*Server, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &Server{URL: fmt.Sprintf("http://%s", net.JoinHostPort(opts.Host, fmt.Sprint(opts.Port))), dir: dir}
+	s := &Server{dir: dir}
 	if err := s.start(ctx, bin, inst, opts); err != nil {
 		s.Stop()
 		return nil, err
@@ -143,8 +169,12 @@ func Start(ctx context.Context, inst Instance, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// backendHost is where the mock process listens, in its network.
+const backendHost = "127.0.0.1"
+
 func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Options) error {
-	cfg, err := config(inst, opts.Host, opts.Port)
+	backend := net.JoinHostPort(backendHost, fmt.Sprint(opts.BackendPort))
+	cfg, err := config(inst, backendHost, opts.BackendPort)
 	if err != nil {
 		return err
 	}
@@ -152,7 +182,7 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "-c", cfgPath, "-I", "-n", opts.Host, "-p", fmt.Sprint(opts.Port))
+	cmd := exec.Command(bin, "-c", cfgPath, "-I", "-n", backendHost, "-p", fmt.Sprint(opts.BackendPort))
 	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(), "HOME="+s.dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -169,8 +199,24 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 		return fmt.Errorf("start ec2-metadata-mock: %w", err)
 	}
 	s.cmd = cmd
+
+	l, err := opts.Listen("tcp", net.JoinHostPort(opts.Host, fmt.Sprint(opts.Port)))
+	if err != nil {
+		return fmt.Errorf("IMDS front on %s:%d: %w", opts.Host, opts.Port, err)
+	}
+	s.URL = "http://" + l.Addr().String()
+	s.front = newFront(backend, opts.Dial)
+	s.srv = &http.Server{Handler: s.front, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(l) }()
 	return s.waitReady(ctx, opts.Client, 20*time.Second)
 }
+
+// AddInterface makes IMDS serve a hot-attached interface's
+// network/interfaces/macs/<mac>/ entries from visibleAt on (404 before).
+func (s *Server) AddInterface(ifc Interface, visibleAt time.Time) { s.front.add(ifc, visibleAt) }
+
+// RemoveInterface takes a detached interface's entries away.
+func (s *Server) RemoveInterface(mac string) { s.front.remove(mac) }
 
 func (s *Server) waitReady(ctx context.Context, client *http.Client, bound time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, bound)
@@ -195,8 +241,11 @@ func (s *Server) waitReady(ctx context.Context, client *http.Client, bound time.
 	}
 }
 
-// Stop kills the mock (by PID) and removes its files.
+// Stop closes the front, kills the mock (by PID) and removes its files.
 func (s *Server) Stop() {
+	if s.srv != nil {
+		_ = s.srv.Close()
+	}
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
