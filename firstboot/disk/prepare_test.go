@@ -335,6 +335,50 @@ func TestPrepare(t *testing.T) {
 			wantErr: []string{"identity marker", "not a regular file (a directory)"},
 		},
 		{
+			// The replacement instance's case: the old one died with
+			// ZooKeeper running. A read-only look without log recovery
+			// sees an xfs root without the marker (checked by hand: it
+			// shows nothing at all), so only the read-write view decides.
+			name:        "xfs of this node left with a dirty log is mounted as is",
+			size:        xfsSize,
+			fsType:      "xfs",
+			initialized: true,
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.xfs", "-q", "-L", "zk-3", v.dev.Path)
+				withMounted(t, v.dev.Path, "xfs", func(dir string) {
+					// Durable, as the real marker write is (fsutil.WriteFile).
+					writeFile(t, filepath.Join(dir, disk.MarkerName), `{"ensemble":"prod","node_id":3,"volume_id":"`+testVolume+`"}`)
+					mustRun(t, "sync", "-f", filepath.Join(dir, disk.MarkerName))
+					writeFile(t, filepath.Join(dir, "data", "myid"), "3\n")
+					mustRun(t, "sync", "-f", filepath.Join(dir, "data", "myid"))
+					shutDown(t, dir)
+				})
+			},
+			check: func(t *testing.T, v *volume, res disk.Result) {
+				if b, err := os.ReadFile(filepath.Join(v.mnt, "data", "myid")); err != nil || string(b) != "3\n" {
+					t.Errorf("myid after Prepare: %q, %v", b, err)
+				}
+				if slices.ContainsFunc(res.Changes, func(c string) bool { return strings.Contains(c, "marker") }) {
+					t.Errorf("changes %q: the marker was there", res.Changes)
+				}
+			},
+		},
+		{
+			name:   "xfs with data and no marker left with a dirty log is refused",
+			size:   xfsSize,
+			fsType: "xfs",
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.xfs", "-q", v.dev.Path)
+				withMounted(t, v.dev.Path, "xfs", func(dir string) {
+					writeFile(t, filepath.Join(dir, "data", "myid"), "3\n")
+					shutDown(t, dir)
+				})
+			},
+			mountsFirst: true, // the read-write view replays the log
+			wantIs:      disk.ErrUnmarked,
+			wantErr:     []string{"top level: data", "Key=zkaas:adopt,Value=3"},
+		},
+		{
 			name:    "non-zero data at 5 MiB is not blank",
 			size:    gib,
 			fsType:  "ext4",
@@ -457,6 +501,13 @@ func TestPrepare(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shutDown stops the filesystem at dir as a crash would, its log flushed
+// but not applied: what a volume looks like when its instance died.
+func shutDown(t *testing.T, dir string) {
+	t.Helper()
+	mustRun(t, "xfs_io", "-x", "-c", "shutdown -f", dir)
 }
 
 // ext4WithData is a volume that held ZooKeeper data somewhere else: an
