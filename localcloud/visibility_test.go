@@ -19,6 +19,7 @@ import (
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/claim"
 	"github.com/zkaas/zkaas/firstboot/disk"
+	"github.com/zkaas/zkaas/firstboot/hotplug"
 	"github.com/zkaas/zkaas/firstboot/identity"
 	"github.com/zkaas/zkaas/firstboot/netcfg"
 	"github.com/zkaas/zkaas/internal/nsutil"
@@ -37,9 +38,15 @@ func TestDeviceVisibility(t *testing.T) {
 	tests := []struct {
 		name  string
 		delay time.Duration // NICVisibleDelay and DiskVisibleDelay
+		// devices: the claim waits on the instance's own signals
+		// (package hotplug) before it asks EC2, as zkaas-firstboot's
+		// does; else it polls EC2 only.
+		devices bool
 	}{
-		{"devices appear 1.5s after the API says attached", 1500 * time.Millisecond},
-		{"devices appear 1s before the API says attached", -time.Second},
+		{"devices appear 1.5s after the API says attached", 1500 * time.Millisecond, false},
+		{"devices appear 1s before the API says attached", -time.Second, false},
+		{"claim on device signals, devices after attached", 1500 * time.Millisecond, true},
+		{"claim on device signals, devices before attached", -time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +65,9 @@ func TestDeviceVisibility(t *testing.T) {
 			cl := claim.NewClaimer(ec2From(inst), cfg, identity.Instance{
 				InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC,
 			}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+			if tt.devices {
+				cl.Devices = devicesOn(inst)
+			}
 			res, err := cl.Claim(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -71,6 +81,15 @@ func TestDeviceVisibility(t *testing.T) {
 				t.Errorf("claim returned with the ENI %s and the volume %s, want both attached", s, v)
 			}
 
+			if tt.devices && tt.delay > 0 {
+				// It waited for the devices, which came after the API's
+				// "attached".
+				seen := w.times()
+				if seen.link.IsZero() || seen.disk.IsZero() || claimed.Before(seen.link) || claimed.Before(seen.disk) {
+					t.Errorf("claim returned at %s, devices seen at %+v", claimed.Format(time.StampMilli), seen)
+				}
+				return
+			}
 			if tt.delay < 0 {
 				// The devices were there while the API still said
 				// attaching: the claim did not take them for attached.
@@ -312,4 +331,29 @@ func resolveErr(t *testing.T, inst *Instance, volumeID string, bound time.Durati
 		return "", errors.New(strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// devicesOn is the claim's Devices for an instance, from the harness:
+// package hotplug's watches, the NIC's inside the instance's network
+// namespace, the volume's in its /dev and /sys.
+func devicesOn(inst *Instance) claim.Devices {
+	return instDevices{inst: inst, d: &hotplug.Devices{DevDir: inst.Path("/dev"), SysfsRoot: inst.Path("/sys")}}
+}
+
+type instDevices struct {
+	inst *Instance
+	d    *hotplug.Devices
+}
+
+func (i instDevices) WaitNIC(ctx context.Context, mac string) error {
+	h, err := netns.GetFromPath(i.inst.NetNS)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return nsutil.InNetNS(h, func() error { return i.d.WaitNIC(ctx, mac) })
+}
+
+func (i instDevices) WaitVolume(ctx context.Context, volumeID, device string) error {
+	return i.d.WaitVolume(ctx, volumeID, device)
 }
