@@ -17,6 +17,8 @@ import (
 //	GET  /_sim/instances/{id}              -> Instance
 //	POST /_sim/instances/{id}/terminate
 //	POST /_sim/instances/{id}/reboot       (RebootInstance)
+//	POST /_sim/instances/{id}/stop         (StopInstance)
+//	POST /_sim/instances/{id}/start        (StartInstance)
 //	POST /_sim/network-interfaces          {"subnetId","privateIpAddress","tags"} -> NetworkInterface
 //	GET  /_sim/network-interfaces/{id}     -> NetworkInterface
 //	POST /_sim/volumes                     {"availabilityZone","sizeGiB","tags"} -> Volume
@@ -60,6 +62,12 @@ func (s *Sim) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /_sim/instances/{id}/reboot", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, s.RebootInstance(r.PathValue("id")))
+	})
+	mux.HandleFunc("POST /_sim/instances/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, s.StopInstance(r.PathValue("id")))
+	})
+	mux.HandleFunc("POST /_sim/instances/{id}/start", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, s.StartInstance(r.PathValue("id")))
 	})
 	mux.HandleFunc("POST /_sim/network-interfaces", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {

@@ -272,6 +272,17 @@ func TestAdminKnobs(t *testing.T) {
 	if code := call("POST", "/_sim/instances/i-0123456789abcdef0/reboot", "", nil); code != 404 {
 		t.Fatalf("reboot unknown: %d, want 404", code)
 	}
+	other := e.run(e.subA)
+	if code := call("POST", "/_sim/instances/"+other.ID+"/stop", "", nil); code != 204 {
+		t.Fatalf("stop: %d", code)
+	}
+	eventually(t, "stopped", func() bool { i, _ := e.sim.Instance(other.ID); return i.State == ec2sim.StateStopped })
+	if code := call("POST", "/_sim/instances/"+other.ID+"/start", "", nil); code != 204 {
+		t.Fatalf("start: %d", code)
+	}
+	if code := call("POST", "/_sim/instances/i-0123456789abcdef0/stop", "", nil); code != 404 {
+		t.Fatalf("stop unknown: %d, want 404", code)
+	}
 	if code := call("PUT", "/_sim/faults", `{"forcedDetachIndexLossRate":1,"forcedDetachDeviceHoldRate":1,"eniInUseCodeRate":1}`, nil); code != 204 {
 		t.Fatalf("faults: %d", code)
 	}

@@ -129,7 +129,11 @@ func (s *Sim) attachNetworkInterface(q query, now time.Time) (result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if inst.State != StateRunning {
+	// "You can attach a network interface to an instance when it's running
+	// (hot attach), when it's stopped (warm attach), or when the instance is
+	// being launched (cold attach)." (Network interface attachments,
+	// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network-interface-attachments.html)
+	if inst.State != StateRunning && inst.State != StateStopped {
 		// EC2's wording for an instance in the wrong state names the state,
 		// as in "The pending instance 'i-...' is not in a valid state for
 		// this operation." (reported for AssociateAddress in

@@ -249,11 +249,88 @@ func (s *Sim) finishTerminate(id string) {
 	}
 }
 
+// StopInstance stops a running instance: stopping now, stopped after
+// Latency.InstanceStop. Its attachments stay, as on EC2 (EBS-backed
+// instances keep their volumes and network interfaces). Once stopped, the
+// device indexes forced ENI detaches lost are usable again
+// (Faults.ForcedDetachIndexLossRate: DetachNetworkInterface's docs say
+// they may not be "without first stopping and starting the instance"),
+// and held device names are released. Stopping a stopping or stopped
+// instance is a no-op. It changes only the simulator's state: a local
+// cloud's machine keeps running.
+func (s *Sim) StopInstance(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, err := instanceKind.find(s.instances, id)
+	if err != nil {
+		return fmt.Errorf("stop instance: %w", err)
+	}
+	switch inst.State {
+	case StateStopping, StateStopped:
+		return nil
+	case StatePending:
+		// As EC2 answers StopInstances for a pending instance
+		// (cloud-custodian/cloud-custodian#6014).
+		return fmt.Errorf("stop instance: %w", clientError(CodeIncorrectInstanceState, "Instance '%s' cannot be stopped as it has never reached the 'running' state.", id))
+	case StateRunning:
+	default:
+		return fmt.Errorf("stop instance: %w", clientError(CodeIncorrectInstanceState, "This instance '%s' is not in a state from which it can be stopped.", id))
+	}
+	inst = inst.clone()
+	inst.State = StateStopping
+	s.instances.put(id, inst, time.Now(), s.retain)
+	s.after(s.opts.Latency.InstanceStop, func() { s.finishStop(id) })
+	return nil
+}
+
+func (s *Sim) finishStop(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.instances.get(id)
+	if !ok || inst.State != StateStopping {
+		return
+	}
+	inst = inst.clone()
+	inst.State = StateStopped
+	s.instances.put(id, inst, time.Now(), s.retain)
+	delete(s.lostIndex, id)
+	delete(s.heldDevice, id)
+}
+
+// StartInstance starts a stopped instance: pending, then running after
+// Latency.InstanceStart (at once without a start delay). Starting a pending
+// or running instance is a no-op.
+func (s *Sim) StartInstance(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, err := instanceKind.find(s.instances, id)
+	if err != nil {
+		return fmt.Errorf("start instance: %w", err)
+	}
+	switch inst.State {
+	case StatePending, StateRunning:
+		return nil
+	case StateStopped:
+	default:
+		return fmt.Errorf("start instance: %w", clientError(CodeIncorrectInstanceState, "The instance '%s' is not in a state from which it can be started.", id))
+	}
+	inst = inst.clone()
+	inst.State = StatePending
+	if s.opts.Latency.InstanceStart == 0 {
+		inst.State = StateRunning
+	}
+	s.instances.put(id, inst, time.Now(), s.retain)
+	if inst.State == StatePending {
+		s.after(s.opts.Latency.InstanceStart, func() { s.startInstance(id) })
+	}
+	return nil
+}
+
 // RebootInstance reboots a running instance as far as the simulator models
 // it: the device names forced volume detaches left held are released
 // (Faults.ForcedDetachDeviceHoldRate). Device indexes lost to forced ENI
 // detaches stay lost: EC2 documents only stopping and starting the
-// instance for those. Nothing else changes; the instance stays running.
+// instance for those (StopInstance). Nothing else changes; the instance stays running.
 func (s *Sim) RebootInstance(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

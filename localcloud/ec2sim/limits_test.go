@@ -212,3 +212,51 @@ func TestStuckVolumeReattachedUnderAnotherName(t *testing.T) {
 		})
 	}
 }
+
+func TestStopStartReleasesLostIndex(t *testing.T) {
+	e := setup(t, ec2sim.Options{
+		Latency: ec2sim.Latency{InstanceStop: 20 * time.Millisecond, InstanceStart: 20 * time.Millisecond},
+		Faults:  ec2sim.Faults{ForcedDetachIndexLossRate: 1},
+	})
+	inst := e.run(e.subA)
+	eventually(t, "running", func() bool { i, _ := e.sim.Instance(inst.ID); return i.State == ec2sim.StateRunning })
+	n := e.eni(e.subA, "", nil)
+	att := e.attachENI(n.ID, inst.ID, 1)
+	if _, err := e.ec2.DetachNetworkInterface(ctx(t), &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(att), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "detached", func() bool { x, _ := e.sim.NetworkInterface(n.ID); return x.Status == ec2sim.StatusAvailable })
+	wantError(t, e.attachAt(n.ID, inst.ID, 1), "InvalidParameterValue", "")
+
+	tests := []struct {
+		name string
+		call func() error
+		want string // "" = success
+	}{
+		{"stop", func() error { return e.sim.StopInstance(inst.ID) }, ""},
+		{"stop again", func() error { return e.sim.StopInstance(inst.ID) }, ""},
+		{"start while stopping", func() error { return e.sim.StartInstance(inst.ID) }, "IncorrectInstanceState"},
+	}
+	for _, tc := range tests {
+		if err := tc.call(); (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Fatalf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	eventually(t, "stopped", func() bool { i, _ := e.sim.Instance(inst.ID); return i.State == ec2sim.StateStopped })
+	if got := e.describeInstance(inst.ID).State; got.Name != types.InstanceStateNameStopped || aws.ToInt32(got.Code) != 80 {
+		t.Fatalf("DescribeInstances state %+v", got)
+	}
+	// A warm attach (to a stopped instance) at the once lost index works.
+	e.attachENI(n.ID, inst.ID, 1)
+	if err := e.sim.StartInstance(inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "running again", func() bool { i, _ := e.sim.Instance(inst.ID); return i.State == ec2sim.StateRunning })
+	if got := e.describeENI(n.ID).Attachment; got == nil || aws.ToString(got.InstanceId) != inst.ID {
+		t.Fatalf("attachment after the restart: %+v", got)
+	}
+	pending := e.run(e.subA)
+	if err := e.sim.StopInstance(pending.ID); err == nil || !strings.Contains(err.Error(), "never reached the 'running' state") {
+		t.Fatalf("stop pending: %v", err)
+	}
+}

@@ -66,6 +66,7 @@ type Latency struct {
 	ENIAttach, ENIDetach       time.Duration // attaching→attached, detaching→available
 	VolumeAttach, VolumeDetach time.Duration
 	InstanceStart              time.Duration // pending→running; 0 launches instances already running
+	InstanceStop               time.Duration // stopping→stopped (StopInstance)
 	InstanceTerminate          time.Duration // shutting-down→terminated
 }
 
@@ -125,7 +126,7 @@ type Faults struct {
 	InUseRaceRate float64 `json:"inUseRaceRate"`
 	// ForcedDetachIndexLossRate: a DetachNetworkInterface with Force
 	// leaves the device index unusable on that instance for as long as it
-	// lives (the simulator has no stop/start): an attach at that index
+	// lives or until it is stopped (StopInstance): an attach at that index
 	// answers as if an interface were there (InvalidParameterValue "...
 	// already has an interface attached at device index ..."), and the
 	// lost index counts toward the instance type's interface limit.
@@ -140,8 +141,8 @@ type Faults struct {
 	// device name held by the instance's block device driver: a later
 	// attach of any volume to that instance under that name (or its
 	// sd/xvd twin) is accepted but stays attaching until it is detached;
-	// another name works. RebootInstance (or termination) releases the
-	// names. AWS's knowledge center article "Why is my Amazon EBS volume
+	// another name works. RebootInstance, StopInstance or termination
+	// releases the names. AWS's knowledge center article "Why is my Amazon EBS volume
 	// stuck in the attaching state?"
 	// (https://repost.aws/knowledge-center/ebs-stuck-attaching): "If a
 	// user has initiated a forced detach of an Amazon EBS volume, the block

@@ -6,8 +6,7 @@ import (
 )
 
 // Instance states, named and numbered as EC2 reports them in instanceState.
-// Only pending, running, shutting-down and terminated are reachable here;
-// stopping and stopped exist so the code table is complete.
+// Stopping and stopped are reached only through the Go/admin StopInstance.
 const (
 	StatePending      = "pending"
 	StateRunning      = "running"

@@ -121,7 +121,9 @@ func (s *Sim) attachVolume(q query, now time.Time) (result, error) {
 	if v.AZ != inst.AZ {
 		return nil, clientError(CodeInvalidVolumeZoneMismatch, "The volume '%s' is not in the same availability zone as instance '%s'", volID, instID)
 	}
-	if inst.State != StateRunning {
+	// AttachVolume "Attaches an EBS volume to a running or stopped instance"
+	// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_AttachVolume.html).
+	if inst.State != StateRunning && inst.State != StateStopped {
 		return nil, clientError(CodeIncorrectState, "Instance '%s' is not 'running'.", instID)
 	}
 	for _, other := range s.volumes.current() {

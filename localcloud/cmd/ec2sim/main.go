@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.Latency.VolumeAttach, "volume-attach", 0, "volume attaching -> attached")
 	fs.DurationVar(&opts.Latency.VolumeDetach, "volume-detach", 0, "volume detaching -> available")
 	fs.DurationVar(&opts.Latency.InstanceStart, "instance-start", 0, "instance pending -> running")
+	fs.DurationVar(&opts.Latency.InstanceStop, "instance-stop", 0, "instance stopping -> stopped (admin stop)")
 	fs.DurationVar(&opts.Latency.InstanceTerminate, "instance-terminate", 0, "instance shutting-down -> terminated")
 	fs.Float64Var(&opts.Faults.ThrottleRate, "throttle-rate", 0, "probability a call fails with RequestLimitExceeded")
 	fs.Float64Var(&opts.Faults.StuckAttachRate, "stuck-rate", 0, "probability an attach stays attaching until detached")
