@@ -2,8 +2,10 @@ package disk
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,13 +120,12 @@ func topLevel(mnt, fsType string) ([]string, bool, error) {
 // from that view is confirmed by a second look with recovery, which the
 // kernel may write to the journal for; that costs nothing on the normal
 // path, where the first look passes.
-func (p *Preparer) look(spec Spec, dev string, pr Probe) error {
+func look(ctx context.Context, log *slog.Logger, spec Spec, dev string, pr Probe) error {
 	err := lookOnce(spec, dev, pr, false)
 	if err == nil {
 		return nil
 	}
-	p.logger().Info("read-only look without journal recovery refused the volume; looking again with recovery",
-		"step", "disk", "volume", spec.VolumeID, "device", dev, "error", err)
+	log.InfoContext(ctx, "read-only look without journal recovery refused the volume; looking again with recovery", "error", err)
 	return lookOnce(spec, dev, pr, true)
 }
 

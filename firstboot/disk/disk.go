@@ -190,10 +190,12 @@ func (p *Preparer) Prepare(ctx context.Context, spec Spec) (res Result, err erro
 	switch {
 	case err != nil:
 		return res, err
-	case cur != nil && cur.Major == major && cur.Minor == minor && cur.Root == "/" && readOnly(cur.Options):
-		// This device, read-only at our mount point: the look of a run that
-		// died before mounting read-write (or an operator's inspection,
-		// which a boot supersedes). Start over from unmounted.
+	case cur != nil && cur.Major == major && cur.Minor == minor && cur.Root == "/" &&
+		readOnly(cur.Options) && !slices.Contains(spec.MountOptions, "ro"):
+		// This device, read-only at our mount point though not configured
+		// so: the look of a run that died before mounting read-write (or
+		// an operator's inspection, which a boot supersedes). Start over
+		// from unmounted.
 		if err := unix.Unmount(spec.MountPoint, 0); err != nil {
 			return res, fmt.Errorf("volume %s: unmount the read-only mount at %s: %w", spec.VolumeID, spec.MountPoint, err)
 		}
@@ -297,7 +299,7 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 		// A filesystem this run did not make: look before mounting it
 		// read-write, so that refusing it (another node's marker, data
 		// without a marker) leaves it as it was.
-		if err := steplog.Run(ctx, log, "look", func() error { return p.look(spec, dev, pr) }); err != nil {
+		if err := steplog.Run(ctx, log, "look", func() error { return look(ctx, log, spec, dev, pr) }); err != nil {
 			return err
 		}
 	}

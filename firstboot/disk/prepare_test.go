@@ -379,6 +379,30 @@ func TestPrepare(t *testing.T) {
 			wantErr:     []string{"top level: data", "Key=zkaas:adopt,Value=3"},
 		},
 		{
+			name:        "read-only mount left at the mount point by a run that died is replaced",
+			size:        ext4Size,
+			fsType:      "ext4",
+			initialized: true,
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", "-L", "zk-3", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, disk.MarkerName), `{"ensemble":"prod","node_id":3,"volume_id":"`+testVolume+`"}`)
+				})
+				if err := os.MkdirAll(v.mnt, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Mount(v.dev.Path, v.mnt, "ext4", unix.MS_RDONLY, "norecovery"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			check: func(t *testing.T, v *volume, res disk.Result) {
+				wantChange("unmounted the read-only mount of "+v.dev.Path)(t, v, res)
+				if opts := mustRun(t, "findmnt", "--noheadings", "--output", "OPTIONS", "--mountpoint", v.mnt); !strings.HasPrefix(opts, "rw,") {
+					t.Errorf("mount options %q, want read-write", opts)
+				}
+			},
+		},
+		{
 			name:    "non-zero data at 5 MiB is not blank",
 			size:    gib,
 			fsType:  "ext4",
