@@ -147,7 +147,7 @@ func (m Metadata) InterfaceSubnet(ctx context.Context, nic Interface) (netip.Pre
 		case <-ctx.Done():
 			return netip.Prefix{}, fmt.Errorf("imds: subnet of ENI %s (%s): %w", nic.ID, nic.MAC, context.Cause(ctx))
 		case <-deadline.C:
-			return netip.Prefix{}, fmt.Errorf("imds: no entry for ENI %s (mac %s) within %s of its attach (%d reads; last: %v)",
+			return netip.Prefix{}, fmt.Errorf("imds: no entry for ENI %s (mac %s) within %s (%d reads; last: %v)",
 				nic.ID, nic.MAC, bound, attempt+1, err)
 		case <-time.After(poll.Delay(attempt)):
 		}

@@ -125,6 +125,7 @@ func TestSubnet(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Subnet = %v, want an error", got)
 				}
+				t.Logf("error: %v", err)
 				for _, w := range tt.wantErr {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("error %q does not contain %q", err, w)
