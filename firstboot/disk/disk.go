@@ -1,7 +1,10 @@
 // Package disk turns the node's attached EBS volume into its mounted data
 // directory, every boot, without ever destroying data: find the device by
 // the volume id, probe it, format it only when it is provably blank and was
-// never initialized, mount it, and check the identity marker on it.
+// never initialized, mount it, and check the identity marker on it. A
+// filesystem it did not make and that carries no marker is used only when
+// it is empty or the operator adopted it (Spec.Adopt, ErrUnmarked), and it
+// is looked at read-only first, so that refusing it writes nothing.
 //
 // The model is coreos/ignition's filesystem stage (reuse a filesystem of the
 // right type, fail hard on anything else, never wipe silently) and
