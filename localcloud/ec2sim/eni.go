@@ -233,7 +233,7 @@ func (s *Sim) pendingENI(eniID, attID, status string) (NetworkInterface, bool) {
 
 func eniEvent(n NetworkInterface) ENIEvent {
 	return ENIEvent{NetworkInterfaceID: n.ID, MAC: n.MAC, PrivateIP: n.PrivateIP,
-		InstanceID: n.Attachment.InstanceID, DeviceIndex: n.Attachment.DeviceIndex}
+		InstanceID: n.Attachment.InstanceID, DeviceIndex: n.Attachment.DeviceIndex, Forced: n.Attachment.forced}
 }
 
 func (s *Sim) completeENIAttach(eniID, attID string) {
@@ -303,17 +303,22 @@ func (s *Sim) detachNetworkInterface(q query, now time.Time) (result, error) {
 			"eni", n.ID, "instance", a.InstanceID, "device_index", a.DeviceIndex)
 	}
 	if n.Attachment.Status != AttachDetaching {
-		s.startENIDetach(n, now)
+		s.startENIDetach(n, now, force)
+	} else if force && !n.Attachment.forced {
+		n = n.clone()
+		n.Attachment.forced = true
+		s.enis.put(n.ID, n, now, s.retain)
 	}
 	return &returnResponse{Return: true}, nil
 }
 
 // startENIDetach moves an attachment (attaching, stuck or attached) to
 // detaching. Call with s.mu held.
-func (s *Sim) startENIDetach(n NetworkInterface, now time.Time) {
+func (s *Sim) startENIDetach(n NetworkInterface, now time.Time, forced bool) {
 	n = n.clone()
 	n.Attachment.Status = AttachDetaching
 	n.Attachment.stuck = false
+	n.Attachment.forced = forced
 	s.enis.put(n.ID, n, now, s.retain)
 	eniID, attID := n.ID, n.Attachment.ID
 	s.after(s.opts.Latency.ENIDetach, func() { s.completeENIDetach(eniID, attID) })

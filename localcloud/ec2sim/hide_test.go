@@ -124,3 +124,53 @@ func TestAttachedInAPIHooks(t *testing.T) {
 		}
 	}
 }
+
+func TestDetachEventsSayForced(t *testing.T) {
+	var mu sync.Mutex
+	enis, vols := map[string]bool{}, map[string]bool{}
+	e := setup(t, ec2sim.Options{
+		Latency: ec2sim.Latency{ENIDetach: 30 * time.Millisecond, VolumeDetach: 30 * time.Millisecond},
+		Hooks: ec2sim.Hooks{
+			ENIDetached:    func(ev ec2sim.ENIEvent) { mu.Lock(); defer mu.Unlock(); enis[ev.NetworkInterfaceID] = ev.Forced },
+			VolumeDetached: func(ev ec2sim.VolumeEvent) { mu.Lock(); defer mu.Unlock(); vols[ev.VolumeID] = ev.Forced },
+		},
+	})
+	tests := []struct {
+		name   string
+		forces []bool // successive detach calls
+		forced bool
+	}{
+		{"plain", []bool{false}, false},
+		{"forced", []bool{true}, true},
+		{"forced while detaching", []bool{false, true}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := e.run(e.subA)
+			n := e.eni(e.subA, "", nil)
+			v := e.volume("us-east-1a", nil)
+			att := e.attachENI(n.ID, inst.ID, 1)
+			e.attachVolume(v.ID, inst.ID, "/dev/xvdf")
+			for _, f := range tc.forces {
+				if _, err := e.ec2.DetachNetworkInterface(ctx(t), &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(att), Force: aws.Bool(f)}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.ec2.DetachVolume(ctx(t), &ec2.DetachVolumeInput{VolumeId: aws.String(v.ID), Force: aws.Bool(f)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "detach events", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				_, okE := enis[n.ID]
+				_, okV := vols[v.ID]
+				return okE && okV
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if enis[n.ID] != tc.forced || vols[v.ID] != tc.forced {
+				t.Fatalf("Forced: ENI %v, volume %v, want %v", enis[n.ID], vols[v.ID], tc.forced)
+			}
+		})
+	}
+}

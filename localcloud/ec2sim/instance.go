@@ -220,7 +220,7 @@ func (s *Sim) finishTerminate(id string) {
 				goneENIs = append(goneENIs, eniEvent(n))
 			}
 		case a.Status != AttachDetaching:
-			s.startENIDetach(n, now)
+			s.startENIDetach(n, now, false)
 		}
 	}
 	for _, v := range s.volumes.current() {
@@ -233,7 +233,7 @@ func (s *Sim) finishTerminate(id string) {
 				goneVolumes = append(goneVolumes, volumeEvent(v))
 			}
 		case a.State != AttachDetaching:
-			s.startVolumeDetach(v, now)
+			s.startVolumeDetach(v, now, false)
 		}
 	}
 	s.mu.Unlock()

@@ -194,6 +194,13 @@ type ENIEvent struct {
 	PrivateIP          string
 	InstanceID         string
 	DeviceIndex        int32
+	// Forced (ENIDetached only): the detach was forced. EC2 warns that then
+	// "the instance metadata might not get updated. This means that the
+	// attributes associated with the detached network interface might still
+	// be visible. The instance metadata will get updated when you stop and
+	// start the instance." (DetachNetworkInterface, Force): an IMDS model
+	// may keep serving the interface.
+	Forced bool
 }
 
 // VolumeEvent describes a volume attachment for Hooks.
@@ -201,6 +208,7 @@ type VolumeEvent struct {
 	VolumeID   string
 	InstanceID string
 	Device     string
+	Forced     bool // VolumeDetached only: the detach was forced
 }
 
 // Stats counts API calls (not admin calls).

@@ -97,6 +97,7 @@ type ENIAttachment struct {
 
 	stuck  bool // never leaves attaching on its own (fault injection)
 	hidden bool // never shown by Describe (HideNextAttach)
+	forced bool // detaching because of a forced detach
 }
 
 // Volume is an EBS volume. State is StatusAvailable or StatusInUse;
@@ -125,6 +126,7 @@ type VolumeAttachment struct {
 	gen    uint64
 	stuck  bool
 	hidden bool // never shown by Describe (HideNextAttach)
+	forced bool // detaching because of a forced detach
 }
 
 // masked methods return a resource as Describe shows it: an attachment

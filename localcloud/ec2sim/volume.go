@@ -162,7 +162,7 @@ func (s *Sim) pendingVolume(volID string, gen uint64, state string) (Volume, boo
 }
 
 func volumeEvent(v Volume) VolumeEvent {
-	return VolumeEvent{VolumeID: v.ID, InstanceID: v.Attachment.InstanceID, Device: v.Attachment.Device}
+	return VolumeEvent{VolumeID: v.ID, InstanceID: v.Attachment.InstanceID, Device: v.Attachment.Device, Forced: v.Attachment.forced}
 }
 
 func (s *Sim) completeVolumeAttach(volID string, gen uint64) {
@@ -230,17 +230,22 @@ func (s *Sim) detachVolume(q query, now time.Time) (result, error) {
 			"volume", volID, "instance", a.InstanceID, "device", a.Device)
 	}
 	if a.State != AttachDetaching {
-		v = s.startVolumeDetach(v, now)
+		v = s.startVolumeDetach(v, now, force)
+	} else if force && !a.forced {
+		v = v.clone()
+		v.Attachment.forced = true
+		s.volumes.put(v.ID, v, now, s.retain)
 	}
 	return &volumeAttachmentResponse{xmlVolumeAttachment: xmlAttachment(v)}, nil
 }
 
 // startVolumeDetach moves an attachment (attaching, stuck or attached) to
 // detaching and returns the new state. Call with s.mu held.
-func (s *Sim) startVolumeDetach(v Volume, now time.Time) Volume {
+func (s *Sim) startVolumeDetach(v Volume, now time.Time, forced bool) Volume {
 	v = v.clone()
 	v.Attachment.State = AttachDetaching
 	v.Attachment.stuck = false
+	v.Attachment.forced = forced
 	s.volumes.put(v.ID, v, now, s.retain)
 	volID, gen := v.ID, v.Attachment.gen
 	s.after(s.opts.Latency.VolumeDetach, func() { s.completeVolumeDetach(volID, gen) })
