@@ -129,7 +129,7 @@ func TestDetachEventsSayForced(t *testing.T) {
 	var mu sync.Mutex
 	enis, vols := map[string]bool{}, map[string]bool{}
 	e := setup(t, ec2sim.Options{
-		Latency: ec2sim.Latency{ENIDetach: 30 * time.Millisecond, VolumeDetach: 30 * time.Millisecond},
+		Latency: ec2sim.Latency{ENIDetach: 200 * time.Millisecond, VolumeDetach: 200 * time.Millisecond},
 		Hooks: ec2sim.Hooks{
 			ENIDetached:    func(ev ec2sim.ENIEvent) { mu.Lock(); defer mu.Unlock(); enis[ev.NetworkInterfaceID] = ev.Forced },
 			VolumeDetached: func(ev ec2sim.VolumeEvent) { mu.Lock(); defer mu.Unlock(); vols[ev.VolumeID] = ev.Forced },

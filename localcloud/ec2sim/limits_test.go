@@ -189,12 +189,12 @@ func TestStuckVolumeReattachedUnderAnotherName(t *testing.T) {
 			// Same instance, same name (and its sd twin).
 			for _, dev := range []string{"/dev/xvdf", "/dev/sdf"} {
 				attach(dev)
-				want := types.VolumeAttachmentStateAttached
-				if tc.held {
-					want = types.VolumeAttachmentStateAttaching
-				}
-				if got := state(); got != want {
-					t.Fatalf("re-attach under %s: %s, want %s", dev, got, want)
+				if !tc.held {
+					eventually(t, "attached under "+dev, func() bool {
+						return e.describeVolume(v.ID).Attachments[0].State == types.VolumeAttachmentStateAttached
+					})
+				} else if got := state(); got != types.VolumeAttachmentStateAttaching {
+					t.Fatalf("re-attach under held %s: %s, want attaching", dev, got)
 				}
 				detach(false)
 			}
