@@ -58,18 +58,27 @@ func (d *simDevices) set(key string, on bool) {
 	d.changed = make(chan struct{})
 }
 
-// appear makes key present after the delay, or now and holds the hook (so
-// EC2's attached state) back for -delay.
-func (d *simDevices) appear(key string) {
+// before makes key present now if the device shows before EC2's attached
+// state, holding the hook (so that state) back for -delay.
+func (d *simDevices) before(key string) {
 	d.mu.Lock()
 	delay := d.delay
 	d.mu.Unlock()
-	if delay <= 0 {
+	if delay < 0 {
 		d.set(key, true)
 		time.Sleep(-delay)
-		return
 	}
-	time.AfterFunc(delay, func() { d.set(key, true) })
+}
+
+// after makes key present delay after EC2's attached state, if the device
+// shows after it.
+func (d *simDevices) after(key string) {
+	d.mu.Lock()
+	delay := d.delay
+	d.mu.Unlock()
+	if delay >= 0 {
+		time.AfterFunc(delay, func() { d.set(key, true) })
+	}
 }
 
 // hooks chains the device view onto the simulator's hooks.
@@ -81,8 +90,14 @@ func (d *simDevices) hooks(h ec2sim.Hooks) ec2sim.Hooks {
 					return err
 				}
 			}
-			d.appear(ev.InstanceID + "/" + ev.MAC)
+			d.before(ev.InstanceID + "/" + ev.MAC)
 			return nil
+		},
+		ENIAttachedInAPI: func(ev ec2sim.ENIEvent) {
+			if h.ENIAttachedInAPI != nil {
+				h.ENIAttachedInAPI(ev)
+			}
+			d.after(ev.InstanceID + "/" + ev.MAC)
 		},
 		ENIDetached: func(ev ec2sim.ENIEvent) {
 			d.set(ev.InstanceID+"/"+ev.MAC, false)
@@ -96,8 +111,14 @@ func (d *simDevices) hooks(h ec2sim.Hooks) ec2sim.Hooks {
 					return err
 				}
 			}
-			d.appear(ev.InstanceID + "/" + ev.VolumeID)
+			d.before(ev.InstanceID + "/" + ev.VolumeID)
 			return nil
+		},
+		VolumeAttachedInAPI: func(ev ec2sim.VolumeEvent) {
+			if h.VolumeAttachedInAPI != nil {
+				h.VolumeAttachedInAPI(ev)
+			}
+			d.after(ev.InstanceID + "/" + ev.VolumeID)
 		},
 		VolumeDetached: func(ev ec2sim.VolumeEvent) {
 			d.set(ev.InstanceID+"/"+ev.VolumeID, false)
