@@ -254,11 +254,13 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 }
 
 // keepENI clears delete-on-termination: the ENI is the node's address and
-// must outlive this instance. An ENI attached with AttachNetworkInterface
-// starts with it false ("DeleteOnTermination ... is false by default for
-// network interfaces you attach to an instance after launch", EC2 User
-// Guide, "Modify network interface attributes"), so this runs only for an
-// attachment made some other way (a launch template) that the claim reuses.
+// must outlive this instance. AttachNetworkInterface has no
+// DeleteOnTermination parameter, and true is only possible "if creating a
+// new network interface when launching an instance"
+// (InstanceNetworkInterfaceSpecification, EC2 API Reference): the
+// attachments the claim makes are never deleted with the instance, so
+// this call is not part of a boot's budget. It runs only for an attachment
+// the claim reuses and finds marked (made some other way), one call then.
 func (w *waiter) keepENI(ctx context.Context) error {
 	_, err := w.c.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
 		NetworkInterfaceId: aws.String(w.eniID),
