@@ -327,3 +327,21 @@ func (s *Service) expireActions(g *group, in *instance, now time.Time) {
 		}
 	}
 }
+
+// LifecycleActionToken returns the token of an instance's pending action
+// for a hook, "" if none: what Auto Scaling would send to the hook's
+// notification target, which the simulator does not model.
+func (s *Service) LifecycleActionToken(groupName, hookName, instanceID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[groupName]
+	if g == nil || g.instances[instanceID] == nil {
+		return ""
+	}
+	for _, a := range g.instances[instanceID].actions {
+		if a.hook.name == hookName && a.result == "" {
+			return a.token
+		}
+	}
+	return ""
+}
