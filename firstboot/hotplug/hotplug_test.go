@@ -5,6 +5,7 @@ package hotplug
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -125,7 +126,7 @@ func TestWaitVolume(t *testing.T) {
 func writeSerial(t *testing.T, sys, name, serial string) {
 	dir := filepath.Join(sys, "class", "block", name, "device")
 	mkdir(t, dir)
-	if err := os.WriteFile(filepath.Join(dir, "serial"), []byte(serial + "                \n")[:21], 0o444); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "serial"), fmt.Appendf(nil, "%-24s\n", serial), 0o444); err != nil {
 		t.Error(err)
 	}
 }
