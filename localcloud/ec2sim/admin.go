@@ -13,7 +13,7 @@ import (
 // no throttling, not counted in Stats.
 //
 //	POST /_sim/subnets                     {"availabilityZone","cidrBlock"} -> {"subnetId"}
-//	POST /_sim/instances                   {"subnetId","instanceType"} -> Instance (type optional: DefaultInstanceType)
+//	POST /_sim/instances                   {"subnetId","instanceType"} -> Instance (type optional: Options.InstanceType)
 //	GET  /_sim/instances/{id}              -> Instance
 //	POST /_sim/instances/{id}/terminate
 //	POST /_sim/instances/{id}/reboot       (RebootInstance)

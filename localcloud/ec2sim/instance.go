@@ -100,21 +100,21 @@ func (s *Sim) xmlInstance(inst Instance, enis []NetworkInterface, vols []Volume)
 	return x
 }
 
-// RunInstance launches a DefaultInstanceType instance in the subnet with a
-// primary ENI (device index 0, the subnet's next free address, a random
+// RunInstance launches an instance of Options.InstanceType (by default
+// DefaultInstanceType) in the subnet with a primary ENI (device index 0, the subnet's next free address, a random
 // 02:... MAC, deleted on termination) and an 8 GiB root volume at
 // RootDevice (also deleted on termination). It is pending for
 // Latency.InstanceStart, then running; with no start delay it is running at
 // once.
 func (s *Sim) RunInstance(subnetID string) (Instance, error) {
-	return s.RunInstanceOfType(subnetID, DefaultInstanceType)
+	return s.RunInstanceOfType(subnetID, s.opts.InstanceType)
 }
 
 // RunInstanceOfType is RunInstance with an instance type, which limits how
 // many network interfaces the instance can have (MaxNetworkInterfaces).
 func (s *Sim) RunInstanceOfType(subnetID, instanceType string) (Instance, error) {
 	if instanceType == "" {
-		instanceType = DefaultInstanceType
+		instanceType = s.opts.InstanceType
 	}
 	if err := checkInstanceType(instanceType); err != nil {
 		return Instance{}, fmt.Errorf("run instance: %w", err)

@@ -260,3 +260,19 @@ func TestStopStartReleasesLostIndex(t *testing.T) {
 		t.Fatalf("stop pending: %v", err)
 	}
 }
+
+func TestOptionsInstanceType(t *testing.T) {
+	e := setup(t, ec2sim.Options{InstanceType: "t3.micro"})
+	inst := e.run(e.subA)
+	if inst.InstanceType != "t3.micro" {
+		t.Fatalf("RunInstance launched %s", inst.InstanceType)
+	}
+	e.attachENI(e.eni(e.subA, "", nil).ID, inst.ID, 1)
+	wantError(t, e.attachAt(e.eni(e.subA, "", nil).ID, inst.ID, 2), "AttachmentLimitExceeded", "Interface count 3 exceeds the limit for t3.micro")
+	defer func() {
+		if recover() == nil {
+			t.Fatal("New accepted an unknown instance type")
+		}
+	}()
+	ec2sim.New(ec2sim.Options{InstanceType: "x9.huge"})
+}

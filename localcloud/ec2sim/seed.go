@@ -26,7 +26,7 @@ import (
 //	instances:
 //	  - subnet: a
 //	    count: 2                       # optional, default 1
-//	    instanceType: m5.large         # optional, default t3.medium
+//	    instanceType: m5.large         # optional, default Options.InstanceType
 //
 // Unknown fields are errors.
 type Seed struct {

@@ -50,11 +50,14 @@ type Options struct {
 	Latency     Latency       // all zero: instant
 	Consistency time.Duration // Describe* shows state as it was this long ago
 	Lag         Lag           // per-API, random and mutation lags, on top of Consistency
-	Throttle    *Throttle     // nil = DefaultThrottle; &Throttle{Disabled: true} switches it off
-	Faults      Faults
-	Hooks       Hooks
-	Seed        uint64 // seeds ids, MACs, jitter and faults: same seed, same run
-	Logger      *slog.Logger
+	// InstanceType is what RunInstance launches; "" is DefaultInstanceType.
+	// New panics on a type the simulator does not know (MaxNetworkInterfaces).
+	InstanceType string
+	Throttle     *Throttle // nil = DefaultThrottle; &Throttle{Disabled: true} switches it off
+	Faults       Faults
+	Hooks        Hooks
+	Seed         uint64 // seeds ids, MACs, jitter and faults: same seed, same run
+	Logger       *slog.Logger
 }
 
 // Latency is the timing model. RoundTrip+uniform[0,RoundTripJitter) is spent
@@ -258,6 +261,12 @@ func New(opts Options) *Sim {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.InstanceType == "" {
+		opts.InstanceType = DefaultInstanceType
+	}
+	if err := checkInstanceType(opts.InstanceType); err != nil {
+		panic(fmt.Sprintf("ec2sim.New: Options.InstanceType: %v", err))
 	}
 	stream := func(n uint64) *rand.Rand { return rand.New(rand.NewPCG(opts.Seed, n)) }
 	s := &Sim{

@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(&opts.Region, "region", "us-east-1", "region; availability zones are <region><letter>")
 	fs.Uint64Var(&opts.Seed, "seed", uint64(time.Now().UnixNano()), "seed for ids, jitter and faults")
+	fs.StringVar(&opts.InstanceType, "instance-type", ec2sim.DefaultInstanceType, "type of the instances launched without one (limits their network interfaces)")
 	fs.DurationVar(&opts.Consistency, "consistency", 0, "Describe calls show state this old")
 	fs.DurationVar(&opts.Lag.Instances, "lag-instances", 0, "DescribeInstances is up to this stale (default: -consistency)")
 	fs.DurationVar(&opts.Lag.Volumes, "lag-volumes", 0, "DescribeVolumes is up to this stale (default: -consistency)")
@@ -81,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	opts.Logger = log
+	if _, ok := ec2sim.MaxNetworkInterfaces(opts.InstanceType); !ok {
+		fmt.Fprintf(stderr, "ec2sim: -instance-type %s: not a type the simulator knows\n", opts.InstanceType)
+		return 2
+	}
 	if *noThrottle {
 		opts.Throttle = &ec2sim.Throttle{Disabled: true}
 	}

@@ -128,6 +128,7 @@ func TestBadInvocations(t *testing.T) {
 		{"unknown flag", []string{"-bogus"}, "flag provided but not defined"},
 		{"extra argument", []string{"serve"}, "unexpected arguments"},
 		{"bad duration", []string{"-eni-attach", "soon"}, "invalid value"},
+		{"unknown instance type", []string{"-instance-type", "x9.huge"}, "not a type the simulator knows"},
 		{"missing state file", []string{"-state", filepath.Join(dir, "none.yaml")}, "no such file"},
 		{"unknown seed field", []string{"-state", badSeed}, "field zone not found"},
 		{"unknown subnet reference", []string{"-state", badRef}, `unknown subnet "nope"`},
