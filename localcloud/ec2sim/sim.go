@@ -21,7 +21,11 @@
 //   - Per resource: StickNextAttach, HideNextAttach.
 //   - Hooks: device plug/unplug around the attach state machine, and
 //     ENIAttachedInAPI/VolumeAttachedInAPI after the API state changed.
-//   - Instance types (RunInstanceOfType) cap the network interfaces.
+//   - Instance types (Options.InstanceType, RunInstanceOfType) cap the
+//     network interfaces (AttachmentLimitExceeded).
+//   - Instance lifecycle beyond launch and terminate: StopInstance,
+//     StartInstance, RebootInstance (they release what forced detaches
+//     left behind).
 //
 // The admin API (admin.go) and the ec2sim command's flags expose the same.
 //
