@@ -2,6 +2,7 @@ package claim
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ func TestDeviceVisibility(t *testing.T) {
 		delay    time.Duration
 		never    bool
 		noDevs   bool
+		broken   bool
 		maxCalls int
 	}{
 		{name: "device before EC2", delay: -300 * time.Millisecond, maxCalls: 7},
@@ -33,6 +35,7 @@ func TestDeviceVisibility(t *testing.T) {
 		{name: "device after EC2", delay: 300 * time.Millisecond, maxCalls: 5},
 		{name: "device never seen", never: true, maxCalls: 8},
 		{name: "no Devices: polling", noDevs: true, maxCalls: 10},
+		{name: "signals unavailable: polling", broken: true, maxCalls: 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +48,9 @@ func TestDeviceVisibility(t *testing.T) {
 			c.Fallback = Backoff{First: 400 * time.Millisecond, Factor: 1.5, Max: time.Second}
 			if tt.noDevs {
 				c.Devices = nil
+			}
+			if tt.broken {
+				c.Devices = brokenDevices{}
 			}
 			r, err := c.Claim(context.Background())
 			if err != nil {
@@ -300,4 +306,15 @@ func (w *world) bootAll(t *testing.T, azs []string) {
 		w.checkConsistent(ids[i], r)
 		w.checkHoldsNothingBut(ids[i], 1)
 	}
+}
+
+// brokenDevices cannot tell: netlink or sysfs unusable on this instance.
+type brokenDevices struct{}
+
+func (brokenDevices) WaitNIC(context.Context, string) error {
+	return errors.New("subscribe to link updates: operation not permitted")
+}
+
+func (brokenDevices) WaitVolume(context.Context, string, string) error {
+	return errors.New("read /sys/class/block: permission denied")
 }
