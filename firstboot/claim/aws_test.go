@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/identity"
@@ -317,4 +318,38 @@ func (brokenDevices) WaitNIC(context.Context, string) error {
 
 func (brokenDevices) WaitVolume(context.Context, string, string) error {
 	return errors.New("read /sys/class/block: permission denied")
+}
+
+// TestDeleteOnTermination: an attachment the claim makes is never deleted
+// with the instance, so a fresh boot never calls
+// ModifyNetworkInterfaceAttribute; a reused attachment marked
+// delete-on-termination (made some other way) is cleared, once.
+func TestDeleteOnTermination(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, ec2sim.Options{Latency: fast}, []azNodes{{"us-east-1a", 1}})
+	id := w.launch("us-east-1a")
+	c, _ := w.claimer(id, 1)
+	ctx := context.Background()
+	if _, err := c.Claim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.sim.Stats().Calls["ModifyNetworkInterfaceAttribute"]; n != 0 {
+		t.Errorf("a fresh claim called ModifyNetworkInterfaceAttribute %d times", n)
+	}
+	eni, _ := w.sim.NetworkInterface(w.enis[1])
+	if _, err := c.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(eni.ID),
+		Attachment:         &types.NetworkInterfaceAttachmentChanges{AttachmentId: aws.String(eni.Attachment.ID), DeleteOnTermination: aws.Bool(true)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := w.claimer(id, 2)
+	r, err := c2.Claim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.checkConsistent(id, r) // delete-on-termination is false again
+	if n := w.sim.Stats().Calls["ModifyNetworkInterfaceAttribute"]; n != 2 {
+		t.Errorf("ModifyNetworkInterfaceAttribute called %d times in all, want 2 (the test's and the claim's)", n)
+	}
 }

@@ -202,7 +202,13 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 	}
 	if v.eni == attached && v.deleteOnTermination && !w.kept {
 		if err := w.keepENI(ctx); err != nil {
-			return false, err
+			if fatal(err) {
+				return false, err
+			}
+			// A fresh attachment may be unknown to mutations for a while
+			// (InvalidAttachmentID.NotFound): the next poll tries again.
+			c.Log.Info("delete-on-termination not cleared yet", "step", "claim-eni", "eni", w.eniID, "err", err)
+			return false, nil
 		}
 	}
 	// Confirmations are kept: a later Describe may show an older state.
