@@ -45,7 +45,7 @@ func TestOptionsRejected(t *testing.T) {
 	}{
 		{"subnet outside the VPC", Options{Subnets: []Subnet{{AZ: "us-east-1a", CIDR: "192.168.1.0/24"}}}, "must lie inside 10.0.0.0/16"},
 		{"subnet in the service subnet", Options{Subnets: []Subnet{{AZ: "us-east-1a", CIDR: "10.0.0.0/24"}}}, "outside 10.0.0.0/24"},
-		{"two subnets in one AZ", Options{Subnets: []Subnet{{AZ: "us-east-1a", CIDR: "10.0.1.0/24"}, {AZ: "us-east-1a", CIDR: "10.0.2.0/24"}}}, "two subnets in us-east-1a"},
+		{"overlapping subnets", Options{Subnets: []Subnet{{AZ: "us-east-1a", CIDR: "10.0.1.0/24"}, {AZ: "us-east-1b", CIDR: "10.0.1.128/25"}}}, "10.0.1.128/25 of us-east-1b overlaps 10.0.1.0/24"},
 		{"subnet not a network", Options{Subnets: []Subnet{{AZ: "us-east-1a", CIDR: "10.0.1.1/24"}}}, "not an IPv4 network"},
 		{"AZ of another region", Options{Subnets: []Subnet{{AZ: "eu-west-1a", CIDR: "10.0.1.0/24"}}}, "eu-west-1a"},
 		{"relative private dir", Options{PrivateDirs: []string{"etc"}}, "clean absolute path"},

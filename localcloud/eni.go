@@ -36,6 +36,18 @@ func (c *Cloud) CreateNetworkInterface(az, ip string, tags map[string]string) (e
 	return c.sim.CreateNetworkInterface(sub.id, ip, tags)
 }
 
+// CreateNetworkInterfaceIn creates an available ENI in the subnet with the
+// CIDR block (one of Options.Subnets: also one that is not its AZ's
+// first, where no instance launches); an empty ip takes the subnet's next
+// free address.
+func (c *Cloud) CreateNetworkInterfaceIn(subnetCIDR, ip string, tags map[string]string) (ec2sim.NetworkInterface, error) {
+	sub, ok := c.vpc.subnetByCIDR(subnetCIDR)
+	if !ok {
+		return ec2sim.NetworkInterface{}, fmt.Errorf("create network interface: no subnet %s in the VPC", subnetCIDR)
+	}
+	return c.sim.CreateNetworkInterface(sub.id, ip, tags)
+}
+
 // eniAttached is the simulator's hook as an ENI attachment would become
 // attached (an error leaves it attaching): it tells the instance's IMDS of
 // the ENI and plugs its veth into the instance, ordered against the API's

@@ -34,6 +34,9 @@ type Options struct {
 	// removes. Two live Clouds cannot share one.
 	StateDir string
 	// Subnets default to DefaultSubnets; their AZs must be in EC2.Region.
+	// An AZ may have several: instances launch in its first, and an ENI
+	// can be created in another (CreateNetworkInterfaceIn), as EC2 lets an
+	// instance hold an ENI of another subnet of its AZ.
 	Subnets []Subnet
 	// EC2 configures the simulator: region, latency model, consistency lag,
 	// throttling, faults, seed. Its Hooks must be empty: they are the
@@ -101,7 +104,7 @@ func checkOptions(o *Options) error {
 		o.Subnets = DefaultSubnets
 	}
 	vpc := netip.MustParsePrefix(VPCCIDR)
-	seen := map[string]bool{}
+	var seen []netip.Prefix
 	for _, s := range o.Subnets {
 		p, err := netip.ParsePrefix(s.CIDR)
 		if err != nil || p.Masked() != p || !p.Addr().Is4() {
@@ -110,10 +113,12 @@ func checkOptions(o *Options) error {
 		if !vpc.Contains(p.Addr()) || p.Bits() < vpc.Bits() || p.Overlaps(serviceSubnet) {
 			return fmt.Errorf("localcloud: subnet %s of %s must lie inside %s and outside %s (the service subnet)", s.CIDR, s.AZ, VPCCIDR, serviceSubnet)
 		}
-		if seen[s.AZ] {
-			return fmt.Errorf("localcloud: two subnets in %s: one per AZ", s.AZ)
+		for _, q := range seen {
+			if q.Overlaps(p) {
+				return fmt.Errorf("localcloud: subnet %s of %s overlaps %s", s.CIDR, s.AZ, q)
+			}
 		}
-		seen[s.AZ] = true
+		seen = append(seen, p)
 	}
 	for _, d := range o.PrivateDirs {
 		if err := checkLowerDir("private dir", d); err != nil {

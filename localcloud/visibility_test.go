@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,48 +187,64 @@ func TestDeviceVisibilityDetachFirst(t *testing.T) {
 }
 
 // TestIMDSInterfaceLag: the instance's IMDS serves a hot-attached ENI's
-// entries only IMDSInterfaceLag after the API says attached; firstboot's
-// IMDS reader waits for them within its bound and fails at the bound, in
-// one line naming the ENI, its MAC and the bound, when they come later.
-// The usual layout — the ENI in the primary's subnet — does not wait.
+// entries only IMDSInterfaceLag after the API says attached. firstboot's
+// IMDS reader, for an ENI in another subnet of the AZ (where the primary's
+// entry cannot answer), waits for them within its bound and fails at the
+// bound, in one line naming the ENI, its MAC and the bound, when they come
+// later. An ENI in the primary's subnet — the usual layout — does not wait.
 func TestIMDSInterfaceLag(t *testing.T) {
 	const lag = time.Second
+	const other = "10.0.4.0/24" // a second subnet in us-east-1a
 	opts := fastSim
 	opts.Latency = ec2sim.Latency{ENIAttach: 50 * time.Millisecond}
-	c := newCloud(t, Options{EC2: opts, IMDSInterfaceLag: lag})
+	c := newCloud(t, Options{EC2: opts, IMDSInterfaceLag: lag,
+		Subnets: append(slices.Clone(DefaultSubnets), Subnet{AZ: "us-east-1a", CIDR: other})})
 	inst := launch(t, c, "us-east-1a")
-	eni, err := c.CreateNetworkInterface("us-east-1a", "", nil)
+	if !strings.HasPrefix(inst.SubnetCIDR, "10.0.1.") {
+		t.Fatalf("instance launched in %s, want the AZ's first subnet", inst.SubnetCIDR)
+	}
+	same, err := c.CreateNetworkInterface("us-east-1a", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ec2From(inst).AttachNetworkInterface(t.Context(), &ec2.AttachNetworkInterfaceInput{
-		NetworkInterfaceId: aws.String(eni.ID), InstanceId: aws.String(inst.ID), DeviceIndex: aws.Int32(1),
-	}); err != nil {
+	elsewhere, err := c.CreateNetworkInterfaceIn(other, "", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, eni.ID+" attached", func() bool { return eniStatus(c, eni.ID) == ec2sim.AttachAttached })
+	for i, eni := range []ec2sim.NetworkInterface{same, elsewhere} {
+		if _, err := ec2From(inst).AttachNetworkInterface(t.Context(), &ec2.AttachNetworkInterfaceInput{
+			NetworkInterfaceId: aws.String(eni.ID), InstanceId: aws.String(inst.ID), DeviceIndex: aws.Int32(int32(i + 1)),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "both attached", func() bool {
+		return eniStatus(c, same.ID) == ec2sim.AttachAttached && eniStatus(c, elsewhere.ID) == ec2sim.AttachAttached
+	})
 	attached := time.Now()
-	mac, _ := net.ParseMAC(eni.MAC)
-	nic := identity.Interface{ID: eni.ID, MAC: mac, SubnetID: eni.SubnetID}
+	nicOf := func(eni ec2sim.NetworkInterface) identity.Interface {
+		mac, _ := net.ParseMAC(eni.MAC)
+		return identity.Interface{ID: eni.ID, MAC: mac, SubnetID: eni.SubnetID}
+	}
 	md := func(wait time.Duration) identity.Metadata {
 		return identity.Metadata{API: identity.NewIMDS(aws.Config{HTTPClient: inst.HTTPClient()}), SubnetWait: wait}
 	}
 	self := identity.Instance{InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC}
 
-	if got, err := md(time.Second).Subnet(t.Context(), self, nic); err != nil || got.String() != inst.SubnetCIDR {
-		t.Errorf("Subnet in the primary's subnet = %v, %v; want %s", got, err, inst.SubnetCIDR)
+	if got, err := md(time.Second).Subnet(t.Context(), self, nicOf(same)); err != nil || got.String() != inst.SubnetCIDR {
+		t.Errorf("Subnet of %s in the primary's subnet = %v, %v; want %s", same.ID, got, err, inst.SubnetCIDR)
 	}
 	if d := time.Since(attached); d > lag/2 {
 		t.Errorf("the primary's entry took %s", d)
 	}
-	if _, err := md(200*time.Millisecond).InterfaceSubnet(t.Context(), nic); err == nil {
+	if _, err := md(200*time.Millisecond).Subnet(t.Context(), self, nicOf(elsewhere)); err == nil {
 		t.Error("the ENI's entry answered before the lag")
-	} else if msg := err.Error(); !strings.Contains(msg, eni.ID) || !strings.Contains(msg, mac.String()) || !strings.Contains(msg, "200ms") || strings.Contains(msg, "\n") {
-		t.Errorf("error %q: want one line naming %s, %s and the bound", msg, eni.ID, mac)
+	} else if msg := err.Error(); !strings.Contains(msg, elsewhere.ID) || !strings.Contains(msg, elsewhere.MAC) || !strings.Contains(msg, "200ms") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line naming %s, %s and the bound", msg, elsewhere.ID, elsewhere.MAC)
 	}
-	got, err := md(10*time.Second).InterfaceSubnet(t.Context(), nic)
-	if err != nil || got.String() != inst.SubnetCIDR {
-		t.Fatalf("InterfaceSubnet = %v, %v; want %s", got, err, inst.SubnetCIDR)
+	got, err := md(10*time.Second).Subnet(t.Context(), self, nicOf(elsewhere))
+	if err != nil || got.String() != other {
+		t.Fatalf("Subnet of %s = %v, %v; want %s", elsewhere.ID, got, err, other)
 	}
 	if d := time.Since(attached); d < lag*9/10 {
 		t.Errorf("the ENI's entry answered %s after the attach, before the %s lag", d, lag)

@@ -38,7 +38,8 @@ type vpc struct {
 	ref     netnsRef
 	nl      *netlink.Handle
 	bridge  int               // ifindex of the VPC bridge
-	subnets map[string]subnet // by AZ, fixed by start
+	subnets map[string]subnet // by AZ, its first: where instances launch; fixed by start
+	all     []subnet          // every subnet, in Options order; fixed by start
 	linkSeq atomic.Uint64
 	srv     *http.Server
 }
@@ -92,7 +93,11 @@ func (v *vpc) start(ctx context.Context, t *tools, name string, sim *ec2sim.Sim,
 		if err != nil {
 			return err
 		}
-		v.subnets[s.AZ] = subnet{id: id, cidr: p, gateway: gw}
+		sub := subnet{id: id, cidr: p, gateway: gw}
+		if _, ok := v.subnets[s.AZ]; !ok {
+			v.subnets[s.AZ] = sub
+		}
+		v.all = append(v.all, sub)
 	}
 
 	var l net.Listener
@@ -128,8 +133,22 @@ func (v *vpc) subnet(az string) (subnet, error) {
 
 // subnetByID returns the subnet with the simulator's id.
 func (v *vpc) subnetByID(id string) (subnet, bool) {
-	for _, s := range v.subnets {
+	for _, s := range v.all {
 		if s.id == id {
+			return s, true
+		}
+	}
+	return subnet{}, false
+}
+
+// subnetByCIDR returns the subnet with the CIDR block.
+func (v *vpc) subnetByCIDR(cidr string) (subnet, bool) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return subnet{}, false
+	}
+	for _, s := range v.all {
+		if s.cidr == p {
 			return s, true
 		}
 	}

@@ -62,9 +62,12 @@ type Metadata struct {
 const DefaultSubnetWait = 60 * time.Second
 
 // DefaultSubnetPoll re-reads quickly at first — the lag is usually well
-// under a second — then backs off to 2 s, with jitter so that instances
-// that booted together do not poll IMDS in step.
-var DefaultSubnetPoll = Backoff{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.3}
+// under a second — then backs off to 1 s, with jitter so that instances
+// that booted together do not poll IMDS in step. The cap is low because
+// the boot waits on this read and an IMDS read is a local call (IMDS's own
+// limit is per instance, in packets per second, far above one a second);
+// a 2 s cap cost a lagging boot up to 2.6 s past the entry's appearance.
+var DefaultSubnetPoll = Backoff{First: 100 * time.Millisecond, Max: time.Second, Jitter: 0.3}
 
 // Backoff is a capped exponential pause with jitter: First doubled per
 // attempt up to Max, each pause spread by ±Jitter (a fraction) of itself.
