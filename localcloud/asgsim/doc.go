@@ -41,7 +41,9 @@
 // aws:autoscaling:groupName. Run calls Reconcile on a real ticker.
 //
 // Launches, terminations and instance states go through the EC2 interface,
-// so that the local cloud can boot a real machine per launch.
+// so that the local cloud can boot a real machine per launch; NewEC2Sim
+// adapts ec2sim's Go API (its launch templates, RunInstanceFromTemplate,
+// TerminateInstance, Instance) for tests.
 //
 // # Not modelled
 //
