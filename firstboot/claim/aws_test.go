@@ -353,3 +353,23 @@ func TestDeleteOnTermination(t *testing.T) {
 		t.Errorf("ModifyNetworkInterfaceAttribute called %d times in all, want 2 (the test's and the claim's)", n)
 	}
 }
+
+// TestTwentyNodesAtOnce: a fresh 20-node ensemble over three AZs boots at
+// once, unpinned, against EC2's default throttling buckets: every node is
+// claimed once and EC2 never throttles (the benchmark measures the same
+// with realistic latencies).
+func TestTwentyNodesAtOnce(t *testing.T) {
+	t.Parallel()
+	layout := []azNodes{{"us-east-1a", 7}, {"us-east-1b", 7}, {"us-east-1c", 6}}
+	w := newWorld(t, ec2sim.Options{Latency: fast}, layout)
+	var azs []string
+	for _, l := range layout {
+		for range l.n {
+			azs = append(azs, l.az)
+		}
+	}
+	w.bootAll(t, azs)
+	if st := w.sim.Stats(); st.Errors["RequestLimitExceeded"] != 0 {
+		t.Errorf("throttled %d times (calls %v)", st.Errors["RequestLimitExceeded"], st.Calls)
+	}
+}
