@@ -22,7 +22,7 @@ var Products = []Product{
 }
 
 // Rig are the packages no product may depend on: the local cloud (EC2
-// simulator, IMDS mock runner, instances, ensemble runner, local build
+// and Auto Scaling simulators, IMDS mock runner, instances, ensemble runner, local build
 // host, namespace and loop-device test helpers) and the test-only helpers
 // in internal/.
 var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "internal/nsutil"}

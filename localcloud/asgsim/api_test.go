@@ -34,7 +34,8 @@ func TestOperations(t *testing.T) {
 	if aws.ToInt32(g.DesiredCapacity) != 2 || aws.ToInt32(g.HealthCheckGracePeriod) != 60 || aws.ToString(g.HealthCheckType) != "EC2" ||
 		!slices.Equal(g.AvailabilityZones, []string{"us-east-1a", "us-east-1b"}) || aws.ToString(g.VPCZoneIdentifier) != "subnet-a,subnet-b" ||
 		len(g.Tags) != 2 || !strings.HasPrefix(aws.ToString(g.AutoScalingGroupARN), "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:") ||
-		aws.ToString(g.LaunchTemplate.Version) != "$Latest" || aws.ToString(g.LaunchTemplate.LaunchTemplateId) != "lt-0123456789abcdef0" {
+		aws.ToString(g.LaunchTemplate.Version) != "$Latest" || aws.ToString(g.LaunchTemplate.LaunchTemplateId) != "lt-0123456789abcdef0" ||
+		aws.ToString(g.LaunchTemplate.LaunchTemplateName) != "zk" {
 		t.Fatalf("describe: %+v", g)
 	}
 

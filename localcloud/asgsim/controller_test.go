@@ -206,6 +206,10 @@ func TestLaunchHook(t *testing.T) {
 			if a.StatusCode != types.ScalingActivityStatusCodeMidLifecycleAction {
 				t.Fatalf("launch activity while waiting: %s", a.StatusCode)
 			}
+			// What the instance's IMDS would answer meanwhile.
+			if info, ok := e.svc.Instance(id); !ok || info.TargetLifecycleState != "InService" || info.LifecycleState != "Pending:Wait" || info.Group != "zk" {
+				t.Fatalf("Instance(%s) = %+v, %v", id, info, ok)
+			}
 			for _, s := range tc.steps {
 				e.clock.Advance(s.advance)
 				if s.heartbeat {

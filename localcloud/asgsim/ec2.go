@@ -7,9 +7,11 @@ import (
 
 // EC2 is what the group controller needs from EC2. The local cloud
 // implements it to boot a real machine for each launch; NewEC2Sim adapts
-// ec2sim's Go API for tests. Every method may be called without the
-// Service's lock held and from one goroutine at a time (Reconcile and the
-// API handlers that validate a group's subnets and template).
+// ec2sim's Go API for tests. Methods are called without the Service's lock
+// held, and may be called concurrently: Reconcile (one pass at a time)
+// calls all of them, and the CreateAutoScalingGroup and
+// UpdateAutoScalingGroup handlers call SubnetAZ and LaunchTemplate to
+// validate a group.
 type EC2 interface {
 	// SubnetAZ returns the Availability Zone of a subnet, or an error whose
 	// message is EC2's (it is shown in the ValidationError, "The subnet ID

@@ -46,6 +46,8 @@ type tag struct {
 type group struct {
 	name, arn       string
 	template        LaunchTemplateRef
+	templateID      string // both id and name, whichever the group named
+	templateName    string
 	subnets         []string          // VPCZoneIdentifier order
 	subnetAZ        map[string]string // subnet -> AZ
 	min, max, want  int
@@ -323,6 +325,7 @@ func (s *Service) createGroup(q query, now time.Time) (any, *apiError) {
 	for i, sub := range q.subnets {
 		g.subnetAZ[sub] = q.azs[i]
 	}
+	g.templateID, g.templateName = q.template.ID, q.template.Name
 	if want > 0 {
 		g.cause = fmt.Sprintf("At %s a user request created an AutoScalingGroup changing the desired capacity from 0 to %d.", causeTime(now), want)
 	}
@@ -391,6 +394,7 @@ func (s *Service) updateGroup(q query, now time.Time) (any, *apiError) {
 	}
 	if q.template != nil {
 		g.template = templateRefFrom(q)
+		g.templateID, g.templateName = q.template.ID, q.template.Name
 	}
 	if len(q.subnets) > 0 {
 		g.subnets, g.subnetAZ = q.subnets, map[string]string{}
@@ -516,15 +520,11 @@ type xmlGroup struct {
 func (s *Service) xmlGroup(g *group) xmlGroup {
 	x := xmlGroup{
 		Name: g.name, ARN: g.arn,
-		LaunchTemplate: xmlLaunchTemplate{ID: g.template.ID, Name: g.template.Name, Version: g.template.Version},
+		LaunchTemplate: xmlLaunchTemplate{ID: g.templateID, Name: g.templateName, Version: g.template.Version},
 		MinSize:        g.min, MaxSize: g.max, DesiredCapacity: g.want, DefaultCooldown: g.cooldown,
 		AZs: g.azs(), HealthCheckType: g.healthCheckType, Grace: g.grace, CreatedTime: xmlTime(g.created),
 		VPCZoneIdentifier: strings.Join(g.subnets, ","), TermPolicies: []string{"Default"},
 		ServiceLinkedRole: fmt.Sprintf("arn:aws:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", accountID),
-	}
-	// AWS fills in whichever of id and name the group was not created with.
-	if lt := s.lastTemplate(g); lt != nil {
-		x.LaunchTemplate.ID, x.LaunchTemplate.Name = lt.ID, lt.Name
 	}
 	if g.deleting {
 		x.Status = "Delete in progress"
@@ -542,21 +542,6 @@ func (s *Service) xmlGroup(g *group) xmlGroup {
 		x.Tags = append(x.Tags, xmlTag{ResourceID: g.name, ResourceType: "auto-scaling-group", Key: t.Key, Value: t.Value, PropagateAtLaunch: t.Propagate})
 	}
 	return x
-}
-
-// lastTemplate is the resolved template of the group's newest instance,
-// if any (it carries both id and name).
-func (s *Service) lastTemplate(g *group) *LaunchTemplate {
-	var newest *instance
-	for _, in := range g.instances {
-		if newest == nil || in.launched.After(newest.launched) {
-			newest = in
-		}
-	}
-	if newest == nil {
-		return nil
-	}
-	return &newest.template
 }
 
 // describeGroups is DescribeAutoScalingGroups
@@ -881,4 +866,35 @@ func (s *Service) processArgs(q query) (*group, []string, *apiError) {
 		procs = processes
 	}
 	return g, procs, nil
+}
+
+// InstanceInfo is what the Go API tells about a managed instance, for the
+// local cloud (its IMDS serves autoscaling/target-lifecycle-state).
+type InstanceInfo struct {
+	ID, Group, AZ, Subnet string
+	LifecycleState        string // Pending, Pending:Wait, ..., as DescribeAutoScalingInstances
+	HealthStatus          string // Healthy | Unhealthy
+	// TargetLifecycleState is what IMDS's
+	// /latest/meta-data/autoscaling/target-lifecycle-state answers: the
+	// state the instance is moving to, InService while it launches (also in
+	// Pending:Wait) and Terminated once it is being terminated
+	// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html).
+	TargetLifecycleState string
+	Template             LaunchTemplate
+}
+
+// Instance returns a managed instance by id.
+func (s *Service) Instance(id string) (InstanceInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, in, err := s.findInstance(id)
+	if err != nil {
+		return InstanceInfo{}, false
+	}
+	target := StateInService
+	if !in.active() {
+		target = StateTerminated
+	}
+	return InstanceInfo{ID: in.id, Group: g.name, AZ: in.az, Subnet: in.subnet, LifecycleState: in.lifecycle,
+		HealthStatus: in.health, TargetLifecycleState: target, Template: in.template}, true
 }

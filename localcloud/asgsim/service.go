@@ -167,7 +167,7 @@ var prepare = map[string]func(s *Service, ctx context.Context, q *query) *apiErr
 
 // ServeHTTP answers one Auto Scaling Query API call.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := s.newUUID()
+	requestID := newRequestID()
 	action, res, err := s.call(r)
 	if err != nil {
 		s.log.Debug("autoscaling call", "action", action, "error_code", err.Code, "error", err.Message, "request_id", requestID)
@@ -202,17 +202,15 @@ func (s *Service) call(r *http.Request) (string, any, *apiError) {
 	return name, res, err
 }
 
-// newUUID returns a random version-4 UUID from the seeded generator. Call
-// with s.mu held, or before the Service is shared... or from ServeHTTP,
-// which locks.
-func (s *Service) newUUID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.uuidLocked()
-}
+// uuidLocked returns a version-4 UUID from the seeded generator (ARNs,
+// activity ids, lifecycle action tokens). Call with s.mu held.
+func (s *Service) uuidLocked() string { return uuid(s.rng.Uint64(), s.rng.Uint64()) }
 
-func (s *Service) uuidLocked() string {
-	a, b := s.rng.Uint64(), s.rng.Uint64()
+// newRequestID returns a request id that does not come from the seeded
+// stream, so that ids and tokens do not depend on how many calls were made.
+func newRequestID() string { return uuid(rand.Uint64(), rand.Uint64()) }
+
+func uuid(a, b uint64) string {
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(a>>32), uint16(a>>16), uint16(a)&0xfff, uint16(b>>48)&0x3fff|0x8000, b&(1<<48-1))
 }
 

@@ -133,7 +133,9 @@ func TestLaunchTemplateErrors(t *testing.T) {
 		{"no data", ec2sim.CodeMissingParameter, "The request must contain the parameter LaunchTemplateData",
 			func() error { return create("other", &types.RequestLaunchTemplateData{}) }},
 		{"user data not base64", "InvalidUserData.Malformed", "Invalid BASE64 encoding of user data.",
-			func() error { return create("other", &types.RequestLaunchTemplateData{UserData: aws.String("not base64!")}) }},
+			func() error {
+				return create("other", &types.RequestLaunchTemplateData{UserData: aws.String("not base64!")})
+			}},
 		{"hop limit", ec2sim.CodeInvalidParameterValue, "The HttpPutResponseHopLimit must be between 1 and 64.",
 			func() error {
 				return create("other", &types.RequestLaunchTemplateData{MetadataOptions: &types.LaunchTemplateInstanceMetadataOptionsRequest{HttpPutResponseHopLimit: aws.Int32(65)}})
