@@ -2,6 +2,7 @@ package asgsim
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"time"
 )
@@ -115,8 +116,8 @@ func (s *Service) describeActivities(q query, _ time.Time) (any, *apiError) {
 			}
 		}
 	}
-	for _, g := range s.groups {
-		add(g)
+	for _, name := range slices.Sorted(maps.Keys(s.groups)) {
+		add(s.groups[name])
 	}
 	if includeDeleted {
 		for _, g := range s.deleted {

@@ -1,6 +1,7 @@
 package asgsim_test
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -427,3 +428,21 @@ func TestScalingActivities(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestRun: Run reconciles on a real ticker until its context ends.
+func TestRun(t *testing.T) {
+	e := setup(t, func(o *asgsim.Options) { o.Now = nil })
+	e.create("zk", 2, "subnet-a,subnet-b")
+	c, cancel := context.WithCancel(ctx(t))
+	done := make(chan struct{})
+	go func() { e.svc.Run(c, 5*time.Millisecond); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.inService("zk")) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not at capacity: %v", e.states("zk"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}

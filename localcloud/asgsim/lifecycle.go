@@ -253,7 +253,11 @@ func (s *Service) completeLifecycleAction(q query, now time.Time) (any, *apiErro
 // recordHeartbeat is RecordLifecycleActionHeartbeat
 // (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_RecordLifecycleActionHeartbeat.html):
 // "This extends the timeout by the length of time defined using the
-// PutLifecycleHook API call" — from now, up to the global timeout.
+// PutLifecycleHook API call": "you can restart the timeout period by
+// recording a heartbeat" (How lifecycle hooks work,
+// https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html),
+// so the new deadline is now plus HeartbeatTimeout, capped by the global
+// timeout.
 func (s *Service) recordHeartbeat(q query, now time.Time) (any, *apiError) {
 	_, _, a, err := s.actionFor(q)
 	if err != nil {
