@@ -64,9 +64,10 @@ const DefaultSubnetWait = 60 * time.Second
 // DefaultSubnetPoll re-reads quickly at first — the lag is usually well
 // under a second — then backs off to 1 s, with jitter so that instances
 // that booted together do not poll IMDS in step. The cap is low because
-// the boot waits on this read and an IMDS read is a local call (IMDS's own
-// limit is per instance, in packets per second, far above one a second);
-// a 2 s cap cost a lagging boot up to 2.6 s past the entry's appearance.
+// the boot waits on this read, and an IMDS read is a local call that IMDS
+// throttles per instance (EC2 User Guide, "Use instance metadata", query
+// throttling), far above one read a second; a 2 s cap cost a lagging boot
+// up to 2.6 s past the entry's appearance in the local cloud.
 var DefaultSubnetPoll = Backoff{First: 100 * time.Millisecond, Max: time.Second, Jitter: 0.3}
 
 // Backoff is a capped exponential pause with jitter: First doubled per
