@@ -446,3 +446,25 @@ func TestRun(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestDeleteHookCompletesActions: deleting a launching hook abandons the
+// actions it holds, so the instance is terminated and replaced — now
+// without waiting.
+func TestDeleteHookCompletesActions(t *testing.T) {
+	e := setup(t)
+	e.create("zk", 1, "subnet-a", func(in *autoscaling.CreateAutoScalingGroupInput) {
+		in.LifecycleHookSpecificationList = []types.LifecycleHookSpecification{{LifecycleHookName: aws.String("boot"), LifecycleTransition: aws.String(asgsim.TransitionLaunching)}}
+	})
+	e.reconcile(2)
+	id := aws.ToString(e.instances("zk")[0].InstanceId)
+	_, err := e.asg.DeleteLifecycleHook(ctx(t), &autoscaling.DeleteLifecycleHookInput{AutoScalingGroupName: aws.String("zk"), LifecycleHookName: aws.String("boot")})
+	must(t, err)
+	e.reconcile(3)
+	if got := e.inService("zk"); len(got) != 1 || got[0] == id {
+		t.Fatalf("after deleting the hook: %v", e.states("zk"))
+	}
+	a := findActivity(t, e.activities("zk"), "Launching a new EC2 instance: "+id)
+	if a.StatusCode != types.ScalingActivityStatusCodeCancelled || !strings.HasSuffix(aws.ToString(a.StatusMessage), "was abandoned: Lifecycle Hook Deleted") {
+		t.Fatalf("activity %s %q", a.StatusCode, aws.ToString(a.StatusMessage))
+	}
+}
