@@ -71,6 +71,12 @@ func TestENIHotplug(t *testing.T) {
 			if err != nil || peer.Attrs().MasterIndex != c.vpc.bridge {
 				t.Errorf("%s's peer %v is not on the VPC bridge (%v)", tt.name, peer, err)
 			}
+			// A VPC carries 9001-byte frames end to end: the hot-plugged
+			// device, its bridge port and the bridge.
+			br, _ := vpc.LinkByIndex(c.vpc.bridge)
+			if link.Attrs().MTU != 9001 || peer == nil || peer.Attrs().MTU != 9001 || br == nil || br.Attrs().MTU != 9001 {
+				t.Errorf("MTU: %s %d, its bridge port %v, the bridge %v; want 9001 everywhere", tt.name, link.Attrs().MTU, peer, br)
+			}
 			// The gateway keeps its MAC, so the instance's ARP cache stays
 			// right and its next EC2 call goes through at once.
 			if br, err := vpc.LinkByIndex(c.vpc.bridge); err != nil || br.Attrs().HardwareAddr.String() != bridgeMAC.String() {

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/zkaas/zkaas/firstboot/routing"
 	"github.com/zkaas/zkaas/internal/nsutil"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
@@ -65,7 +66,11 @@ func (v *vpc) start(ctx context.Context, t *tools, name string, sim *ec2sim.Sim,
 	if v.nl, err = netlink.NewHandleAt(h); err != nil {
 		return fmt.Errorf("netlink in %s: %w", v.ns, err)
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName, HardwareAddr: bridgeMAC}}
+	// A VPC carries jumbo frames (EC2's MTU inside a VPC is 9001, and
+	// netcfg gives the ENI that MTU): the bridge and every port take it,
+	// or frames above 1500 between nodes would be dropped here.
+	// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName, HardwareAddr: bridgeMAC, MTU: vpcMTU}}
 	if err := v.nl.LinkAdd(br); err != nil {
 		return fmt.Errorf("add bridge %s: %w", bridgeName, err)
 	}
@@ -203,7 +208,9 @@ func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, ip, alias string)
 	host := fmt.Sprintf("v%d", v.linkSeq.Add(1))
 	peer := nitroName(deviceIndex)
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: host, MasterIndex: v.bridge},
+		// Both ends: the instance's side is what EC2's DHCP would have set
+		// on a primary interface (9001), and what netcfg sets on an ENI.
+		LinkAttrs:        netlink.LinkAttrs{Name: host, MasterIndex: v.bridge, MTU: vpcMTU},
 		PeerName:         peer,
 		PeerHardwareAddr: hw,
 		PeerNamespace:    netlink.NsFd(int(inst.net.h)), // open: inst is running
@@ -232,6 +239,9 @@ func (v *vpc) plugVeth(inst *Instance, deviceIndex int32, mac, ip, alias string)
 	}
 	return host, nil
 }
+
+// vpcMTU is EC2's MTU inside a VPC.
+const vpcMTU = routing.DefaultMTU
 
 // unplugVeth deletes a bridge-side veth end, which takes its peer with it.
 // One already gone (its instance namespace was deleted) is fine.
