@@ -90,8 +90,12 @@ type errRetry struct{ why string }
 
 func (e errRetry) Error() string { return e.why }
 
-// errFatal marks problems waiting cannot fix (misconfiguration).
-var errFatal = errors.New("cannot claim")
+// ErrCannotClaim marks problems waiting cannot fix: misconfiguration,
+// missing permissions, an instance type that cannot hold the node's ENI.
+// Every replacement would hit them too (test with errors.Is).
+var ErrCannotClaim = errors.New("cannot claim")
+
+var errFatal = ErrCannotClaim
 
 // Claim runs rounds until this instance holds a node's ENI and volume, both
 // attached, or the configured deadline passes.
@@ -110,8 +114,11 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 				"volume", res.Volume, "reused", res.Reused, "duration", res.Phases.Total)
 			return res, nil
 		}
-		if errors.Is(err, errFatal) || fatal(err) {
+		if errors.Is(err, errFatal) {
 			return Result{}, err
+		}
+		if fatal(err) {
+			return Result{}, fmt.Errorf("%w: %w", errFatal, err)
 		}
 		// The last round's own account of what was missing beats the bare
 		// context error its calls return once the deadline has passed.

@@ -229,3 +229,36 @@ func GetMetadata(ctx context.Context, api MetadataAPI, path string) (string, err
 	}
 	return v, nil
 }
+
+// UserDataAPI is the part of *imds.Client that reads the instance's user
+// data.
+type UserDataAPI interface {
+	GetUserData(ctx context.Context, params *imds.GetUserDataInput, optFns ...func(*imds.Options)) (*imds.GetUserDataOutput, error)
+}
+
+// MaxUserData is what EC2 accepts as user data: 16 KB before base64
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html).
+// More is read and refused, never cut short silently.
+const MaxUserData = 16 << 10
+
+// UserData reads the instance's user data: nil when the instance was
+// launched without any (IMDS answers 404).
+func UserData(ctx context.Context, api UserDataAPI) ([]byte, error) {
+	out, err := api.GetUserData(ctx, &imds.GetUserDataInput{})
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imds: get user-data (IMDSv2 only: needs a session token from PUT /latest/api/token): %w", err)
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, MaxUserData+1))
+	if err != nil {
+		return nil, fmt.Errorf("imds: read user-data: %w", err)
+	}
+	if len(b) > MaxUserData {
+		return nil, fmt.Errorf("imds: user-data is larger than EC2's %d bytes", MaxUserData)
+	}
+	return b, nil
+}

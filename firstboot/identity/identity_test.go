@@ -65,3 +65,50 @@ func TestIdentifyWithoutToken(t *testing.T) {
 		t.Errorf("fell back to IMDSv1 (%d tokenless reads)", v1Reads)
 	}
 }
+
+// TestUserData reads user data through the real SDK client from an
+// IMDSv2 that answers with a token only: present, absent (404), too large.
+func TestUserData(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string
+		err    string
+	}{
+		{"present", 200, "ensemble: e1\n", "ensemble: e1\n", ""},
+		{"none", 404, "", "", ""},
+		{"too large", 200, strings.Repeat("x", MaxUserData+1), "", "larger than EC2's 16384 bytes"},
+		{"server error", 500, "", "", "get user-data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+					w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+					w.Write([]byte("token"))
+					return
+				}
+				if r.Header.Get("X-aws-ec2-metadata-token") != "token" || r.URL.Path != "/latest/user-data" {
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
+					return
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			t.Cleanup(srv.Close)
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			got, err := UserData(ctx, NewIMDS(aws.Config{Retryer: func() aws.Retryer { return aws.NopRetryer{} }}))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("UserData = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

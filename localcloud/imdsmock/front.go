@@ -62,6 +62,18 @@ type front struct {
 
 	mu   sync.Mutex
 	ifcs map[string]frontIfc // by MAC
+	// userData is what /latest/user-data answers; nil answers 404, as
+	// IMDS does for an instance launched without user data (the mock
+	// would serve a sample of its own instead).
+	userData []byte
+}
+
+const userDataPath = "/latest/user-data"
+
+func (f *front) setUserData(b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.userData = bytes.Clone(b)
 }
 
 type frontIfc struct {
@@ -120,6 +132,10 @@ func (f *front) visible() map[string]Interface {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.TrimSuffix(r.URL.Path, "/") == userDataPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		f.serveUserData(w, r)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, macsPrefix)
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		f.proxy.ServeHTTP(w, r)
@@ -156,6 +172,25 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text(w, v)
+}
+
+// serveUserData answers the instance's user data as IMDS does: the bytes
+// as launched (EC2 has already decoded the base64 the API took), or 404
+// when there are none
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html).
+func (f *front) serveUserData(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
+	f.mu.Lock()
+	ud := f.userData
+	f.mu.Unlock()
+	if ud == nil {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(ud)
 }
 
 // serveMACList is the mock's list of MACs (the primary's) plus the visible

@@ -95,3 +95,43 @@ func TestHotAttachedInterface(t *testing.T) {
 		t.Errorf("after removal: status %d, want 404", code)
 	}
 }
+
+// TestUserData: IMDS answers 404 for an instance launched without user
+// data (the mock's own sample must not leak through), the bytes it was
+// launched with otherwise, only with a session token.
+func TestUserData(t *testing.T) {
+	srv, err := Start(t.Context(), Instance{InstanceID: "i-0123456789abcdef0", AZ: "us-east-1a", Region: "us-east-1", MAC: "02:00:00:00:00:01"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	api := imds.New(imds.Options{Endpoint: srv.URL, EnableFallback: aws.FalseTernary})
+	get := func() (string, int) {
+		t.Helper()
+		out, err := api.GetUserData(t.Context(), &imds.GetUserDataInput{})
+		var re interface{ HTTPStatusCode() int }
+		if errors.As(err, &re) {
+			return "", re.HTTPStatusCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Content.Close()
+		b, _ := io.ReadAll(out.Content)
+		return string(b), http.StatusOK
+	}
+	if got, code := get(); code != http.StatusNotFound {
+		t.Errorf("without user data: %q (%d), want 404", got, code)
+	}
+	srv.SetUserData([]byte("ensemble: e1\n"))
+	if got, code := get(); code != http.StatusOK || got != "ensemble: e1\n" {
+		t.Errorf("user data = %q (%d)", got, code)
+	}
+	resp, err := http.Get(srv.URL + "/latest/user-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without a token: status %d, want 401", resp.StatusCode)
+	}
+}

@@ -34,6 +34,9 @@ type Instance struct {
 	SubnetID   string
 	SubnetCIDR string
 	VPCCIDR    string
+	// UserData is what the instance was launched with (decoded); nil
+	// means none, and /latest/user-data answers 404.
+	UserData []byte
 }
 
 var (
@@ -206,6 +209,7 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 	}
 	s.URL = "http://" + l.Addr().String()
 	s.front = newFront(backend, opts.Dial)
+	s.front.setUserData(inst.UserData)
 	s.srv = &http.Server{Handler: s.front, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s.waitReady(ctx, opts.Client, 20*time.Second)
@@ -213,6 +217,10 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 
 // AddInterface makes IMDS serve a hot-attached interface's
 // network/interfaces/macs/<mac>/ entries from visibleAt on (404 before).
+// SetUserData replaces the user data the instance's IMDS serves (EC2
+// allows changing it while an instance is stopped); nil removes it.
+func (s *Server) SetUserData(b []byte) { s.front.setUserData(b) }
+
 func (s *Server) AddInterface(ifc Interface, visibleAt time.Time) { s.front.add(ifc, visibleAt) }
 
 // RemoveInterface takes a detached interface's entries away.
