@@ -91,6 +91,9 @@ type Runner struct {
 
 // Report is what a run did.
 type Report struct {
+	// Config is where the config came from (user data or the baked
+	// file); the command that loaded it fills it in.
+	Config    string           `json:"config,omitempty"`
 	Claim     claim.Result     `json:"claim"`
 	Network   netcfg.Result    `json:"network"`
 	Disk      disk.Result      `json:"disk"`

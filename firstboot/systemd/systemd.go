@@ -15,6 +15,10 @@ import (
 const (
 	Firstboot = "zkaas-firstboot.service"
 	ZooKeeper = "zookeeper.service"
+	Ready     = "zkaas-ready.service"
+	// Unhealthy is the template OnFailure= instantiates with the failed
+	// unit's name: zkaas-unhealthy@zookeeper.service.service.
+	Unhealthy = "zkaas-unhealthy@.service"
 )
 
 // UnitDir is where the bake installs the units (administrator units, so a
@@ -27,11 +31,12 @@ const DropInName = "10-zkaas-volume.conf"
 
 var plainPath = regexp.MustCompile(`^[A-Za-z0-9/._-]+$`)
 
-//go:embed zkaas-firstboot.service zookeeper.service
+//go:embed zkaas-firstboot.service zookeeper.service zkaas-ready.service zkaas-unhealthy@.service
 var units embed.FS
 
-// Names lists the units in the order they start.
-func Names() []string { return []string{Firstboot, ZooKeeper} }
+// Names lists the units in the order they start (the OnFailure= template
+// last: it starts only when one of the others fails).
+func Names() []string { return []string{Firstboot, ZooKeeper, Ready, Unhealthy} }
 
 // Unit returns the bytes of a unit file by name.
 func Unit(name string) ([]byte, error) {

@@ -33,6 +33,9 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 	layout := zookeeper.DefaultLayout(ensemble.DefaultMountPoint)
 	fb, _ := Unit(Firstboot)
 	zk, _ := Unit(ZooKeeper)
+	rd, _ := Unit(Ready)
+	uh, _ := Unit(Unhealthy)
+	onFailure := "OnFailure=" + strings.TrimSuffix(Unhealthy, "@.service") + "@%n.service\n"
 	for _, c := range []struct {
 		unit []byte
 		name string
@@ -45,6 +48,13 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 		{zk, ZooKeeper, "EnvironmentFile=" + layout.JavaEnvPath() + "\n"},
 		{zk, ZooKeeper, " org.apache.zookeeper.server.quorum.QuorumPeerMain " + layout.ZooCfgPath() + "\n"},
 		{zk, ZooKeeper, "ReadWritePaths=" + ensemble.DefaultMountPoint + "\n"},
+		// Every failure reaches the Auto Scaling group.
+		{fb, Firstboot, onFailure},
+		{zk, ZooKeeper, onFailure},
+		{uh, Unhealthy, "ExecStart=/usr/local/bin/zkaas-firstboot unhealthy -unit %i -config " + ensemble.DefaultPath + "\n"},
+		{rd, Ready, "ExecStart=/usr/local/bin/zkaas-firstboot ready -config " + ensemble.DefaultPath + "\n"},
+		{rd, Ready, "Requires=" + ZooKeeper + "\n"},
+		{rd, Ready, "After=" + ZooKeeper + "\n"},
 	} {
 		if !bytes.Contains(c.unit, []byte(c.line)) {
 			t.Errorf("%s lacks %q", c.name, strings.TrimSpace(c.line))
@@ -126,6 +136,8 @@ func TestVerify(t *testing.T) {
 	analyze := systemdAnalyze(t)
 	fb, _ := Unit(Firstboot)
 	zk, _ := Unit(ZooKeeper)
+	rd, _ := Unit(Ready)
+	uh, _ := Unit(Unhealthy)
 	dropIn, err := ReadWriteDropIn("/data/zk")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +155,8 @@ func TestVerify(t *testing.T) {
 		units map[string][]byte
 		want  string // "" for clean, else a substring of the complaint
 	}{
-		{"shipped units", map[string][]byte{Firstboot: fb, ZooKeeper: zk}, ""},
+		{"shipped units", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Ready: rd, Unhealthy: uh}, ""},
+		{"typo'd ready", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Ready: replace(rd, "After=zookeeper.service", "Afterr=zookeeper.service"), Unhealthy: uh}, "Unknown key 'Afterr'"},
 		{"with the mount-point drop-in", map[string][]byte{Firstboot: fb, ZooKeeper: zk, dropInPath: dropIn}, ""},
 		{"typo'd directive", map[string][]byte{Firstboot: replace(fb, "RemainAfterExit=", "RemainAfterExits="), ZooKeeper: zk}, "Unknown key 'RemainAfterExits'"},
 		{"typo'd section", map[string][]byte{Firstboot: fb, ZooKeeper: replace(zk, "[Install]", "[Instal]")}, "Instal"},
@@ -154,7 +167,15 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := analyzeRoot(t, tt.units)
-			cmd := exec.Command(analyze, "verify", "--man=no", "--generators=no", "--root="+root, Firstboot, ZooKeeper)
+			names := []string{Firstboot, ZooKeeper}
+			if tt.units[Ready] != nil {
+				names = append(names, Ready)
+			}
+			if tt.units[Unhealthy] != nil {
+				// A template is verified through an instance, as OnFailure= makes it.
+				names = append(names, "zkaas-unhealthy@zookeeper.service.service")
+			}
+			cmd := exec.Command(analyze, append([]string{"verify", "--man=no", "--generators=no", "--root=" + root}, names...)...)
 			out, err := cmd.CombinedOutput()
 			clean := err == nil && len(bytes.TrimSpace(out)) == 0
 			switch {

@@ -20,11 +20,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/claim"
+	"github.com/zkaas/zkaas/firstboot/disk"
 	"github.com/zkaas/zkaas/firstboot/hotplug"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
 	"github.com/zkaas/zkaas/firstboot/identity"
@@ -36,10 +38,19 @@ const usage = `usage: zkaas-firstboot <command> [flags]
 
 commands:
   run         everything, on every boot: claim, network, disk, ZooKeeper config
+  ready       once ZooKeeper serves, complete the Auto Scaling launch (zkaas-ready.service)
+  unhealthy   tell the Auto Scaling group this instance failed (OnFailure= of the units)
   validate    check the ensemble config and list every problem
   claim       claim this instance's node (ENI + volume) and print it as JSON
   render      write zoo.cfg, myid and java.env for -node N into -out DIR (offline)
   iam-policy  print the least-privilege IAM policy for the instance profile
+
+The config is the instance's user data when it carries one (a plain YAML
+document, or the text/x-zkaas-ensemble part of a MIME multipart; a document
+of only "node: N" pins the node of the baked file), else -config. On the
+instance, run, claim and ready read user data from IMDS; -user-data FILE
+checks a user-data document instead (validate it before launching), and
+-user-data none ignores it.
 `
 
 // exitError carries an exit code; its message is the one summary line.
@@ -78,6 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	node := fs.Int("node", 0, "render: the node id")
 	out := fs.String("out", "", "render: the output directory")
+	userData := fs.String("user-data", "", "user data: a file to use as the instance's user data, or none (default: IMDS for run, claim, ready)")
+	stateDir := fs.String("state-dir", defaultStateDir, "where run leaves its report and failure for ready and unhealthy")
+	unit := fs.String("unit", "", "unhealthy: the unit that failed (%n of OnFailure=)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2, err}
 	}
@@ -88,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	switch cmd {
-	case "validate", "claim", "iam-policy", "render", "run":
+	case "validate", "claim", "iam-policy", "render", "run", "ready", "unhealthy":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -96,21 +110,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return exitError{2, fmt.Errorf("unknown command %q", cmd)}
 	}
-	cfg, warns, err := ensemble.Load(*cfgPath)
+	state := stateFiles{dir: *stateDir}
+	if cmd == "unhealthy" {
+		return unhealthy(ctx, *cfgPath, *unit, state, stdout, log)
+	}
+	onInstance := cmd == "run" || cmd == "claim" || cmd == "ready"
+	var awsCfg aws.Config
+	var ud []byte
+	if onInstance {
+		var err error
+		if awsCfg, err = loadAWS(ctx); err != nil {
+			return state.failed(cmd, err, false)
+		}
+	}
+	switch *userData {
+	case "none":
+	case "":
+		if onInstance {
+			var err error
+			if ud, err = identity.UserData(ctx, identity.NewIMDS(awsCfg)); err != nil {
+				return state.failed(cmd, err, false)
+			}
+		}
+	default:
+		var err error
+		if ud, err = os.ReadFile(*userData); err != nil {
+			return exitError{2, fmt.Errorf("-user-data: %w", err)}
+		}
+	}
+	cfg, src, warns, err := ensemble.Resolve(ud, *cfgPath, ensemble.Options{Hardened: fileExists(ensemble.HardenedMarker)})
 	for _, w := range warns {
-		log.Warn("config", "step", "config", "warning", w.Error())
+		log.Warn("config", "step", "config", "source", src.String(), "warning", w.Error())
 	}
 	if err != nil {
 		var p *ensemble.Problems
 		if errors.As(err, &p) {
 			fmt.Fprintln(stderr, p.Error())
-			return exitError{2, fmt.Errorf("invalid config %s: %d problem(s)", *cfgPath, len(p.Errors))}
+			err = fmt.Errorf("invalid config (%s): %d problem(s); first: %s", p.File, len(p.Errors), p.Errors[0].Error())
+		}
+		// Every replacement would read the same config: a refusal.
+		if cmd == "run" {
+			_ = state.writeFailure(err, true)
 		}
 		return exitError{2, err}
 	}
+	log.Info("config", "step", "config", "source", src.String(), "ensemble", cfg.Ensemble)
 	switch cmd {
 	case "validate":
-		fmt.Fprintf(stdout, "%s: ok (%d nodes)\n", *cfgPath, len(cfg.Nodes))
+		fmt.Fprintf(stdout, "%s: ok (%d nodes)\n", src, len(cfg.Nodes))
 		return nil
 	case "iam-policy":
 		_, err := stdout.Write(iampolicy.For(cfg).JSON())
@@ -118,7 +165,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "render":
 		return render(cfg, *node, *out, stdout)
 	}
-	r, err := runner(ctx, cfg, log)
+	if cmd == "ready" {
+		return ready(ctx, awsCfg, cfg, state, stdout, log)
+	}
+	r, err := runner(awsCfg, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -131,22 +181,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep, err := r.Run(ctx)
 	if err != nil {
-		return fmt.Errorf("run failed: %w", err)
+		return state.failed("run", err, refused(err))
+	}
+	rep.Config = src.String()
+	if err := state.writeReport(rep); err != nil {
+		log.Warn("state for ready not written", "step", "run", "err", err)
 	}
 	log.Info("ready for zookeeper.service", "step", "run", "summary", rep.String())
 	return json.NewEncoder(stdout).Encode(rep)
 }
 
-// runner builds the boot runner with the SDK's standard configuration
-// chain (endpoint overrides included): IMDSv2 only, and EC2 in the
-// ensemble's region.
-func runner(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (*boot.Runner, error) {
+// refused reports failures every replacement would hit too: the claim
+// cannot be made (misconfiguration, permissions, instance type) or the
+// volume was refused (it may hold data). Churn for them is bounded by
+// health.refused_hold.
+func refused(err error) bool {
+	return errors.Is(err, claim.ErrCannotClaim) || errors.Is(err, disk.ErrRefused)
+}
+
+// loadAWS is the SDK's standard configuration chain (endpoint overrides
+// included).
+func loadAWS(ctx context.Context) (aws.Config, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
 	}
+	return cfg, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// runner builds the boot runner: IMDSv2 only, and EC2 in the ensemble's
+// region.
+func runner(awsCfg aws.Config, cfg ensemble.Config, log *slog.Logger) (*boot.Runner, error) {
 	md := identity.Metadata{API: identity.NewIMDS(awsCfg)}
 	awsCfg.Region = cfg.Region()
 	cloud := claim.NewCloud(awsCfg, cfg, log)
