@@ -38,6 +38,8 @@ type Config struct {
 	Network   Network   `yaml:"network"`
 	ZooKeeper ZooKeeper `yaml:"zookeeper"`
 	Health    Health    `yaml:"health"`
+	// Deploy is for the operator command only (see deploy.go).
+	Deploy Deploy `yaml:"deploy"`
 }
 
 // Health is how a node reports to its Auto Scaling group (package
@@ -179,6 +181,7 @@ func Default() Config {
 			AdminServer:     AdminServer{Enabled: false, Port: 8080},
 		},
 		Health: Health{ReadyTimeout: Duration(15 * time.Minute), RefusedHold: Duration(10 * time.Minute)},
+		Deploy: DefaultDeploy(),
 	}
 }
 
