@@ -29,6 +29,21 @@
 //
 // The admin API (admin.go) and the ec2sim command's flags expose the same.
 //
+// The operator command's calls (create.go, securitygroup.go, describe.go):
+// CreateNetworkInterface (fixed address checked against the subnet and its
+// reserved addresses, security groups, tags) and DeleteNetworkInterface;
+// CreateVolume (gp2/gp3/io1/io2/st1/sc1/standard with AWS's size, IOPS and
+// throughput bounds, encryption and KMS key, snapshots registered with
+// AddSnapshot; creating, then available after SetVolumeCreateDelay) and
+// DeleteVolume; VPC security groups and their rules (IPv4 CIDRs and group
+// peers; the VPC's default group); DescribeVpcs (the one VPC, not a
+// default VPC), DescribeInstanceTypes (the simulator's table, with vCPUs,
+// memory and architecture), DescribeImages (a registry, RegisterImage);
+// DryRun everywhere, and a permission model (Deny, Allow) answering
+// UnauthorizedOperation. Not modelled there: IPv6, prefix lists, secondary
+// addresses, ModifyVolume, snapshots as resources, KMS key existence; and
+// security groups, images and instance types are read without lag.
+//
 // A Sim is an http.Handler. EC2 calls are POSTed to any path; paths under
 // /_sim/ are a small JSON admin API mirroring the Go admin methods
 // (CreateSubnet, RunInstance, ...) for the standalone command.
@@ -456,16 +471,32 @@ type action struct {
 }
 
 var actions = map[string]action{
-	"DescribeNetworkInterfaces":       {idParam: "NetworkInterfaceId", run: (*Sim).describeNetworkInterfaces},
+	"DescribeNetworkInterfaces":       operatorActions["DescribeNetworkInterfaces"], // describeNetworkInterfaces + security groups
 	"AttachNetworkInterface":          {mutating: true, run: (*Sim).attachNetworkInterface},
 	"DetachNetworkInterface":          {mutating: true, run: (*Sim).detachNetworkInterface},
-	"ModifyNetworkInterfaceAttribute": {mutating: true, run: (*Sim).modifyNetworkInterfaceAttribute},
-	"DescribeVolumes":                 {idParam: "VolumeId", run: (*Sim).describeVolumes},
-	"AttachVolume":                    {mutating: true, run: (*Sim).attachVolume},
+	"ModifyNetworkInterfaceAttribute": operatorActions["ModifyNetworkInterfaceAttribute"], // groups, else modifyNetworkInterfaceAttribute
+	"DescribeVolumes":                 operatorActions["DescribeVolumes"],                 // describeVolumes + type, IOPS, encryption
+	"AttachVolume":                    operatorActions["AttachVolume"],                    // attachVolume, refusing a creating volume
 	"DetachVolume":                    {mutating: true, run: (*Sim).detachVolume},
 	"DescribeInstances":               {idParam: "InstanceId", run: (*Sim).describeInstances},
 	"DescribeSubnets":                 {idParam: "SubnetId", run: (*Sim).describeSubnets},
 	"CreateTags":                      {mutating: true, run: (*Sim).createTags},
+	// The operator command's calls (create.go, securitygroup.go, describe.go).
+	"CreateNetworkInterface":        operatorActions["CreateNetworkInterface"],
+	"DeleteNetworkInterface":        operatorActions["DeleteNetworkInterface"],
+	"CreateVolume":                  operatorActions["CreateVolume"],
+	"DeleteVolume":                  operatorActions["DeleteVolume"],
+	"CreateSecurityGroup":           operatorActions["CreateSecurityGroup"],
+	"DeleteSecurityGroup":           operatorActions["DeleteSecurityGroup"],
+	"DescribeSecurityGroups":        operatorActions["DescribeSecurityGroups"],
+	"DescribeSecurityGroupRules":    operatorActions["DescribeSecurityGroupRules"],
+	"AuthorizeSecurityGroupIngress": operatorActions["AuthorizeSecurityGroupIngress"],
+	"AuthorizeSecurityGroupEgress":  operatorActions["AuthorizeSecurityGroupEgress"],
+	"RevokeSecurityGroupIngress":    operatorActions["RevokeSecurityGroupIngress"],
+	"RevokeSecurityGroupEgress":     operatorActions["RevokeSecurityGroupEgress"],
+	"DescribeVpcs":                  operatorActions["DescribeVpcs"],
+	"DescribeInstanceTypes":         operatorActions["DescribeInstanceTypes"],
+	"DescribeImages":                operatorActions["DescribeImages"],
 }
 
 // ServeHTTP answers one EC2 Query API call, or an admin call under /_sim/.
@@ -537,7 +568,7 @@ func (s *Sim) dispatch(name string, q query) (result, *APIError) {
 		return nil, errThrottled()
 	}
 	if dry, _, _ := q.bool("DryRun"); dry {
-		return nil, errDryRun()
+		return nil, s.dryRunError(name) // UnauthorizedOperation for a denied action (ext.go)
 	}
 	res, err := a.run(s, q, now)
 	if err != nil {

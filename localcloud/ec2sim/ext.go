@@ -1,0 +1,191 @@
+package ec2sim
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"weak"
+)
+
+// This file holds the state of the calls the operator command (zkaas up,
+// doctor, down) makes beyond what the boot's claim needs: security groups
+// and their rules, the security groups of each ENI, the attributes of
+// volumes created through CreateVolume (type, IOPS, throughput,
+// encryption), the image registry, the known snapshots and the permission
+// model. It lives beside the Sim, keyed by a weak pointer, like the launch
+// templates' state, and goes away with it. Every access holds s.mu.
+
+type extState struct {
+	groups       map[string]SecurityGroup // by group id
+	ruleSeq      int
+	eniGroups    map[string][]string      // ENI id -> group ids (absent: the VPC's default group)
+	volumeAttrs  map[string]VolumeOptions // volume id -> what CreateVolume was given
+	images       map[string]Image         // by image id
+	snapshots    map[string]int32         // snapshot id -> size in GiB
+	denied       map[string]bool          // EC2 actions the caller may not perform
+	createDelay  time.Duration            // CreateVolume: creating -> available
+	defaultGroup string                   // the VPC's default security group id, once made
+}
+
+var (
+	extMu     sync.Mutex
+	extStates = map[weak.Pointer[Sim]]*extState{}
+)
+
+// ext returns s's state for the operator's calls. Call with s.mu held.
+func (s *Sim) ext() *extState {
+	key := weak.Make(s)
+	extMu.Lock()
+	defer extMu.Unlock()
+	st := extStates[key]
+	if st == nil {
+		st = &extState{
+			groups: map[string]SecurityGroup{}, eniGroups: map[string][]string{},
+			volumeAttrs: map[string]VolumeOptions{}, images: map[string]Image{},
+			snapshots: map[string]int32{}, denied: map[string]bool{},
+		}
+		// The image every simulated instance reports (DescribeInstances'
+		// imageId) is in the registry from the start.
+		st.images[imageID] = Image{ID: imageID, Name: "ec2sim-default", Architecture: "x86_64", State: "available"}
+		extStates[key] = st
+		runtime.AddCleanup(s, func(k weak.Pointer[Sim]) {
+			extMu.Lock()
+			defer extMu.Unlock()
+			delete(extStates, k)
+		}, key)
+	}
+	return st
+}
+
+// Error codes of the operator's calls, from "Error codes for the Amazon
+// EC2 API" (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+const (
+	CodeCannotDelete                 = "CannotDelete"
+	CodeDependencyViolation          = "DependencyViolation"
+	CodeInvalidGroupDuplicate        = "InvalidGroup.Duplicate"
+	CodeInvalidGroupNotFound         = "InvalidGroup.NotFound"
+	CodeInvalidGroupIDMalformed      = "InvalidGroupId.Malformed"
+	CodeInvalidGroupReserved         = "InvalidGroup.Reserved"
+	CodeInvalidIPAddressInUse        = "InvalidIPAddress.InUse"
+	CodeInvalidImageIDNotFound       = "InvalidAMIID.NotFound"
+	CodeInvalidImageIDMalformed      = "InvalidAMIID.Malformed"
+	CodeInvalidInstanceType          = "InvalidInstanceType"
+	CodeInvalidParameterDependency   = "InvalidParameterDependency"
+	CodeInvalidPermissionDuplicate   = "InvalidPermission.Duplicate"
+	CodeInvalidPermissionMalformed   = "InvalidPermission.Malformed"
+	CodeInvalidPermissionNotFound    = "InvalidPermission.NotFound"
+	CodeInvalidRuleIDNotFound        = "InvalidSecurityGroupRuleId.NotFound"
+	CodeInvalidRuleIDMalformed       = "InvalidSecurityGroupRuleId.Malformed"
+	CodeInvalidSnapshotNotFound      = "InvalidSnapshot.NotFound"
+	CodeInvalidVpcIDNotFound         = "InvalidVpcID.NotFound"
+	CodeRulesPerGroupLimitExceeded   = "RulesPerSecurityGroupLimitExceeded"
+	CodeSecurityGroupsPerENIExceeded = "SecurityGroupsPerInterfaceLimitExceeded"
+	CodeUnauthorizedOperation        = "UnauthorizedOperation"
+	CodeVPCIDNotSpecified            = "VPCIdNotSpecified"
+)
+
+// tagSpecs reads TagSpecification.N.ResourceType / .Tag.M.Key / .Value for
+// a call that creates one kind of resource: every specification must name
+// that type ("The tags to apply to the ... during creation", e.g.
+// CreateVolume's TagSpecifications,
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html).
+func tagSpecs(q query, resourceType string) (map[string]string, error) {
+	var out map[string]string
+	for _, n := range q.indexes("TagSpecification") {
+		p := "TagSpecification." + strconv.Itoa(n) + "."
+		if rt := q.str(p + "ResourceType"); rt != resourceType {
+			return nil, clientError(CodeInvalidParameterValue, "'%s' is not a valid taggable resource type for this operation.", rt)
+		}
+		sub := query{form: map[string][]string{}}
+		for k, v := range q.form {
+			if rest, ok := strings.CutPrefix(k, p); ok {
+				sub.form[rest] = v
+			}
+		}
+		tags, err := sub.tags()
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tags {
+			if err := checkTag(t); err != nil {
+				return nil, err
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[t.Key] = t.Value
+		}
+	}
+	return out, nil
+}
+
+// checkTag is CreateTags' validation of one tag (tags.go).
+func checkTag(t xmlTag) error {
+	switch {
+	case strings.HasPrefix(t.Key, "aws:"):
+		return clientError(CodeInvalidParameterValue, "Tag keys starting with 'aws:' are reserved for internal use")
+	case len(t.Key) > 128:
+		return clientError(CodeInvalidParameterValue, "Tag key exceeds the maximum length of 128 characters")
+	case len(t.Value) > 256:
+		return clientError(CodeInvalidParameterValue, "Tag value exceeds the maximum length of 256 characters")
+	}
+	return nil
+}
+
+// The permission model. EC2 answers a call the caller's policies do not
+// allow with UnauthorizedOperation ("You are not authorized to perform this
+// operation."), with or without DryRun: "If you have the required
+// permissions, the error response is DryRunOperation. Otherwise, it is
+// UnauthorizedOperation." (the DryRun parameter of every mutating call,
+// e.g. https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html).
+
+// Deny makes the named EC2 actions ("CreateVolume", ...) answer
+// UnauthorizedOperation, DryRun or not, for the actions of this file (the
+// operator's calls); Allow undoes it.
+func (s *Sim) Deny(actions ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range actions {
+		s.ext().denied[a] = true
+	}
+}
+
+// Allow lets the named actions through again.
+func (s *Sim) Allow(actions ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range actions {
+		delete(s.ext().denied, a)
+	}
+}
+
+// guarded wraps an operator call: a denied action answers
+// UnauthorizedOperation. DryRun is answered by dispatch before the call
+// runs (denied: UnauthorizedOperation, see dryRunError); the check here
+// only guards direct callers.
+func guarded(name string, run func(*Sim, query, time.Time) (result, error)) func(*Sim, query, time.Time) (result, error) {
+	return func(s *Sim, q query, now time.Time) (result, error) {
+		if s.ext().denied[name] {
+			return nil, errUnauthorized()
+		}
+		if dry, _, _ := q.bool("DryRun"); dry {
+			return nil, errDryRun()
+		}
+		return run(s, q, now)
+	}
+}
+
+func errUnauthorized() *APIError {
+	return clientError(CodeUnauthorizedOperation, "You are not authorized to perform this operation.")
+}
+
+// dryRunError is dispatch's answer to DryRun=true: UnauthorizedOperation
+// for a denied action, else DryRunOperation. Call with s.mu held.
+func (s *Sim) dryRunError(action string) *APIError {
+	if s.ext().denied[action] {
+		return errUnauthorized()
+	}
+	return errDryRun()
+}
