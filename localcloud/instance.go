@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -38,6 +39,9 @@ type Instance struct {
 	MAC        string // of the primary ENI
 	NetNS      string // path of its network namespace (/run/netns/...)
 	MountNS    string // path of the bind mount that keeps its mount namespace
+	// Tags are the instance's tags at launch (a group's propagated tags
+	// and aws:autoscaling:groupName for an instance its group launched).
+	Tags map[string]string
 
 	cloud   *Cloud
 	log     *slog.Logger
@@ -152,13 +156,20 @@ func (c *Cloud) LaunchWith(ctx context.Context, az string, lo LaunchOptions) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("launch in %s: %w", az, err)
 	}
+	return c.start(ctx, sub, si, lo)
+}
+
+// start makes the simulator's instance si, just run in sub, a running
+// instance of the local cloud: Launch's work after RunInstance. On failure
+// it terminates si in the simulator too.
+func (c *Cloud) start(ctx context.Context, sub subnet, si ec2sim.Instance, lo LaunchOptions) (_ *Instance, err error) {
 	inst := &Instance{
 		ID: si.ID, AZ: si.AZ, Region: c.Region(), SubnetID: sub.id, SubnetCIDR: sub.cidr.String(),
-		PrivateIP: si.PrivateIP, MAC: si.MAC,
+		PrivateIP: si.PrivateIP, MAC: si.MAC, Tags: maps.Clone(lo.Tags),
 		cloud: c, log: c.log.With("instance", si.ID),
 		dir: filepath.Join(c.runDir, "inst", si.ID), procs: map[*Process]bool{},
 	}
-	defer c.step("launch", "instance", si.ID, "az", az, "ip", si.PrivateIP).Defer(&err)
+	defer c.step("launch", "instance", si.ID, "az", si.AZ, "ip", si.PrivateIP).Defer(&err)
 	defer func() {
 		if err != nil {
 			// The simulator has no launch failure: terminate it there too.
@@ -174,7 +185,7 @@ func (c *Cloud) LaunchWith(ctx context.Context, az string, lo LaunchOptions) (_ 
 	if err := inst.writeFiles(lo.Files); err != nil {
 		return nil, err
 	}
-	if err := c.startIMDS(ctx, inst, sub); err != nil {
+	if err := c.startIMDS(ctx, inst, sub, lo); err != nil {
 		return nil, err
 	}
 	if err := c.waitRunning(ctx, inst.ID); err != nil {
@@ -235,11 +246,12 @@ func (c *Cloud) instanceNetwork(ctx context.Context, inst *Instance, sub subnet,
 
 // startIMDS runs AWS's IMDS mock inside the instance's network namespace on
 // 169.254.169.254:80 and waits until it hands out tokens.
-func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet) (err error) {
+func (c *Cloud) startIMDS(ctx context.Context, inst *Instance, sub subnet, lo LaunchOptions) (err error) {
 	defer c.step("imds", "instance", inst.ID).Defer(&err)
 	inst.imds, err = imdsmock.Start(ctx, imdsmock.Instance{
 		InstanceID: inst.ID, AZ: inst.AZ, Region: inst.Region, MAC: inst.MAC, PrivateIP: inst.PrivateIP,
 		SubnetID: sub.id, SubnetCIDR: sub.cidr.String(), VPCCIDR: VPCCIDR,
+		UserData: lo.UserData, Tags: lo.Tags,
 	}, imdsmock.Options{
 		// The front (hot-attached ENIs' entries) listens from the
 		// harness inside the instance's namespace; AWS's mock behind it
@@ -308,8 +320,12 @@ func (c *Cloud) waitRunning(ctx context.Context, id string) error {
 		if !ok {
 			return fmt.Errorf("instance %s vanished from the simulator", id)
 		}
-		if si.State == ec2sim.StateRunning {
+		switch si.State {
+		case ec2sim.StateRunning:
 			return nil
+		case ec2sim.StateShuttingDown, ec2sim.StateTerminated:
+			// Terminated while it booted (its group gave up on it).
+			return fmt.Errorf("instance %s is %s", id, si.State)
 		}
 		select {
 		case <-ctx.Done():

@@ -4,7 +4,10 @@
 //   - The VPC is a network namespace holding a bridge that carries every
 //     subnet's gateway (its first host address), with forwarding on: the
 //     namespace is the VPC router. The EC2 simulator (ec2sim) serves the EC2
-//     API on EC2Address:80 inside it.
+//     API on EC2Address:80 inside it, the Auto Scaling simulator (asgsim)
+//     the Auto Scaling API on AutoScalingAddress:80; its group controller
+//     runs for the Cloud's lifetime and launches each group's instances as
+//     the Cloud's own (autoscaling.go).
 //   - An instance is a network namespace whose primary interface (ens5, the
 //     primary ENI's MAC and address) is a veth on the bridge, a persistent
 //     mount namespace of its own, and AWS's IMDS mock (IMDSv2 only) on
@@ -105,12 +108,13 @@ type Cloud struct {
 	runID  string
 	runDir string
 
-	sim       *ec2sim.Sim
-	vpc       vpc
-	instances instances
-	enis      enis
-	volumes   volumes
-	visible   visibility // when hot-plugged devices appear, against the API
+	sim        *ec2sim.Sim
+	vpc        vpc
+	instances  instances
+	enis       enis
+	volumes    volumes
+	visible    visibility // when hot-plugged devices appear, against the API
+	groupState            // Auto Scaling (autoscaling.go)
 
 	stopCtx  func() bool
 	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress
@@ -183,6 +187,9 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	}
 	c.sim = ec2sim.New(simOpts)
 	if err := c.vpc.start(ctx, c.tools, Prefix+c.runID+"-vpc", c.sim, c.opts.Subnets); err != nil {
+		return nil, err
+	}
+	if err := c.startAutoScaling(); err != nil {
 		return nil, err
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() {
@@ -262,6 +269,9 @@ func (c *Cloud) teardown() error {
 	if c.stopCtx != nil {
 		c.stopCtx()
 	}
+	// The group controller first: it would launch replacements for
+	// what is torn down below.
+	c.stopAutoScaling()
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()

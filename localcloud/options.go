@@ -89,6 +89,11 @@ type Options struct {
 	// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-metadata.html).
 	// Zero serves them as the API says attached. Not negative.
 	IMDSInterfaceLag time.Duration
+	// GroupInterval is how often the Auto Scaling group controller runs
+	// (asgsim's Reconcile): the longest a group takes to notice an
+	// instance gone or unhealthy, a launch hook completed or a timeout
+	// passed. 0 means 1 s.
+	GroupInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -136,6 +141,12 @@ func checkOptions(o *Options) error {
 	}
 	if o.IMDSInterfaceLag < 0 {
 		return fmt.Errorf("localcloud: IMDSInterfaceLag %s: IMDS cannot know of an ENI before its attach", o.IMDSInterfaceLag)
+	}
+	if o.GroupInterval == 0 {
+		o.GroupInterval = defaultGroupInterval
+	}
+	if o.GroupInterval < 0 {
+		return fmt.Errorf("localcloud: GroupInterval %s is negative", o.GroupInterval)
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = defaultShutdownTimeout

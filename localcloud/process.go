@@ -16,7 +16,8 @@ const imagePATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
 // Environ is the environment programs on the instance get from Command: the
 // harness's (with an image, PATH is systemd's default instead), without AWS
 // settings or proxies of the host, plus what points the AWS SDK at the
-// local cloud — the region, the EC2 endpoint, and static credentials whose
+// local cloud — the region, the EC2 and Auto Scaling endpoints (the SDK's
+// standard AWS_ENDPOINT_URL_<SERVICE> variables), and static credentials whose
 // access key id is the instance id (the simulator logs it as the caller).
 func (inst *Instance) Environ() []string {
 	var env []string
@@ -38,6 +39,7 @@ func (inst *Instance) Environ() []string {
 	return append(env,
 		"AWS_REGION="+inst.Region,
 		"AWS_ENDPOINT_URL_EC2="+inst.cloud.EC2Endpoint(),
+		"AWS_ENDPOINT_URL_AUTO_SCALING="+inst.cloud.AutoScalingEndpoint(),
 		"AWS_ACCESS_KEY_ID="+inst.ID,
 		"AWS_SECRET_ACCESS_KEY=localcloud",
 	)

@@ -25,6 +25,13 @@ type LaunchOptions struct {
 	// 0644, parents made as needed (0755): /etc/zkaas/ensemble.yaml, unit
 	// drop-ins, ... Needs Options.RootFS.
 	Files map[string][]byte
+	// UserData is what the instance's IMDS serves at latest/user-data
+	// (decoded, as EC2 serves it); nil means none (404).
+	UserData []byte
+	// Tags go on the instance's IMDS under meta-data/tags/instance (as
+	// with the launch template's InstanceMetadataTags enabled); the
+	// simulator's instance carries them already.
+	Tags map[string]string
 }
 
 // defaultShutdownTimeout bounds a machine's clean shutdown when

@@ -43,6 +43,7 @@ type vpc struct {
 	all     []subnet          // every subnet, in Options order; fixed by start
 	linkSeq atomic.Uint64
 	srv     *http.Server
+	extra   []*http.Server // other services' endpoints (serve)
 }
 
 type subnet struct {
@@ -160,12 +161,44 @@ func (v *vpc) subnetByCIDR(cidr string) (subnet, bool) {
 	return subnet{}, false
 }
 
-// stopEndpoint closes the EC2 endpoint: no API call comes in afterwards.
-func (v *vpc) stopEndpoint() error {
-	if v.srv == nil {
-		return nil
+// serve runs another AWS service's endpoint on address:80 inside the VPC
+// (an address of the service subnet, on the VPC's lo like EC2Address): a
+// service of its own address rather than a path under EC2's, because the
+// SDK posts every Query API call to "/" and tells services apart by host.
+func (v *vpc) serve(name, address string, h http.Handler) (err error) {
+	defer startStep(v.log, "endpoint", "service", name, "address", address).Defer(&err)
+	lo, err := v.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo in the VPC: %w", err)
 	}
-	return v.srv.Close()
+	if err := v.nl.AddrAdd(lo, addr(netip.PrefixFrom(netip.MustParseAddr(address), 32))); err != nil {
+		return fmt.Errorf("add %s to the VPC's lo: %w", address, err)
+	}
+	l, err := v.ref.listen("tcp", net.JoinHostPort(address, "80"))
+	if err != nil {
+		return fmt.Errorf("%s endpoint in the VPC: %w", name, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	v.extra = append(v.extra, srv)
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			v.log.Error("endpoint stopped", "step", "vpc", "service", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopEndpoint closes the EC2 endpoint and the others: no API call comes
+// in afterwards.
+func (v *vpc) stopEndpoint() error {
+	var errs []error
+	for _, srv := range v.extra {
+		errs = append(errs, srv.Close())
+	}
+	if v.srv != nil {
+		errs = append(errs, v.srv.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // close deletes the VPC namespace, and with it the bridge and whatever veth

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -66,9 +67,22 @@ type front struct {
 	// IMDS does for an instance launched without user data (the mock
 	// would serve a sample of its own instead).
 	userData []byte
+	// tags are the instance's tags under meta-data/tags/instance; nil
+	// answers 404, as IMDS does while the instance's metadata options do
+	// not allow tags (InstanceMetadataTags disabled, the default).
+	tags map[string]string
 }
 
-const userDataPath = "/latest/user-data"
+const (
+	userDataPath = "/latest/user-data"
+	tagsPath     = "/latest/meta-data/tags/instance"
+)
+
+func (f *front) setTags(tags map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tags = maps.Clone(tags)
+}
 
 func (f *front) setUserData(b []byte) {
 	f.mu.Lock()
@@ -136,6 +150,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveUserData(w, r)
 		return
 	}
+	if p := strings.TrimSuffix(r.URL.Path, "/"); (p == tagsPath || strings.HasPrefix(p, tagsPath+"/")) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		f.serveTags(w, r, strings.TrimPrefix(strings.TrimPrefix(p, tagsPath), "/"))
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, macsPrefix)
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		f.proxy.ServeHTTP(w, r)
@@ -191,6 +209,34 @@ func (f *front) serveUserData(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(ud)
+}
+
+// serveTags answers meta-data/tags/instance (the keys, one a line) and
+// meta-data/tags/instance/<key> (its value), as IMDS does once instance
+// tags are allowed in the metadata
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/work-with-tags-in-IMDS.html);
+// 404 for an unknown key or when no tags are served.
+func (f *front) serveTags(w http.ResponseWriter, r *http.Request, key string) {
+	if !f.authorized(w, r) {
+		return
+	}
+	f.mu.Lock()
+	tags := f.tags
+	f.mu.Unlock()
+	if tags == nil {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	if key == "" {
+		text(w, strings.Join(slices.Sorted(maps.Keys(tags)), "\n"))
+		return
+	}
+	v, ok := tags[key]
+	if !ok {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	text(w, v)
 }
 
 // serveMACList is the mock's list of MACs (the primary's) plus the visible

@@ -135,3 +135,63 @@ func TestUserData(t *testing.T) {
 		t.Errorf("without a token: status %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestInstanceTags: the front serves the instance's tags as IMDS does
+// with InstanceMetadataTags enabled — the keys one a line, each value
+// under its key, 404 for others — and 404 for all of it without tags.
+func TestInstanceTags(t *testing.T) {
+	tests := []struct {
+		name string
+		tags map[string]string
+		want map[string]struct {
+			body string
+			code int
+		}
+	}{
+		{"group tags", map[string]string{"aws:autoscaling:groupName": "zk-a", "zkaas:ensemble": "prod"}, map[string]struct {
+			body string
+			code int
+		}{
+			"tags/instance": {"aws:autoscaling:groupName\nzkaas:ensemble", 200},
+			"tags/instance/aws:autoscaling:groupName": {"zk-a", 200},
+			"tags/instance/zkaas:ensemble":            {"prod", 200},
+			"tags/instance/other":                     {"", 404},
+		}},
+		{"none", nil, map[string]struct {
+			body string
+			code int
+		}{
+			"tags/instance":                {"", 404},
+			"tags/instance/zkaas:ensemble": {"", 404},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := Start(t.Context(), Instance{InstanceID: "i-0123456789abcdef0", AZ: "us-east-1a", Region: "us-east-1",
+				MAC: "02:00:00:00:00:01", PrivateIP: "10.0.1.5", Tags: tt.tags}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Stop)
+			api := imds.New(imds.Options{Endpoint: srv.URL, EnableFallback: aws.FalseTernary})
+			for path, want := range tt.want {
+				out, err := api.GetMetadata(t.Context(), &imds.GetMetadataInput{Path: path})
+				code, body := http.StatusOK, ""
+				if err != nil {
+					var re interface{ HTTPStatusCode() int }
+					if !errors.As(err, &re) {
+						t.Fatalf("get %s: %v", path, err)
+					}
+					code = re.HTTPStatusCode()
+				} else {
+					b, _ := io.ReadAll(out.Content)
+					out.Content.Close()
+					body = string(b)
+				}
+				if code != want.code || body != want.body {
+					t.Errorf("%s = %q (%d), want %q (%d)", path, body, code, want.body, want.code)
+				}
+			}
+		})
+	}
+}

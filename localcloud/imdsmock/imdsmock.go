@@ -37,6 +37,9 @@ type Instance struct {
 	// UserData is what the instance was launched with (decoded); nil
 	// means none, and /latest/user-data answers 404.
 	UserData []byte
+	// Tags are served under meta-data/tags/instance (as with
+	// InstanceMetadataTags enabled); nil means none are served (404).
+	Tags map[string]string
 }
 
 var (
@@ -210,6 +213,7 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 	s.URL = "http://" + l.Addr().String()
 	s.front = newFront(backend, opts.Dial)
 	s.front.setUserData(inst.UserData)
+	s.front.setTags(inst.Tags)
 	s.srv = &http.Server{Handler: s.front, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s.waitReady(ctx, opts.Client, 20*time.Second)
