@@ -12,6 +12,11 @@ import (
 // compare says what up would do to ex to make it r (resolved), and why.
 func compare(r deploy.Resource, ex Existing) (Action, []string) {
 	var upd, conf []string
+	if !ex.Managed && !r.Kind.Data() {
+		// A role, profile or group of the same name that zkaas did not
+		// make: taking it over could break whoever uses it.
+		return Conflict, []string{fmt.Sprintf("exists but was not made by zkaas (no %s=%s tag): remove or rename it", deploy.TagManagedBy, deploy.ManagedBy)}
+	}
 	differ := func(list *[]string, what string, want, got any) {
 		if fmt.Sprint(want) != fmt.Sprint(got) {
 			*list = append(*list, fmt.Sprintf("%s %v, want %v", what, got, want))
