@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
 	"github.com/zkaas/zkaas/ops/deploy"
+	"github.com/zkaas/zkaas/ops/inventory"
 	"github.com/zkaas/zkaas/ops/plan"
 )
 
@@ -29,24 +30,10 @@ type ASGAPI interface {
 
 const launching = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
-// Group is an Auto Scaling group of the ensemble as the API shows it.
-type Group struct {
-	Name            string
-	Spec            deploy.GroupSpec
-	Instances       []GroupInstance
-	Tags            map[string]string
-	HealthCheckType string
-}
-
-// GroupInstance is an instance in a group.
-type GroupInstance struct {
-	ID, AZ, Lifecycle, Health string
-}
-
 // Groups lists the groups tagged with the ensemble, with their launch
 // hooks and instances.
-func (c *Cloud) Groups(ctx context.Context, ens string) ([]Group, error) {
-	var out []Group
+func (c *Cloud) Groups(ctx context.Context, ens string) ([]inventory.Group, error) {
+	var out []inventory.Group
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(c.ASG, &autoscaling.DescribeAutoScalingGroupsInput{
 		Filters: []types.Filter{{Name: sdk.String("tag:" + c.TagEnsemble), Values: []string{ens}}}})
 	for p.HasMorePages() {
@@ -85,9 +72,9 @@ func (c *Cloud) Groups(ctx context.Context, ens string) ([]Group, error) {
 					spec.Hook = deploy.Hook{Name: deploy.HookName, Heartbeat: time.Duration(sdk.ToInt32(h.HeartbeatTimeout)) * time.Second, DefaultResult: sdk.ToString(h.DefaultResult)}
 				}
 			}
-			grp := Group{Name: name, Spec: spec, Tags: tags, HealthCheckType: sdk.ToString(g.HealthCheckType)}
+			grp := inventory.Group{Name: name, Spec: spec, Tags: tags, HealthCheckType: sdk.ToString(g.HealthCheckType)}
 			for _, i := range g.Instances {
-				grp.Instances = append(grp.Instances, GroupInstance{ID: sdk.ToString(i.InstanceId), AZ: sdk.ToString(i.AvailabilityZone),
+				grp.Instances = append(grp.Instances, inventory.GroupInstance{ID: sdk.ToString(i.InstanceId), AZ: sdk.ToString(i.AvailabilityZone),
 					Lifecycle: string(i.LifecycleState), Health: sdk.ToString(i.HealthStatus)})
 			}
 			out = append(out, grp)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/ops/deploy"
+	"github.com/zkaas/zkaas/ops/inventory"
 	"github.com/zkaas/zkaas/ops/plan"
 )
 
@@ -234,20 +235,10 @@ func (c *Cloud) listENIs(ctx context.Context, d *deploy.Desired) ([]plan.Existin
 	return out, nil
 }
 
-// ENI is a node's network interface as EC2 shows it.
-type ENI struct {
-	ID, AZ, Subnet, Description, Status string
-	Node                                int
-	IP                                  netip.Addr
-	Groups                              []string
-	Instance                            string // attached to, or ""
-	Tags                                map[string]string
-}
-
 // ENIs lists the ensemble's tagged ENIs (those whose node tag is not a
 // node id are left out).
-func (c *Cloud) ENIs(ctx context.Context, ens string) ([]ENI, error) {
-	var out []ENI
+func (c *Cloud) ENIs(ctx context.Context, ens string) ([]inventory.ENI, error) {
+	var out []inventory.ENI
 	p := ec2.NewDescribeNetworkInterfacesPaginator(c.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{filter("tag:"+c.TagEnsemble, ens)}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -261,7 +252,7 @@ func (c *Cloud) ENIs(ctx context.Context, ens string) ([]ENI, error) {
 				continue
 			}
 			ip, _ := netip.ParseAddr(sdk.ToString(n.PrivateIpAddress))
-			e := ENI{ID: sdk.ToString(n.NetworkInterfaceId), AZ: sdk.ToString(n.AvailabilityZone), Subnet: sdk.ToString(n.SubnetId),
+			e := inventory.ENI{ID: sdk.ToString(n.NetworkInterfaceId), AZ: sdk.ToString(n.AvailabilityZone), Subnet: sdk.ToString(n.SubnetId),
 				Description: sdk.ToString(n.Description), Status: string(n.Status), Node: node, IP: ip, Tags: tags}
 			for _, g := range n.Groups {
 				e.Groups = append(e.Groups, sdk.ToString(g.GroupId))
@@ -310,18 +301,9 @@ func (c *Cloud) deleteENI(ctx context.Context, ex plan.Existing) error {
 	})
 }
 
-// Volume is a node's data volume as EC2 shows it.
-type Volume struct {
-	ID, AZ, State string
-	Node          int
-	Spec          ensemble.DeployVolume
-	Instance      string
-	Tags          map[string]string
-}
-
 // Volumes lists the ensemble's tagged volumes.
-func (c *Cloud) Volumes(ctx context.Context, ens string) ([]Volume, error) {
-	var out []Volume
+func (c *Cloud) Volumes(ctx context.Context, ens string) ([]inventory.Volume, error) {
+	var out []inventory.Volume
 	p := ec2.NewDescribeVolumesPaginator(c.EC2, &ec2.DescribeVolumesInput{Filters: []types.Filter{filter("tag:"+c.TagEnsemble, ens)}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -334,7 +316,7 @@ func (c *Cloud) Volumes(ctx context.Context, ens string) ([]Volume, error) {
 			if err != nil {
 				continue
 			}
-			vol := Volume{ID: sdk.ToString(v.VolumeId), AZ: sdk.ToString(v.AvailabilityZone), State: string(v.State), Node: node, Tags: tags,
+			vol := inventory.Volume{ID: sdk.ToString(v.VolumeId), AZ: sdk.ToString(v.AvailabilityZone), State: string(v.State), Node: node, Tags: tags,
 				Spec: ensemble.DeployVolume{Type: string(v.VolumeType), SizeGiB: int(sdk.ToInt32(v.Size)), IOPS: int(sdk.ToInt32(v.Iops)),
 					Throughput: int(sdk.ToInt32(v.Throughput)), Encrypted: sdk.ToBool(v.Encrypted), KMSKeyID: sdk.ToString(v.KmsKeyId)}}
 			for _, a := range v.Attachments {

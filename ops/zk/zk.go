@@ -1,0 +1,157 @@
+// Package zk asks a ZooKeeper server how it is, with the srvr four-letter
+// word (on by default in zkaas's whitelist): mode, zxid, latency and
+// outstanding requests. mntr adds the leader's synced followers when the
+// config whitelists it.
+package zk
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Stat is one server's srvr answer.
+type Stat struct {
+	Mode        string // leader, follower, standalone, or "not serving"
+	Zxid        uint64
+	LatencyAvg  float64 // ms
+	LatencyMax  int64
+	Outstanding int
+	Nodes       int
+	Version     string
+}
+
+// Epoch is the zxid's high 32 bits: the leader's epoch.
+func (s Stat) Epoch() uint32 { return uint32(s.Zxid >> 32) }
+
+// Serving reports whether the server serves as part of a quorum.
+func (s Stat) Serving() bool { return s.Mode == "leader" || s.Mode == "follower" || s.Mode == "standalone" }
+
+// Client sends four-letter words.
+type Client struct {
+	Timeout time.Duration // per server, default 2s
+	Dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Word sends one four-letter word and returns the answer.
+func (c Client) Word(ctx context.Context, addr netip.AddrPort, word string) (string, error) {
+	t := c.Timeout
+	if t <= 0 {
+		t = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr.String())
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", word, addr, err)
+	}
+	defer conn.Close()
+	dl, _ := ctx.Deadline()
+	_ = conn.SetDeadline(dl)
+	if _, err := io.WriteString(conn, word); err != nil {
+		return "", fmt.Errorf("%s %s: %w", word, addr, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", word, addr, err)
+	}
+	return string(b), nil
+}
+
+// Srvr asks addr for its Stat.
+func (c Client) Srvr(ctx context.Context, addr netip.AddrPort) (Stat, error) {
+	ans, err := c.Word(ctx, addr, "srvr")
+	if err != nil {
+		return Stat{}, err
+	}
+	st, err := ParseSrvr(ans)
+	if err != nil {
+		return Stat{}, fmt.Errorf("srvr %s: %w", addr, err)
+	}
+	return st, nil
+}
+
+// All asks every address in parallel; a failure is in errs, by address.
+func (c Client) All(ctx context.Context, addrs []netip.AddrPort) (map[netip.AddrPort]Stat, map[netip.AddrPort]error) {
+	stats, errs := map[netip.AddrPort]Stat{}, map[netip.AddrPort]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Go(func() {
+			st, err := c.Srvr(ctx, a)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[a] = err
+			} else {
+				stats[a] = st
+			}
+		})
+	}
+	wg.Wait()
+	return stats, errs
+}
+
+// ParseSrvr reads a srvr answer (ZooKeeper 3.5+):
+//
+//	Zookeeper version: 3.8.4-..., built on ...
+//	Latency min/avg/max: 0/0.5/12
+//	Received: 10
+//	Sent: 9
+//	Connections: 1
+//	Outstanding: 0
+//	Zxid: 0x100000004
+//	Mode: follower
+//	Node count: 5
+func ParseSrvr(ans string) (Stat, error) {
+	var st Stat
+	if strings.Contains(ans, "not currently serving requests") {
+		st.Mode = "not serving"
+		return st, nil
+	}
+	seen := false
+	for line := range strings.Lines(ans) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Zookeeper version":
+			st.Version, _, _ = strings.Cut(v, ",")
+		case "Latency min/avg/max":
+			parts := strings.Split(v, "/")
+			if len(parts) == 3 {
+				st.LatencyAvg, _ = strconv.ParseFloat(parts[1], 64)
+				st.LatencyMax, _ = strconv.ParseInt(parts[2], 10, 64)
+			}
+		case "Outstanding":
+			st.Outstanding, _ = strconv.Atoi(v)
+		case "Zxid":
+			z, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64)
+			if err != nil {
+				return st, fmt.Errorf("zxid %q: %w", v, err)
+			}
+			st.Zxid = z
+		case "Mode":
+			st.Mode, seen = v, true
+		case "Node count":
+			st.Nodes, _ = strconv.Atoi(v)
+		}
+	}
+	if !seen {
+		first, _, _ := strings.Cut(strings.TrimSpace(ans), "\n")
+		return st, fmt.Errorf("no Mode line in %q", first)
+	}
+	return st, nil
+}
