@@ -70,7 +70,9 @@ func TestBroken(t *testing.T) {
 		brk   func(in *Input)
 		want  string // in Detail
 	}{
-		{"slots", func(in *Input) { in.Inv.ENIs = append(in.Inv.ENIs, inventory.ENI{ID: "eni-x", Node: 1, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.11"), Groups: []string{"sg-nodes"}}) }, "2 ENIs tagged"},
+		{"slots", func(in *Input) {
+			in.Inv.ENIs = append(in.Inv.ENIs, inventory.ENI{ID: "eni-x", Node: 1, AZ: "us-east-1a", IP: netip.MustParseAddr("10.0.1.11"), Groups: []string{"sg-nodes"}})
+		}, "2 ENIs tagged"},
 		{"slots", func(in *Input) { in.Inv.Volumes = in.Inv.Volumes[1:] }, "0 volumes tagged"},
 		{"slots", func(in *Input) { in.Inv.Volumes[2].AZ = "us-east-1a" }, "volume vol-c in us-east-1a"},
 		{"slots", func(in *Input) { in.Inv.ENIs[0].IP = netip.MustParseAddr("10.0.1.99") }, "ENI eni-a has 10.0.1.99"},

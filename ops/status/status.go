@@ -19,21 +19,21 @@ import (
 
 // Row is one node.
 type Row struct {
-	Node          int       `json:"node"`
-	IP            string    `json:"ip"`
-	AZ            string    `json:"az"`
-	ENI           string    `json:"eni,omitempty"`
-	Holder        string    `json:"holder,omitempty"`
-	State         string    `json:"instance_state,omitempty"`
-	Lifecycle     string    `json:"lifecycle_state,omitempty"`
-	Volume        string    `json:"volume,omitempty"`
-	VolumeHolder  string    `json:"volume_holder,omitempty"`
-	Mode          string    `json:"mode,omitempty"`
-	Zxid          string    `json:"zxid,omitempty"`
-	LatencyAvgMS  float64   `json:"latency_avg_ms"`
-	Outstanding   int       `json:"outstanding"`
-	LastSnapshot  time.Time `json:"last_snapshot,omitzero"`
-	ZooKeeperErr  string    `json:"zookeeper_error,omitempty"`
+	Node         int       `json:"node"`
+	IP           string    `json:"ip"`
+	AZ           string    `json:"az"`
+	ENI          string    `json:"eni,omitempty"`
+	Holder       string    `json:"holder,omitempty"`
+	State        string    `json:"instance_state,omitempty"`
+	Lifecycle    string    `json:"lifecycle_state,omitempty"`
+	Volume       string    `json:"volume,omitempty"`
+	VolumeHolder string    `json:"volume_holder,omitempty"`
+	Mode         string    `json:"mode,omitempty"`
+	Zxid         string    `json:"zxid,omitempty"`
+	LatencyAvgMS float64   `json:"latency_avg_ms"`
+	Outstanding  int       `json:"outstanding"`
+	LastSnapshot time.Time `json:"last_snapshot,omitzero"`
+	ZooKeeperErr string    `json:"zookeeper_error,omitempty"`
 }
 
 // Addrs are the nodes' client addresses, to ask with zk.Client.All.

@@ -28,7 +28,7 @@ func fixture(t *testing.T) (ensemble.Config, inventory.Snapshot, map[netip.AddrP
 			{ID: "vol-2", Node: 2, Instance: "i-2"}, {ID: "vol-3", Node: 3},
 		},
 		Instances: map[string]inventory.Instance{"i-1": {ID: "i-1", State: "running"}, "i-2": {ID: "i-2", State: "running"}},
-		Groups: []inventory.Group{{Name: "g", Instances: []inventory.GroupInstance{{ID: "i-1", Lifecycle: "InService"}, {ID: "i-2", Lifecycle: "Pending:Wait"}}}},
+		Groups:    []inventory.Group{{Name: "g", Instances: []inventory.GroupInstance{{ID: "i-1", Lifecycle: "InService"}, {ID: "i-2", Lifecycle: "Pending:Wait"}}}},
 	}
 	a := Addrs(cfg)
 	stats := map[netip.AddrPort]zk.Stat{

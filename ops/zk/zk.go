@@ -31,7 +31,9 @@ type Stat struct {
 func (s Stat) Epoch() uint32 { return uint32(s.Zxid >> 32) }
 
 // Serving reports whether the server serves as part of a quorum.
-func (s Stat) Serving() bool { return s.Mode == "leader" || s.Mode == "follower" || s.Mode == "standalone" }
+func (s Stat) Serving() bool {
+	return s.Mode == "leader" || s.Mode == "follower" || s.Mode == "standalone"
+}
 
 // Client sends four-letter words.
 type Client struct {
