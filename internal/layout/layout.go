@@ -21,11 +21,12 @@ var Products = []Product{
 	{"plugin", []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}},
 }
 
-// Rig are the packages no product may depend on: the local cloud (EC2 and
-// Auto Scaling simulators, IMDS mock runner, instances, ensemble runner,
-// local build host, namespace and loop-device test helpers) and the
-// test-only helpers in internal/.
-var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "internal/nsutil"}
+// Rig are the packages no product may depend on: the local cloud (EC2,
+// Auto Scaling, IAM and DLM simulators, IMDS mock runner, instances,
+// ensemble runner, local build host, namespace and loop-device test
+// helpers) and the test-only helpers in internal/.
+var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "internal/nsutil",
+	"localcloud/iamsim", "localcloud/dlmsim"}
 
 // Pure are packages every product shares that must build on every OS the
 // plugin does: they may import nothing Linux-only.
