@@ -224,3 +224,13 @@ type groupState struct {
 	groupMu       sync.Mutex
 	groupLaunches map[string]*groupLaunch // by instance id
 }
+
+// SubnetID is the id of the AZ's subnet where instances launch (its first):
+// what an Auto Scaling group's VPCZoneIdentifier names.
+func (c *Cloud) SubnetID(az string) (string, error) {
+	s, err := c.vpc.subnet(az)
+	if err != nil {
+		return "", err
+	}
+	return s.id, nil
+}

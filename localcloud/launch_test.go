@@ -54,6 +54,12 @@ func TestLaunch(t *testing.T) {
 		if got := c.Sim().Stats().Calls["DescribeInstances"]; got != 1 {
 			t.Errorf("simulator counted %d DescribeInstances calls, want 1", got)
 		}
+		if got := c.EC2Calls(a.ID); len(got) != 1 || got["DescribeInstances"] != 1 {
+			t.Errorf("calls by %s: %v, want one DescribeInstances", a.ID, got)
+		}
+		if got := c.EC2Calls(b.ID); len(got) != 0 {
+			t.Errorf("calls by %s: %v, want none", b.ID, got)
+		}
 	})
 
 	t.Run("network", func(t *testing.T) {

@@ -44,6 +44,7 @@ type vpc struct {
 	linkSeq atomic.Uint64
 	srv     *http.Server
 	extra   []*http.Server // other services' endpoints (serve)
+	calls   callLog        // EC2 calls by caller
 }
 
 type subnet struct {
@@ -118,7 +119,7 @@ func (v *vpc) start(ctx context.Context, t *tools, name string, sim *ec2sim.Sim,
 	}); err != nil {
 		return fmt.Errorf("EC2 endpoint in the VPC: %w", err)
 	}
-	v.srv = &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	v.srv = &http.Server{Handler: v.calls.wrap(sim), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := v.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			v.log.Error("EC2 endpoint stopped", "step", "vpc", "err", err)

@@ -58,6 +58,9 @@ type Options struct {
 	Deadline time.Duration
 	// BootstrapWindow (claim.bootstrap_window); default max(30m, Deadline).
 	BootstrapWindow time.Duration
+	// ReadyTimeout and RefusedHold (config health.ready_timeout,
+	// health.refused_hold) are left to firstboot's defaults when 0.
+	ReadyTimeout, RefusedHold time.Duration
 	// LogDir keeps each host-mode ZooKeeper's log (machines log to their
 	// journal); default a temp dir.
 	LogDir string
@@ -152,6 +155,16 @@ func (e *Ensemble) render() []byte {
 	}
 	fmt.Fprintf(&b, "claim: {deadline: %s, stuck_attach: %s, bootstrap_window: %s}\n", e.opts.Deadline, e.opts.Deadline/3, e.opts.BootstrapWindow)
 	fmt.Fprintf(&b, "zookeeper: {heap: %s, four_letter_words: [srvr, ruok, mntr]}\n", e.opts.Heap)
+	var health []string
+	if e.opts.ReadyTimeout > 0 {
+		health = append(health, "ready_timeout: "+e.opts.ReadyTimeout.String())
+	}
+	if e.opts.RefusedHold > 0 {
+		health = append(health, "refused_hold: "+e.opts.RefusedHold.String())
+	}
+	if len(health) > 0 {
+		fmt.Fprintf(&b, "health: {%s}\n", strings.Join(health, ", "))
+	}
 	return b.Bytes()
 }
 
