@@ -134,7 +134,7 @@ func (e *Ensemble) CreateGroups(ctx context.Context, o GroupOptions) (_ *Groups,
 			LaunchTemplate:         &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(lt.ID), Version: aws.String("$Latest")},
 			HealthCheckType:        aws.String("EC2"),
 			HealthCheckGracePeriod: aws.Int32(int32(o.GracePeriod / time.Second)),
-			Tags: []astypes.Tag{{Key: aws.String("zkaas:ensemble"), Value: aws.String(e.opts.Name), PropagateAtLaunch: aws.Bool(true)}},
+			Tags:                   []astypes.Tag{{Key: aws.String("zkaas:ensemble"), Value: aws.String(e.opts.Name), PropagateAtLaunch: aws.Bool(true)}},
 		}
 		// Min 0 while the hook goes on: nothing launches before it.
 		in.MinSize = aws.Int32(0)

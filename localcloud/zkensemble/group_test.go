@@ -163,4 +163,3 @@ func eventuallySync(t *testing.T, n *Node, want string) {
 		t.Errorf("node %d (%s) synced by %q, want %s", n.ID, n.Instance.ID, got, want)
 	}
 }
-
