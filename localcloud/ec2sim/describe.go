@@ -430,4 +430,5 @@ var operatorActions = map[string]action{
 	"DescribeVpcs":          {idParam: "VpcId", run: (*Sim).describeVpcs},
 	"DescribeInstanceTypes": {idParam: "InstanceType", run: (*Sim).describeInstanceTypes},
 	"DescribeImages":        {idParam: "ImageId", run: (*Sim).describeImages},
+	"CreateTags":            {mutating: true, run: (*Sim).createTagsAll},
 }

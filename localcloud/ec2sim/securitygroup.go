@@ -823,3 +823,109 @@ type describeRulesResponse struct {
 	Rules     set[xmlRule] `xml:"securityGroupRuleSet"`
 	NextToken string       `xml:"nextToken,omitempty"`
 }
+
+// createTagsAll is CreateTags (tags.go) that also tags security groups,
+// security group rules and images, which the operator tags after creating
+// them or to adopt them. Every id is checked before anything changes, as
+// in EC2 ("CreateTags", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateTags.html).
+func (s *Sim) createTagsAll(q query, now time.Time) (result, error) {
+	ids := q.ids("ResourceId")
+	var mine, rest []string
+	for _, id := range ids {
+		switch {
+		case strings.HasPrefix(id, "sg-"), strings.HasPrefix(id, "sgr-"), strings.HasPrefix(id, "ami-"):
+			mine = append(mine, id)
+		default:
+			rest = append(rest, id)
+		}
+	}
+	if len(mine) == 0 {
+		return s.createTags(q, now)
+	}
+	tags, err := q.tags()
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, errMissing("Tag")
+	}
+	for _, t := range tags {
+		if err := checkTag(t); err != nil {
+			return nil, err
+		}
+	}
+	st := s.ext()
+	s.ensureDefaultGroup()
+	ruleGroup := map[string]string{}
+	for _, id := range mine {
+		switch {
+		case strings.HasPrefix(id, "sgr-"):
+			found := false
+			for _, g := range st.groups {
+				if slices.ContainsFunc(g.Rules, func(r SecurityGroupRule) bool { return r.ID == id }) {
+					ruleGroup[id], found = g.ID, true
+				}
+			}
+			if !found {
+				return nil, clientError(CodeInvalidRuleIDNotFound, "The security group rule ID '%s' does not exist", id)
+			}
+		case strings.HasPrefix(id, "sg-"):
+			if _, err := s.findGroup(id); err != nil {
+				return nil, err
+			}
+		default:
+			if err := checkImageID(id); err != nil {
+				return nil, err
+			}
+			if _, ok := st.images[id]; !ok {
+				return nil, clientError(CodeInvalidImageIDNotFound, "The image id '[%s]' does not exist", id)
+			}
+		}
+	}
+	if len(rest) > 0 {
+		// The others go through tags.go, which checks them all first.
+		sub := query{form: maps.Clone(q.form)}
+		for k := range sub.form {
+			if strings.HasPrefix(k, "ResourceId.") {
+				delete(sub.form, k)
+			}
+		}
+		for i, id := range rest {
+			sub.form.Set("ResourceId."+strconv.Itoa(i+1), id)
+		}
+		if _, err := s.createTags(sub, now); err != nil {
+			return nil, err
+		}
+	}
+	merge := func(m map[string]string) map[string]string {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[string]string{}
+		}
+		for _, t := range tags {
+			m[t.Key] = t.Value
+		}
+		return m
+	}
+	for _, id := range mine {
+		switch {
+		case strings.HasPrefix(id, "sgr-"):
+			g := st.groups[ruleGroup[id]].clone()
+			for i := range g.Rules {
+				if g.Rules[i].ID == id {
+					g.Rules[i].Tags = merge(g.Rules[i].Tags)
+				}
+			}
+			st.groups[g.ID] = g
+		case strings.HasPrefix(id, "sg-"):
+			g := st.groups[id].clone()
+			g.Tags = merge(g.Tags)
+			st.groups[id] = g
+		default:
+			img := st.images[id]
+			img.Tags = merge(img.Tags)
+			st.images[id] = img
+		}
+	}
+	return &returnResponse{Return: true}, nil
+}

@@ -248,3 +248,70 @@ func TestDeleteSecurityGroup(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateTagsOnGroupsRulesImages(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	sg := e.group("zk")
+	img, err := e.sim.RegisterImage(ec2sim.Image{Name: "zkaas-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := e.volume("us-east-1a", nil)
+	var rule string // zk's egress rule
+	for _, g := range e.sim.SecurityGroups() {
+		if g.ID == sg {
+			rule = g.Rules[0].ID
+		}
+	}
+	tag := []types.Tag{{Key: aws.String("zkaas:ensemble"), Value: aws.String("adopted")}}
+	tests := []struct {
+		name      string
+		ids       []string
+		code, msg string
+	}{
+		{"unknown group changes nothing", []string{vol.ID, sg, "sg-0123456789abcdef0"}, "InvalidGroup.NotFound", ""},
+		{"unknown volume changes nothing", []string{sg, "vol-0123456789abcdef0"}, "InvalidVolume.NotFound", ""},
+		{"group, rule, image and volume", []string{sg, rule, img.ID, vol.ID}, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.ec2.CreateTags(ctx(t), &ec2.CreateTagsInput{Resources: tc.ids, Tags: tag})
+			if tc.code != "" {
+				wantError(t, err, tc.code, tc.msg)
+				if v, _ := e.sim.Volume(vol.ID); v.Tags["zkaas:ensemble"] != "" {
+					t.Fatal("volume tagged by a failed call")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	check := []struct {
+		name string
+		n    func() (int, error)
+	}{
+		{"group", func() (int, error) {
+			out, err := e.ec2.DescribeSecurityGroups(ctx(t), &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{filter("tag:zkaas:ensemble", "adopted")}})
+			return len(out.SecurityGroups), err
+		}},
+		{"rule", func() (int, error) {
+			out, err := e.ec2.DescribeSecurityGroupRules(ctx(t), &ec2.DescribeSecurityGroupRulesInput{Filters: []types.Filter{filter("tag:zkaas:ensemble", "adopted")}})
+			return len(out.SecurityGroupRules), err
+		}},
+		{"image", func() (int, error) {
+			out, err := e.ec2.DescribeImages(ctx(t), &ec2.DescribeImagesInput{Filters: []types.Filter{filter("tag:zkaas:ensemble", "adopted")}})
+			return len(out.Images), err
+		}},
+		{"volume", func() (int, error) {
+			out, err := e.ec2.DescribeVolumes(ctx(t), &ec2.DescribeVolumesInput{Filters: []types.Filter{filter("tag:zkaas:ensemble", "adopted")}})
+			return len(out.Volumes), err
+		}},
+	}
+	for _, c := range check {
+		if n, err := c.n(); err != nil || n != 1 {
+			t.Errorf("%s: %d tagged, %v", c.name, n, err)
+		}
+	}
+}

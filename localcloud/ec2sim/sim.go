@@ -480,7 +480,7 @@ var actions = map[string]action{
 	"DetachVolume":                    {mutating: true, run: (*Sim).detachVolume},
 	"DescribeInstances":               {idParam: "InstanceId", run: (*Sim).describeInstances},
 	"DescribeSubnets":                 {idParam: "SubnetId", run: (*Sim).describeSubnets},
-	"CreateTags":                      {mutating: true, run: (*Sim).createTags},
+	"CreateTags":                      operatorActions["CreateTags"], // createTags, and security groups, rules, images
 	// The operator command's calls (create.go, securitygroup.go, describe.go).
 	"CreateNetworkInterface":        operatorActions["CreateNetworkInterface"],
 	"DeleteNetworkInterface":        operatorActions["DeleteNetworkInterface"],
