@@ -312,7 +312,12 @@ func (r *Runner) disk(ctx context.Context, c *claim.Result) (disk.Result, error)
 		// a normal boot never gets here, so it never pays the call.
 		adopt, terr := r.Cloud.AdoptTag(ctx, c.Volume)
 		if terr != nil {
-			return res, errors.Join(err, terr)
+			// Not a refusal: whether the operator adopted the volume is
+			// not known yet, and a retry may read it (a DescribeVolumes
+			// failure is usually transient). The refusal is kept as text
+			// only, so that errors.Is(err, disk.ErrRefused) is false.
+			return res, fmt.Errorf("volume %s: read adopt tag %s, needed because the disk stage refused the volume without it (%v): %w",
+				c.Volume, r.Config.Claim.Tags.Adopt, err, terr)
 		}
 		if adopt != "" {
 			r.Log.InfoContext(ctx, "volume tagged for adoption: preparing it again with the tag", "step", "disk",

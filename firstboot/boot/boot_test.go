@@ -175,6 +175,8 @@ func TestRun(t *testing.T) {
 		stages  []string
 		wantErr string
 		is      error
+		isNot   []error  // sentinels the error must not be
+		wantIn  []string // further substrings of the error
 	}{
 		{
 			name:   "fresh volume: every stage, tagged after the format",
@@ -290,14 +292,18 @@ func TestRun(t *testing.T) {
 			wantErr: "disk: volume vol-2 is tagged zkaas:adopt=5 for another node", is: disk.ErrRefused,
 		},
 		{
-			name: "adopt tag read fails: the refusal and the failure, not tagged",
+			// A failed read is not the operator's answer: retried as a
+			// failure, not held as a refusal; the refusal is named.
+			name: "adopt tag read fails: a failure naming the volume and the refusal, not a refusal, not tagged",
 			setup: func(_ *Runner, f *fakes) {
 				f.unmarked = true
 				f.fail["adopt-tag vol-2"] = boom
 			},
 			calls:   []string{"identify", "claim", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", "adopt-tag vol-2"},
 			stages:  []string{"identify", "claim", "network", "disk"},
-			wantErr: "disk: volume vol-2 holds data but no identity marker", is: boom,
+			wantErr: "disk: volume vol-2: read adopt tag zkaas:adopt", is: boom,
+			isNot:  []error{disk.ErrRefused, disk.ErrUnmarked},
+			wantIn: []string{"volume vol-2 holds data but no identity marker", "boom"},
 		},
 		{
 			name: "claim saw the tag: no fresh read, no new tag",
@@ -349,6 +355,16 @@ func TestRun(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("err = %v, want it to wrap %v", err, tt.is)
+			}
+			for _, not := range tt.isNot {
+				if errors.Is(err, not) {
+					t.Errorf("err = %v wraps %v", err, not)
+				}
+			}
+			for _, sub := range tt.wantIn {
+				if err == nil || !strings.Contains(err.Error(), sub) {
+					t.Errorf("err = %v, want it to contain %q", err, sub)
+				}
 			}
 			if !slices.Equal(f.calls, tt.calls) {
 				t.Errorf("calls:\n got %q\nwant %q", f.calls, tt.calls)
