@@ -858,6 +858,11 @@ func (s *Sim) createTagsAll(q query, now time.Time) (result, error) {
 	s.ensureDefaultGroup()
 	ruleGroup := map[string]string{}
 	for _, id := range mine {
+		// CreateTags answers a malformed id of any type with InvalidID
+		// (as tags.go does for an unknown prefix).
+		if _, hex, _ := strings.Cut(id, "-"); (len(hex) != 8 && len(hex) != 17) || strings.Trim(hex, "0123456789abcdef") != "" {
+			return nil, clientError(CodeInvalidID, "The ID '%s' is not valid", id)
+		}
 		switch {
 		case strings.HasPrefix(id, "sgr-"):
 			found := false
