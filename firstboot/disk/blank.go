@@ -28,11 +28,14 @@ import (
 //     3, 5 and 7) for 4 KiB blocks (128 MiB groups), 2 KiB blocks (32 MiB)
 //     and 1 KiB blocks (8 MiB groups, offset by the first data block);
 //   - xfs's allocation group headers: each AG starts with a copy of the
-//     superblock. The AG count is not known, so every AG start is checked
-//     for every count from 2 to maxXFSAGCount with the AG size mkfs.xfs
-//     derives from it (the device size rounded up to a whole number of AGs,
-//     as calc_default_ag_geometry in xfsprogs does), and for 1 TiB AGs, the
-//     maximum that mkfs.xfs uses from 4 TiB up;
+//     superblock, and the first 4 KiB of every candidate AG start is read.
+//     The AG geometry is not known, so the candidates are the geometry
+//     mkfs.xfs picks by default for the device's size (xfsAGSizes, after
+//     calc_default_ag_geometry in xfsprogs' libxfs/topology.c: AGs of the
+//     maximum size from 4 TiB up, 2^28-1 blocks, not 1 TiB) and, for any
+//     other count from 2 to maxXFSAGCount (-d agcount=, striped devices),
+//     the AG size mkfs.xfs derives from that count (the device size
+//     rounded up to a whole number of AGs);
 //   - a sparse sample across the whole device: sampleCount reads, each in
 //     the middle of its slice, so that no sample sits on a round boundary
 //     that one of the checks above already covers.
@@ -105,15 +108,10 @@ func blankReads(size int64) []blankRead {
 		}
 	}
 	// xfs AG headers, with 4 KiB blocks (mkfs.xfs's default).
-	blocks := size / 4096
-	for n := int64(2); n <= maxXFSAGCount; n++ {
-		agBlocks := (blocks + n - 1) / n
-		for k := int64(1); k < n; k++ {
-			add(k*agBlocks*4096, "xfs allocation group header")
+	for _, agBlocks := range xfsAGSizes(size / xfsBlock) {
+		for start := agBlocks; start < size/xfsBlock; start += agBlocks {
+			add(start*xfsBlock, "xfs allocation group header")
 		}
-	}
-	for off := int64(1 << 40); off < size; off += 1 << 40 {
-		add(off, "xfs allocation group header")
 	}
 	// The sparse sample.
 	slice := size / sampleCount
@@ -126,6 +124,68 @@ func blankReads(size int64) []blankRead {
 	}
 	slices.SortFunc(reads, func(a, b blankRead) int { return cmp.Compare(a.off, b.off) })
 	return reads
+}
+
+const (
+	xfsBlock = 4096 // mkfs.xfs's default block size
+	// xfsMaxAGBlocks is XFS_AG_MAX_BLOCKS for 4 KiB blocks: an AG is at
+	// most 1 TiB minus one byte, (2^40-1)>>12 = 2^28-1 blocks
+	// (xfsprogs include/xfs_multidisk.h, XFS_AG_MAX_BYTES).
+	xfsMaxAGBlocks = (1<<40 - 1) / xfsBlock
+)
+
+// xfsAGSizes lists the AG sizes, in 4 KiB blocks, that mkfs.xfs may give a
+// filesystem of dblocks blocks, most likely first, without duplicates.
+//
+// The default (calc_default_ag_geometry, xfsprogs libxfs/topology.c): from
+// 32 TiB always, and from 4 TiB on a single device, the maximum AG size;
+// on a single device from 128 MiB, 4 AGs; on a striped one 2^shift AGs,
+// shift 5 above 512 GiB, 4 above 8 GiB, 3 from 128 MiB. The size is
+// dblocks >> shift, rounded up when that leaves a remainder (so the last
+// AG is not lost), and never above the maximum. Then any count from 2 to
+// maxXFSAGCount, sized the same way (-d agcount=N), where that fits in the
+// maximum AG size: a larger one mkfs.xfs would not make.
+func xfsAGSizes(dblocks int64) []int64 {
+	const (
+		tib = 1 << 40 / xfsBlock
+		gib = 1 << 30 / xfsBlock
+		mib = 1 << 20 / xfsBlock
+	)
+	var sizes []int64
+	addSize := func(s int64) {
+		if s > 0 && s <= xfsMaxAGBlocks && !slices.Contains(sizes, s) {
+			sizes = append(sizes, s)
+		}
+	}
+	byShift := func(shift uint) int64 {
+		s := dblocks >> shift
+		if dblocks&(1<<shift-1) != 0 && s < xfsMaxAGBlocks {
+			s++
+		}
+		return s
+	}
+	// Single device.
+	switch {
+	case dblocks >= 4*tib:
+		addSize(xfsMaxAGBlocks)
+	case dblocks >= 128*mib:
+		addSize(byShift(2))
+	}
+	// Striped device (multidisk).
+	switch {
+	case dblocks >= 32*tib:
+		addSize(xfsMaxAGBlocks)
+	case dblocks > 512*gib:
+		addSize(byShift(5))
+	case dblocks > 8*gib:
+		addSize(byShift(4))
+	case dblocks >= 128*mib:
+		addSize(byShift(3))
+	}
+	for n := int64(2); n <= maxXFSAGCount; n++ {
+		addSize((dblocks + n - 1) / n)
+	}
+	return sizes
 }
 
 // nonZero is where the blank check found data.
