@@ -113,30 +113,43 @@ func topLevel(mnt, fsType string) ([]string, bool, error) {
 }
 
 // look checks the unmounted filesystem on dev before it is mounted
-// read-write, so that refusing it writes nothing: a read-only mount without
-// journal recovery (ext4 and xfs both call it norecovery; even a plain
-// read-only xfs mount writes its log), the marker or the unmarked check,
-// unmount. A journal not replayed may hide the newest changes, so a refusal
-// from that view is confirmed by a second look with recovery, which the
-// kernel may write to the journal for; that costs nothing on the normal
-// path, where the first look passes.
+// read-write: a read-only mount without journal recovery (ext4 and xfs both
+// call it norecovery; even a plain read-only xfs mount writes its log),
+// the marker or the unmarked check, unmount. That look writes nothing.
+//
+// A marker the norecovery view shows decides there: this node's is
+// accepted, another node's, or one that is unreadable or not a regular
+// file, is refused from it, and the device is left byte for byte as it
+// was. Only when that view shows no marker and the unmarked check refuses
+// (data without a marker, or an adopt tag for another node) is the refusal
+// confirmed by a second read-only look with journal recovery: a journal
+// not replayed may hide the newest changes, the marker itself included (an
+// xfs whose instance died shows nothing at all without its log). That look
+// lets the kernel replay a dirty journal or log into the filesystem — the
+// writes any mount makes, changing no file's content — and writes nothing
+// when the journal is clean. It costs nothing on the normal path, where
+// the first look passes.
 func look(ctx context.Context, log *slog.Logger, spec Spec, dev string, pr Probe) error {
-	err := lookOnce(spec, dev, pr, false)
-	if err == nil {
-		return nil
+	marked, err := lookOnce(spec, dev, pr, false)
+	if err == nil || marked {
+		return err
 	}
-	log.InfoContext(ctx, "read-only look without journal recovery refused the volume; looking again with recovery", "error", err)
-	return lookOnce(spec, dev, pr, true)
+	log.InfoContext(ctx, "read-only look without journal recovery found no identity marker and refused the volume; looking again with recovery", "error", err)
+	_, err = lookOnce(spec, dev, pr, true)
+	return err
 }
 
-func lookOnce(spec Spec, dev string, pr Probe, recovery bool) (err error) {
+// lookOnce is one read-only look. marked is true when the answer came from
+// an identity marker (or from failing to read one), false when it came
+// from the unmarked check, whose refusal a view with recovery may lift.
+func lookOnce(spec Spec, dev string, pr Probe, recovery bool) (marked bool, err error) {
 	data := "norecovery"
 	if recovery {
 		data = ""
 	}
 	const flags = unix.MS_RDONLY | unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_NOEXEC
 	if err := unix.Mount(dev, spec.MountPoint, spec.FSType, flags, data); err != nil {
-		return fmt.Errorf("mount volume %s (device %s, %s) read-only at %s to look at it: %w", spec.VolumeID, dev, spec.FSType, spec.MountPoint, err)
+		return false, fmt.Errorf("mount volume %s (device %s, %s) read-only at %s to look at it: %w", spec.VolumeID, dev, spec.FSType, spec.MountPoint, err)
 	}
 	defer func() {
 		if uerr := unix.Unmount(spec.MountPoint, 0); uerr != nil {
@@ -145,8 +158,8 @@ func lookOnce(spec Spec, dev string, pr Probe, recovery bool) (err error) {
 	}()
 	_, exists, err := readIdentity(spec.MountPoint, spec)
 	if err != nil || exists {
-		return err
+		return true, err
 	}
 	_, err = checkUnmarked(spec.MountPoint, spec, dev, pr)
-	return err
+	return false, err
 }

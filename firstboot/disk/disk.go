@@ -3,8 +3,18 @@
 // the volume id, probe it, format it only when it is provably blank and was
 // never initialized, mount it, and check the identity marker on it. A
 // filesystem it did not make and that carries no marker is used only when
-// it is empty or the operator adopted it (Spec.Adopt, ErrUnmarked), and it
-// is looked at read-only first, so that refusing it writes nothing.
+// it is empty or the operator adopted it (Spec.Adopt, ErrUnmarked).
+//
+// What a refusal writes: a volume refused for its probe (other filesystem,
+// partition table, not blank, unreadable, another node's label) is only
+// read. A filesystem of the configured type is looked at before it is
+// mounted read-write, first read-only without journal recovery, which
+// writes nothing: another node's marker, or one that cannot be read, is
+// refused from that look. Only a refusal of the unmarked check (no marker
+// in that view) is confirmed by a second read-only look with recovery,
+// which replays a dirty journal (ext4) or log (xfs) into the device, as any
+// mount would, and otherwise writes nothing. No refusal formats, writes a
+// marker, or changes a file.
 //
 // The model is coreos/ignition's filesystem stage (reuse a filesystem of the
 // right type, fail hard on anything else, never wipe silently) and
@@ -301,7 +311,7 @@ func (p *Preparer) formatAndMount(ctx context.Context, log *slog.Logger, spec Sp
 	if !format {
 		// A filesystem this run did not make: look before mounting it
 		// read-write, so that refusing it (another node's marker, data
-		// without a marker) leaves it as it was.
+		// without a marker) changes no file (look says what it writes).
 		if err := steplog.Run(ctx, log, "look", func() error { return look(ctx, log, spec, dev, pr) }); err != nil {
 			return err
 		}

@@ -210,6 +210,38 @@ func TestPrepare(t *testing.T) {
 			wantErr: []string{`ensemble "prod" node 7`, "not ensemble \"prod\" node 3", "refusing to use another node's data"},
 		},
 		{
+			// The marker is in the filesystem proper, newer writes only
+			// in the journal (its instance died): the marker is refused
+			// from the look without recovery, and the journal is not
+			// replayed, so not a byte of the device changes.
+			name:        "identity marker of another node, journal needing recovery, is refused without a write",
+			size:        ext4Size,
+			fsType:      "ext4",
+			initialized: true,
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", "-L", "data", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, disk.MarkerName), `{"ensemble":"prod","node_id":7,"volume_id":"`+testVolume+`"}`)
+				})
+				dirtyExt4Journal(t, v)
+			},
+			wantErr: []string{`ensemble "prod" node 7`, "refusing to use another node's data"},
+		},
+		{
+			name:        "unreadable identity marker, journal needing recovery, is refused without a write",
+			size:        ext4Size,
+			fsType:      "ext4",
+			initialized: true,
+			setup: func(t *testing.T, v *volume) {
+				mustRun(t, "mkfs.ext4", "-q", v.dev.Path)
+				withMounted(t, v.dev.Path, "ext4", func(dir string) {
+					writeFile(t, filepath.Join(dir, disk.MarkerName), "{not json")
+				})
+				dirtyExt4Journal(t, v)
+			},
+			wantErr: []string{"identity marker", "unreadable"},
+		},
+		{
 			name:        "unreadable identity marker is refused",
 			size:        ext4Size,
 			fsType:      "ext4",
@@ -532,6 +564,22 @@ func TestPrepare(t *testing.T) {
 func shutDown(t *testing.T, dir string) {
 	t.Helper()
 	mustRun(t, "xfs_io", "-x", "-c", "shutdown -f", dir)
+}
+
+// dirtyExt4Journal leaves the ext4 filesystem on v as a crash would: a
+// write committed to the journal and not yet to the filesystem, the
+// superblock flagged needs_recovery, so that any mount with recovery (even
+// read-only) writes to the device.
+func dirtyExt4Journal(t *testing.T, v *volume) {
+	t.Helper()
+	withMounted(t, v.dev.Path, "ext4", func(dir string) {
+		writeFile(t, filepath.Join(dir, "version-2", "log.1"), "a transaction")
+		mustRun(t, "sync", "-f", filepath.Join(dir, "version-2", "log.1"))
+		shutDown(t, dir)
+	})
+	if out := mustRun(t, "dumpe2fs", "-h", v.dev.Path); !strings.Contains(out, "needs_recovery") {
+		t.Fatalf("ext4 journal not left needing recovery:\n%s", out)
+	}
 }
 
 // ext4WithData is a volume that held ZooKeeper data somewhere else: an
