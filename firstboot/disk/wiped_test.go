@@ -134,7 +134,10 @@ func TestWipedXFSIsNotBlank(t *testing.T) {
 		t.Run(strconv.FormatInt(size>>30, 10)+"GiB", func(t *testing.T) {
 			path := sparseFile(t, size)
 			// -K: no discard, which on a file punches the whole of it.
-			out := runTool(t, "mkfs.xfs", "-K", "-L", "data", path)
+			// A 64 MiB log instead of the default (2 GiB at 5 TiB), which
+			// mkfs.xfs zeroes and the host may store: the AG geometry
+			// does not depend on it.
+			out := runTool(t, "mkfs.xfs", "-K", "-l", "size=64m", "-L", "data", path)
 			agsize, bsize := mkfsXFSGeometry(t, out)
 			wipeEnds(t, path)
 			err := refusedWiped(t, path, "xfs")
