@@ -602,7 +602,10 @@ func wantChange(sub string) func(t *testing.T, v *volume, res disk.Result) {
 
 // plantedAt is the case of one non-zero byte at the first read of the blank
 // check (at or after from) that only the named check makes: with that check
-// gone, the device would be formatted.
+// gone, the device would be formatted. It takes the place from BlankReads
+// itself, so it shows that the reads are made and that a byte there
+// refuses, not that the places are where mkfs puts its backups: that is
+// wiped_test.go's, with the real mkfs.ext4 and mkfs.xfs.
 func plantedAt(check string, from int64) prepareCase {
 	var off int64 = -1
 	for _, r := range disk.BlankReads(blankCaseSize) {
