@@ -81,9 +81,9 @@ func (s *Sim) checkVolumeOptions(size int32, o VolumeOptions, hasIOPS, hasThroug
 			return o, 0, clientError(CodeInvalidSnapshotNotFound, "The snapshot '%s' does not exist.", o.SnapshotID)
 		}
 		if size == 0 {
-			size = snap
-		} else if size < snap {
-			return o, 0, clientError(CodeInvalidParameterValue, "Volume of %dGiB is smaller than snapshot '%s', expect size >= %dGiB", size, o.SnapshotID, snap)
+			size = snap.SizeGiB
+		} else if size < snap.SizeGiB {
+			return o, 0, clientError(CodeInvalidParameterValue, "Volume of %dGiB is smaller than snapshot '%s', expect size >= %dGiB", size, o.SnapshotID, snap.SizeGiB)
 		}
 	}
 	if size == 0 {
@@ -228,6 +228,7 @@ func (s *Sim) deleteVolume(q query, now time.Time) (result, error) {
 	}
 	s.volumes.remove(id, now, s.retain)
 	delete(s.ext().volumeAttrs, id)
+	delete(s.ext().modifications, id)
 	return &returnResponse{Return: true}, nil
 }
 
@@ -529,6 +530,6 @@ func (s *Sim) AddSnapshot(sizeGiB int32) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.newID("snap-")
-	s.ext().snapshots[id] = sizeGiB
+	s.ext().snapshots[id] = Snapshot{ID: id, SizeGiB: sizeGiB, StartTime: time.Now()}
 	return id
 }

@@ -431,4 +431,6 @@ var operatorActions = map[string]action{
 	"DescribeInstanceTypes": {idParam: "InstanceType", run: (*Sim).describeInstanceTypes},
 	"DescribeImages":        {idParam: "ImageId", run: (*Sim).describeImages},
 	"CreateTags":            {mutating: true, run: (*Sim).createTagsAll},
+	"DescribeSnapshots":     {idParam: "SnapshotId", run: (*Sim).describeSnapshots},
+	"ModifyVolume":          {mutating: true, run: guarded("ModifyVolume", (*Sim).modifyVolume)},
 }

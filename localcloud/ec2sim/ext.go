@@ -18,15 +18,16 @@ import (
 // templates' state, and goes away with it. Every access holds s.mu.
 
 type extState struct {
-	groups       map[string]SecurityGroup // by group id
-	ruleSeq      int
-	eniGroups    map[string][]string      // ENI id -> group ids (absent: the VPC's default group)
-	volumeAttrs  map[string]VolumeOptions // volume id -> what CreateVolume was given
-	images       map[string]Image         // by image id
-	snapshots    map[string]int32         // snapshot id -> size in GiB
-	denied       map[string]bool          // EC2 actions the caller may not perform
-	createDelay  time.Duration            // CreateVolume: creating -> available
-	defaultGroup string                   // the VPC's default security group id, once made
+	groups        map[string]SecurityGroup // by group id
+	ruleSeq       int
+	eniGroups     map[string][]string              // ENI id -> group ids (absent: the VPC's default group)
+	volumeAttrs   map[string]VolumeOptions         // volume id -> what CreateVolume was given
+	images        map[string]Image                 // by image id
+	snapshots     map[string]Snapshot              // by snapshot id
+	modifications map[string][]*volumeModification // volume id -> its ModifyVolume calls
+	denied        map[string]bool                  // EC2 actions the caller may not perform
+	createDelay   time.Duration                    // CreateVolume: creating -> available
+	defaultGroup  string                           // the VPC's default security group id, once made
 }
 
 var (
@@ -44,7 +45,8 @@ func (s *Sim) ext() *extState {
 		st = &extState{
 			groups: map[string]SecurityGroup{}, eniGroups: map[string][]string{},
 			volumeAttrs: map[string]VolumeOptions{}, images: map[string]Image{},
-			snapshots: map[string]int32{}, denied: map[string]bool{},
+			snapshots: map[string]Snapshot{}, denied: map[string]bool{},
+			modifications: map[string][]*volumeModification{},
 		}
 		// The image every simulated instance reports (DescribeInstances'
 		// imageId) is in the registry from the start.

@@ -497,6 +497,8 @@ var actions = map[string]action{
 	"DescribeVpcs":                  operatorActions["DescribeVpcs"],
 	"DescribeInstanceTypes":         operatorActions["DescribeInstanceTypes"],
 	"DescribeImages":                operatorActions["DescribeImages"],
+	"DescribeSnapshots":             operatorActions["DescribeSnapshots"],
+	"ModifyVolume":                  operatorActions["ModifyVolume"],
 }
 
 // ServeHTTP answers one EC2 Query API call, or an admin call under /_sim/.
