@@ -268,6 +268,7 @@ var handlers = map[string]handler{
 	"CreateRole":                    (*Service).createRole,
 	"GetRole":                       (*Service).getRole,
 	"DeleteRole":                    (*Service).deleteRole,
+	"UpdateAssumeRolePolicy":        (*Service).updateAssumeRolePolicy,
 	"TagRole":                       (*Service).tagRole,
 	"UntagRole":                     (*Service).untagRole,
 	"ListRoleTags":                  (*Service).listRoleTags,

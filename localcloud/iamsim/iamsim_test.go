@@ -125,6 +125,22 @@ func TestRoles(t *testing.T) {
 			}
 			return err
 		}, "NoSuchEntity", "The role with name nope cannot be found.", 404},
+		{"update trust policy", func() error {
+			other := strings.Replace(trust, "ec2.amazonaws.com", "ssm.amazonaws.com", 1)
+			if _, err := c.UpdateAssumeRolePolicy(ctx(t), &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("zkaas-prod"), PolicyDocument: aws.String(other)}); err != nil {
+				return err
+			}
+			out, err := c.GetRole(ctx(t), &iam.GetRoleInput{RoleName: aws.String("zkaas-prod")})
+			if doc, _ := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument)); err == nil && doc != other {
+				t.Fatalf("document %s", doc)
+			}
+			_, err = c.UpdateAssumeRolePolicy(ctx(t), &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("zkaas-prod"), PolicyDocument: aws.String(trust)})
+			return err
+		}, "", "", 200},
+		{"update trust policy, malformed", func() error {
+			_, err := c.UpdateAssumeRolePolicy(ctx(t), &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("zkaas-prod"), PolicyDocument: aws.String(policy)})
+			return err
+		}, "MalformedPolicyDocument", "Missing required field Principal", 400},
 		{"tag", func() error {
 			if _, err := c.TagRole(ctx(t), &iam.TagRoleInput{RoleName: aws.String("zkaas-prod"),
 				Tags: []types.Tag{{Key: aws.String("owner"), Value: aws.String("ops")}, {Key: aws.String("zkaas:ensemble"), Value: aws.String("prod2")}}}); err != nil {

@@ -184,6 +184,24 @@ func (s *Service) deleteRole(q query, _ time.Time) (any, *APIError) {
 	return nil, nil
 }
 
+// updateAssumeRolePolicy is UpdateAssumeRolePolicy
+// (API_UpdateAssumeRolePolicy.html): replaces the trust policy.
+func (s *Service) updateAssumeRolePolicy(q query, _ time.Time) (any, *APIError) {
+	doc := q.str("PolicyDocument")
+	if doc == "" {
+		return nil, errNull("policyDocument")
+	}
+	r, err := s.role(q.str("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPolicy(doc, true); err != nil {
+		return nil, err
+	}
+	r.AssumeRolePolicy = doc
+	return nil, nil
+}
+
 // tagRole is TagRole (API_TagRole.html): "If a tag with the same key name
 // already exists, then that tag is overwritten with the new value."
 func (s *Service) tagRole(q query, _ time.Time) (any, *APIError) {
