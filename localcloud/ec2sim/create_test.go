@@ -312,3 +312,56 @@ func TestDryRun(t *testing.T) {
 		t.Fatalf("dry runs created %d volumes, %d ENIs", len(vols.Volumes), len(enis.NetworkInterfaces))
 	}
 }
+
+// TestClientTokenAndLostResponses: a create whose answer is lost is
+// retried by the SDK with the same ClientToken and answered with the
+// resource it made, not a second one.
+func TestClientTokenAndLostResponses(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	e.sim.LoseNextResponse("CreateVolume", 1)
+	e.sim.LoseNextResponse("CreateNetworkInterface", 2)
+	vol, err := e.ec2.CreateVolume(ctx(t), &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(10), VolumeType: types.VolumeTypeGp3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eni, err := e.ec2.CreateNetworkInterface(ctx(t), &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(e.subA), PrivateIpAddress: aws.String("10.0.1.10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols, _ := e.ec2.DescribeVolumes(ctx(t), &ec2.DescribeVolumesInput{})
+	enis, _ := e.ec2.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{})
+	if len(vols.Volumes) != 1 || len(enis.NetworkInterfaces) != 1 ||
+		aws.ToString(vols.Volumes[0].VolumeId) != aws.ToString(vol.VolumeId) || aws.ToString(enis.NetworkInterfaces[0].NetworkInterfaceId) != aws.ToString(eni.NetworkInterface.NetworkInterfaceId) {
+		t.Fatalf("%d volumes, %d ENIs after lost answers", len(vols.Volumes), len(enis.NetworkInterfaces))
+	}
+	if st := e.sim.Stats(); st.Calls["CreateVolume"] != 2 || st.Calls["CreateNetworkInterface"] != 3 {
+		t.Fatalf("calls %v", st.Calls)
+	}
+	tests := []struct {
+		name string
+		size int32
+		code string
+		same bool
+	}{
+		{"first", 10, "", false},
+		{"same token, same parameters", 10, "", true},
+		{"same token, other parameters", 20, "IdempotentParameterMismatch", false},
+	}
+	var first string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := e.ec2.CreateVolume(ctx(t), &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(tc.size), ClientToken: aws.String("zkaas-up-1")})
+			if tc.code != "" {
+				wantError(t, err, tc.code, "")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.same && aws.ToString(out.VolumeId) != first {
+				t.Fatalf("replay made %s, first was %s", aws.ToString(out.VolumeId), first)
+			}
+			first = aws.ToString(out.VolumeId)
+		})
+	}
+}

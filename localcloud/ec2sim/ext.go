@@ -1,7 +1,11 @@
 package ec2sim
 
 import (
+	"fmt"
+	"maps"
+	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +30,8 @@ type extState struct {
 	snapshots     map[string]Snapshot              // by snapshot id
 	modifications map[string][]*volumeModification // volume id -> its ModifyVolume calls
 	denied        map[string]bool                  // EC2 actions the caller may not perform
+	tokens        map[string]idempotent            // action + ClientToken -> first answer
+	loseNext      map[string]int                   // action -> successful calls whose answer is lost
 	createDelay   time.Duration                    // CreateVolume: creating -> available
 	defaultGroup  string                           // the VPC's default security group id, once made
 }
@@ -46,6 +52,7 @@ func (s *Sim) ext() *extState {
 			groups: map[string]SecurityGroup{}, eniGroups: map[string][]string{},
 			volumeAttrs: map[string]VolumeOptions{}, images: map[string]Image{},
 			snapshots: map[string]Snapshot{}, denied: map[string]bool{},
+			tokens: map[string]idempotent{}, loseNext: map[string]int{},
 			modifications: map[string][]*volumeModification{},
 		}
 		// The image every simulated instance reports (DescribeInstances'
@@ -166,17 +173,100 @@ func (s *Sim) Allow(actions ...string) {
 // guarded wraps an operator call: a denied action answers
 // UnauthorizedOperation. DryRun is answered by dispatch before the call
 // runs (denied: UnauthorizedOperation, see dryRunError); the check here
-// only guards direct callers.
+// only guards direct callers. Calls with a ClientToken are idempotent, and
+// LoseNextResponse makes one succeed but answer an internal error.
 func guarded(name string, run func(*Sim, query, time.Time) (result, error)) func(*Sim, query, time.Time) (result, error) {
 	return func(s *Sim, q query, now time.Time) (result, error) {
-		if s.ext().denied[name] {
+		st := s.ext()
+		if st.denied[name] {
 			return nil, errUnauthorized()
 		}
 		if dry, _, _ := q.bool("DryRun"); dry {
 			return nil, errDryRun()
 		}
-		return run(s, q, now)
+		// "If you repeat a request with the same client token and the same
+		// request parameters, Amazon EC2 returns the same response ... If
+		// you repeat a request with the same client token, but change one
+		// or more of the request parameters, Amazon EC2 returns an
+		// IdempotentParameterMismatch error." (Ensuring idempotency,
+		// https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html)
+		token := q.str("ClientToken")
+		key := name + "\x00" + token
+		if token != "" {
+			if len(token) > 64 {
+				return nil, clientError(CodeInvalidParameterValue, "The client token must be at most 64 ASCII characters")
+			}
+			if prev, ok := st.tokens[key]; ok {
+				if prev.params != canonicalParams(q) {
+					return nil, clientError("IdempotentParameterMismatch", "The client token you have provided is associated with a resource that is already deleted or has different parameters. Please use a different client token.")
+				}
+				return st.lose(name, prev.replay())
+			}
+		}
+		res, err := run(s, q, now)
+		if err != nil {
+			return nil, err
+		}
+		if token != "" {
+			st.tokens[key] = idempotent{params: canonicalParams(q), replay: replayOf(res)}
+		}
+		return st.lose(name, res)
 	}
+}
+
+// lose answers an internal error instead of res while LoseNextResponse
+// says so.
+func (st *extState) lose(name string, res result) (result, error) {
+	if st.loseNext[name] > 0 {
+		st.loseNext[name]--
+		return nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalError",
+			Message: "An internal error has occurred"}
+	}
+	return res, nil
+}
+
+// idempotent is a remembered answer to a call with a ClientToken.
+type idempotent struct {
+	params string
+	replay func() result
+}
+
+// replayOf returns a function that gives a fresh copy of res (its request
+// id is set per answer).
+func replayOf(res result) func() result {
+	switch r := res.(type) {
+	case *createENIResponse:
+		c := *r
+		return func() result { x := c; return &x }
+	case *createVolumeResponse:
+		c := *r
+		return func() result { x := c; return &x }
+	}
+	return func() result { return res }
+}
+
+// canonicalParams is the request without what may differ between retries.
+func canonicalParams(q query) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(q.form)) {
+		switch k {
+		case "ClientToken", "DryRun", "Version", "Action":
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%q;", k, q.form[k])
+	}
+	return b.String()
+}
+
+// LoseNextResponse makes the next n successful calls of the action (one
+// of the operator's: CreateNetworkInterface, CreateVolume,
+// CreateSecurityGroup, ...) take effect and then answer HTTP 500
+// InternalError, as a response lost on its way would look: the SDK retries
+// it (with the same ClientToken, if the caller set one).
+func (s *Sim) LoseNextResponse(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ext().loseNext[action] += n
 }
 
 func errUnauthorized() *APIError {
