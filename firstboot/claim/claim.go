@@ -52,6 +52,9 @@ type Claimer struct {
 	// available, and one we detached as still ours.
 	mine     *ownENI
 	detached map[string]bool // ENI attachment ids we let go of
+	// myVol is the volume this process attached (and has not let go of):
+	// with mine, what a fatal failure gives back.
+	myVol string
 	// Where an attachment stuck: after a forced detach EC2 may keep an ENI
 	// device index, or a volume's device name, unusable on this instance.
 	badIndex  map[int32]bool
@@ -95,15 +98,13 @@ func (e errRetry) Error() string { return e.why }
 // Every replacement would hit them too (test with errors.Is).
 var ErrCannotClaim = errors.New("cannot claim")
 
-var errFatal = ErrCannotClaim
-
 // Claim runs rounds until this instance holds a node's ENI and volume, both
 // attached, or the configured deadline passes.
 func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 	deadline := c.Config.Claim.Deadline.D()
 	ctx, cancel := context.WithTimeoutCause(ctx, deadline, fmt.Errorf("claim deadline %s passed", deadline))
 	defer cancel()
-	c.mine, c.detached, c.badIndex, c.badDevice = nil, map[string]bool{}, map[int32]bool{}, map[string]bool{}
+	c.mine, c.myVol, c.detached, c.badIndex, c.badDevice = nil, "", map[string]bool{}, map[int32]bool{}, map[string]bool{}
 	start := time.Now()
 	var last error
 	for round := 0; ; round++ {
@@ -114,11 +115,12 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 				"volume", res.Volume, "reused", res.Reused, "duration", res.Phases.Total)
 			return res, nil
 		}
-		if errors.Is(err, errFatal) {
-			return Result{}, err
+		if !errors.Is(err, ErrCannotClaim) && fatal(err) {
+			err = fmt.Errorf("%w: %w", ErrCannotClaim, err)
 		}
-		if fatal(err) {
-			return Result{}, fmt.Errorf("%w: %w", errFatal, err)
+		if errors.Is(err, ErrCannotClaim) {
+			c.giveBack(ctx, err)
+			return Result{}, err
 		}
 		// The last round's own account of what was missing beats the bare
 		// context error its calls return once the deadline has passed.
@@ -134,6 +136,35 @@ func (c *Claimer) Claim(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("%w: %v", context.Cause(ctx), last)
 		}
 	}
+}
+
+// giveBack detaches what this process attached when the claim fails for
+// good: node N's ENI (and volume) must not stay on an instance that cannot
+// become node N, where they would block the node's replacement for as long
+// as the boot's failure path holds the instance. The attachments are
+// healthy, so no force. It runs under cleanup's own bound (the claim's
+// deadline may have passed); what it cannot detach it logs, and the fatal
+// error stays the claim's answer. Attachments this instance already held
+// before this process (a reboot) are left alone.
+func (c *Claimer) giveBack(ctx context.Context, cause error) {
+	why := fmt.Sprintf("the claim failed: %v", cause)
+	if c.myVol != "" {
+		c.release(ctx, c.myVol, why)
+	}
+	if c.mine == nil {
+		return
+	}
+	m := *c.mine
+	dctx, cancel := cleanup(ctx)
+	defer cancel()
+	_, err := c.EC2.DetachNetworkInterface(dctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(m.attachment)})
+	if err != nil && errorCode(err) != "InvalidAttachmentID.NotFound" {
+		c.Log.Error("could not give back ENI", "step", "claim-eni", "eni", m.eni, "attachment", m.attachment, "why", why, "err", err)
+		return
+	}
+	c.detached[m.attachment] = true
+	c.mine = nil
+	c.Log.Warn("gave back ENI", "step", "claim-eni", "eni", m.eni, "attachment", m.attachment, "why", why)
 }
 
 // inventory is one round's view of the ensemble's resources.
@@ -181,13 +212,20 @@ func (c *Claimer) heldByMe(a *types.NetworkInterfaceAttachment) bool {
 }
 
 func (c *Claimer) volHeldByMe(v types.Volume) bool {
+	_, ok := c.myVolAttachment(v)
+	return ok
+}
+
+// myVolAttachment is this instance's live entry among the volume's
+// attachments, which need not be the first.
+func (c *Claimer) myVolAttachment(v types.Volume) (types.VolumeAttachment, bool) {
 	for _, a := range v.Attachments {
 		if aws.ToString(a.InstanceId) == c.Identity.InstanceID &&
 			(a.State == types.VolumeAttachmentStateAttaching || a.State == types.VolumeAttachmentStateAttached) {
-			return true
+			return a, true
 		}
 	}
-	return false
+	return types.VolumeAttachment{}, false
 }
 
 // heldByOther reports whether another instance holds (or is taking) the ENI.
@@ -271,11 +309,11 @@ func (c *Claimer) round(ctx context.Context) (Result, error) {
 	// EC2 answers in text; here the address becomes typed, once.
 	ip, err := netip.ParseAddr(w.ip)
 	if err != nil {
-		return res, fmt.Errorf("%w: ENI %s has IP %q: %v", errFatal, w.eniID, w.ip, err)
+		return res, fmt.Errorf("%w: ENI %s has IP %q: %v", ErrCannotClaim, w.eniID, w.ip, err)
 	}
 	mac, err := net.ParseMAC(w.mac)
 	if err != nil {
-		return res, fmt.Errorf("%w: ENI %s has MAC %q: %v", errFatal, w.eniID, w.mac, err)
+		return res, fmt.Errorf("%w: ENI %s has MAC %q: %v", ErrCannotClaim, w.eniID, w.mac, err)
 	}
 	res.Node, res.ENI, res.IP, res.MAC, res.SubnetID = w.node, w.eniID, ip, mac, w.subnet
 	res.DeviceIndex, res.Volume, res.Device = w.deviceIndex, w.volID, w.device
@@ -366,7 +404,7 @@ func (c *Claimer) keep(held []types.NetworkInterface, vols []types.Volume) types
 // validate checks a held ENI against the config, as a fresh claim would.
 func (c *Claimer) validate(e types.NetworkInterface) error {
 	if m := c.mismatch(e); m != "" {
-		return fmt.Errorf("%w: this instance holds %s", errFatal, m)
+		return fmt.Errorf("%w: this instance holds %s", ErrCannotClaim, m)
 	}
 	return nil
 }
@@ -430,5 +468,5 @@ func (c *Claimer) volumeOf(inv inventory, node int) (types.Volume, error) {
 	for _, v := range mine {
 		ids = append(ids, aws.ToString(v.VolumeId))
 	}
-	return types.Volume{}, fmt.Errorf("%w: node %d has %d volumes in %s (%s): tag exactly one", errFatal, node, len(mine), c.Identity.AZ, strings.Join(ids, ", "))
+	return types.Volume{}, fmt.Errorf("%w: node %d has %d volumes in %s (%s): tag exactly one", ErrCannotClaim, node, len(mine), c.Identity.AZ, strings.Join(ids, ", "))
 }

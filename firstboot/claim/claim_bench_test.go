@@ -54,7 +54,7 @@ func BenchmarkClaim(b *testing.B) {
 	b.ReportMetric(float64(claim)/float64(floor), "claim/floor")
 	b.ReportMetric(float64(seq.Milliseconds())/n, "sequential_ms")
 	b.ReportMetric(float64(claim)/float64(seq), "claim/sequential")
-	b.ReportMetric(float64(calls)/n, "ec2_calls/boot")
+	b.ReportMetric(float64(calls)/n, "ec2_calls/claim")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -100,7 +100,7 @@ func BenchmarkConcurrentBoot(b *testing.B) {
 	b.ReportMetric(float64(took.Milliseconds())/n, "all20_ms")
 	b.ReportMetric(float64(failed)/n, "failed_boots")
 	b.ReportMetric(float64(throttled)/n, "throttled_calls")
-	b.ReportMetric(float64(calls)/n/float64(boots), "ec2_calls/boot")
+	b.ReportMetric(float64(calls)/n/float64(boots), "ec2_calls/claim")
 	b.ReportMetric(0, "ns/op")
 }
 

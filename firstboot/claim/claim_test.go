@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ type world struct {
 	// devs is what the instances see of their hot-plugged devices; every
 	// claimer gets its instance's view as Devices.
 	devs *simDevices
+	// intercept, when set, sees every request before the simulator (see
+	// front).
+	intercept atomic.Pointer[interceptor]
 }
 
 // layout is "az:count" per AZ, e.g. {"us-east-1a": 3}; node ids count up
@@ -51,9 +55,10 @@ func newWorld(t testing.TB, opts ec2sim.Options, layout []azNodes) *world {
 	devs := newSimDevices()
 	opts.Hooks = devs.hooks(opts.Hooks)
 	sim := ec2sim.New(opts)
-	srv := httptest.NewServer(sim)
+	w := &world{t: t, sim: sim, subnets: map[string]string{}, enis: map[int]string{}, vols: map[int]string{}, devs: devs}
+	srv := httptest.NewServer(w.front(sim))
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	w := &world{t: t, sim: sim, url: srv.URL, subnets: map[string]string{}, enis: map[int]string{}, vols: map[int]string{}, devs: devs}
+	w.url = srv.URL
 	cfg := ensemble.Default()
 	cfg.Ensemble = "zk-test"
 	cfg.Claim.Deadline = ensemble.Duration(20 * time.Second)

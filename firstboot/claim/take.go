@@ -75,7 +75,7 @@ func (c *Claimer) takeENI(ctx context.Context, inv inventory, prefer int, w *wai
 	if len(misconfigured) > 0 && len(candidates) == 0 {
 		// Waiting will not change an ENI's address or tags: fail now so the
 		// operator sees it, instead of at the deadline.
-		return fmt.Errorf("%w: %s", errFatal, strings.Join(misconfigured, "; "))
+		return fmt.Errorf("%w: %s", ErrCannotClaim, strings.Join(misconfigured, "; "))
 	}
 	return errRetry{c.noFree(prefer, others)}
 }
@@ -134,11 +134,13 @@ func (c *Claimer) attachedToMe(ctx context.Context, eni string) *types.NetworkIn
 // then retries.
 func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 	c := w.c
-	if c.volHeldByMe(vol) {
-		w.device, w.volReused, w.volSince = aws.ToString(vol.Attachments[0].Device), true, time.Now()
+	if a, ok := c.myVolAttachment(vol); ok {
+		// Our own entry: a volume may list others' attachments too (a
+		// previous instance's still detaching, or Multi-Attach).
+		w.device, w.volReused, w.volSince = aws.ToString(a.Device), true, time.Now()
 		return nil
 	}
-	w.holder = volHolder(vol)
+	w.holder, w.volState = volHolder(vol), vol.State
 	if vol.State != types.VolumeStateAvailable {
 		c.Log.Info("volume not available yet", "step", "claim-volume", "volume", w.volID, "state", vol.State, "holder", w.holder)
 		return nil
@@ -154,7 +156,7 @@ func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 		switch {
 		case err == nil:
 			c.Log.Info("attached volume", "step", "claim-volume", "volume", w.volID, "device", dev, "duration", time.Since(t))
-			w.device, w.volSince = dev, time.Now()
+			w.device, w.volSince, c.myVol = dev, time.Now(), w.volID
 			return nil
 		case slotTaken(err):
 			continue
@@ -165,13 +167,16 @@ func (w *waiter) takeVolume(ctx context.Context, vol types.Volume) error {
 			c.Log.Info("volume attach not accepted yet", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
 			return nil
 		case lostRace(err):
+			if w.holder == "" {
+				w.holder = fmt.Sprintf("another attacher (%s: %s)", errorCode(err), errorMessage(err))
+			}
 			c.Log.Info("volume still held", "step", "claim-volume", "volume", w.volID, "code", errorCode(err))
 			return nil
 		default:
 			return fmt.Errorf("attach %s to %s at %s: %w", w.volID, c.Identity.InstanceID, dev, err)
 		}
 	}
-	return fmt.Errorf("%w: no free device name from %s for %s on %s", errFatal, c.Config.Volume.Device, w.volID, c.Identity.InstanceID)
+	return fmt.Errorf("%w: no free device name from %s for %s on %s", ErrCannotClaim, c.Config.Volume.Device, w.volID, c.Identity.InstanceID)
 }
 
 // cannotHold is the fatal answer to EC2's AttachmentLimitExceeded: this
@@ -186,7 +191,7 @@ func (c *Claimer) cannotHold(ctx context.Context, what string, err error) error 
 		}
 	}
 	return fmt.Errorf("%w: this instance cannot hold a node: %s %s allows no more %s (EC2: %s); launch the ensemble on a type with room for one more network interface and one more volume",
-		errFatal, c.Identity.InstanceID, typ, what, errorMessage(err))
+		ErrCannotClaim, c.Identity.InstanceID, typ, what, errorMessage(err))
 }
 
 // cleanup bounds a give-back call: it must happen even when the claim's own
@@ -202,9 +207,12 @@ func (c *Claimer) release(ctx context.Context, vol, why string) {
 	ctx, cancel := cleanup(ctx)
 	defer cancel()
 	_, err := c.EC2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(c.Identity.InstanceID)})
-	if err != nil {
+	if err != nil && !nothingAttached(err) {
 		c.Log.Error("could not give back volume", "step", "claim-volume", "volume", vol, "why", why, "err", err)
 		return
+	}
+	if c.myVol == vol {
+		c.myVol = ""
 	}
 	c.Log.Warn("gave back volume", "step", "claim-volume", "volume", vol, "why", why)
 }

@@ -40,7 +40,12 @@ type waiter struct {
 	// volume leave before attaching again (a lagging view still shows it).
 	volDetached bool
 	holder      string // who held the volume when we last looked
-	kept        bool   // we cleared delete-on-termination
+	// volState is the volume's state when we last looked (creating,
+	// error, ...: a volume nobody holds may still not be attachable), and
+	// volErr the last DescribeVolumes failure since, for pending.
+	volState types.VolumeState
+	volErr   string
+	kept     bool // we cleared delete-on-termination
 }
 
 func (w *waiter) setENI(c *Claimer, e types.NetworkInterface, attachmentID string, idx int32) {
@@ -70,7 +75,7 @@ func (w *waiter) look(inst types.Instance) (view, error) {
 			continue
 		}
 		if ip := aws.ToString(ni.PrivateIpAddress); ip != w.ip {
-			return v, fmt.Errorf("%w: %s has IP %s, expected %s", errFatal, w.eniID, ip, w.ip)
+			return v, fmt.Errorf("%w: %s has IP %s, expected %s", ErrCannotClaim, w.eniID, ip, w.ip)
 		}
 		v.eni = string(ni.Attachment.Status)
 		v.deleteOnTermination = aws.ToBool(ni.Attachment.DeleteOnTermination)
@@ -186,17 +191,29 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 	// volume can change: DescribeVolumes alone says when it is free.
 	if !(w.device == "" && w.eniOK && !w.volDetached) {
 		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{c.Identity.InstanceID}})
-		if err != nil {
-			if fatal(err) {
-				return false, fmt.Errorf("describe instance %s: %w", c.Identity.InstanceID, err)
+		unseen := ""
+		switch {
+		case err != nil && fatal(err):
+			return false, fmt.Errorf("describe instance %s: %w", c.Identity.InstanceID, err)
+		case err != nil:
+			// Eventual consistency (a just-launched instance) or
+			// throttling: the next poll may do.
+			unseen = "unseen: DescribeInstances failed: " + apiReason(err)
+		default:
+			inst, ok := findInstance(out, c.Identity.InstanceID)
+			if !ok {
+				unseen = "unseen: DescribeInstances did not list " + c.Identity.InstanceID
+				break
 			}
-			return false, nil // eventual consistency or throttling: the next poll may do
+			if v, err = w.look(inst); err != nil {
+				return false, err
+			}
 		}
-		inst, ok := findInstance(out, c.Identity.InstanceID)
-		if !ok {
-			return false, nil
-		}
-		if v, err = w.look(inst); err != nil {
+		if unseen != "" {
+			// Nothing is confirmed, but the stuck bounds still count from
+			// the attach calls: a DescribeInstances that keeps failing or
+			// lagging must not hold this round until the claim's deadline.
+			_, err := w.stuck(ctx, sig, bound, unseen, unseen)
 			return false, err
 		}
 	}
@@ -217,7 +234,7 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 	}
 	if w.device == "" && !w.volDetached && v.device != "" {
 		// Ours after all (an attach whose answer said in use was our own).
-		w.device, w.volSince = v.device, time.Now()
+		w.device, w.volSince, c.myVol = v.device, time.Now(), w.volID
 		watchVol()
 	}
 	if w.device != "" && v.vol == attached && v.device == w.device {
@@ -226,26 +243,27 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 	if w.eniOK && w.volOK {
 		return true, nil
 	}
-	// Stuck attachments, bounded from our attach call (an attachment
-	// Describe never shows is bounded too): an ENI is let go (the next
-	// round may take it or another node); a volume is force-detached and
-	// attached again under another name, since only this node may use it.
-	now := time.Now()
-	if !w.eniOK && now.Sub(w.eniSince) > bound {
-		return false, w.detachStuckENI(ctx, bound, v.eni)
-	}
-	if !w.volOK && w.device != "" && !w.volDetached && now.Sub(w.volSince) > bound {
-		if err := w.detachStuckVolume(ctx, bound, v.vol); err != nil {
-			return false, err
-		}
-		sig.forget(sigVol)
-		return false, nil
+	if acted, err := w.stuck(ctx, sig, bound, v.eni, v.vol); acted || err != nil {
+		return false, err
 	}
 	if w.device == "" && v.vol == "" {
 		// Not ours (yet, or again after a stuck attach): see whether the
 		// volume is free.
 		vout, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{w.volID}})
-		if err != nil || len(vout.Volumes) != 1 || (w.volDetached && c.volHeldByMe(vout.Volumes[0])) {
+		switch {
+		case err != nil && fatal(err):
+			return false, fmt.Errorf("describe volume %s: %w", w.volID, err)
+		case err != nil:
+			if ctx.Err() == nil { // not the claim's own deadline
+				w.volErr = fmt.Sprintf("DescribeVolumes of %s failed: %s", w.volID, apiReason(err))
+			}
+			return false, nil // throttling or eventual consistency: the next poll may do
+		case len(vout.Volumes) != 1:
+			w.volErr = fmt.Sprintf("DescribeVolumes of %s listed %d volumes", w.volID, len(vout.Volumes))
+			return false, nil
+		}
+		w.volErr = ""
+		if w.volDetached && c.volHeldByMe(vout.Volumes[0]) {
 			return false, nil // a lagging view of the attachment we detached
 		}
 		w.volDetached = false
@@ -257,6 +275,37 @@ func (w *waiter) poll(ctx context.Context, sig *signals, bound time.Duration, wa
 		}
 	}
 	return false, nil
+}
+
+// stuck applies the stuck bounds, counted from our attach calls (so an
+// attachment Describe never shows, or a poll that cannot see the instance at
+// all, is bounded too), given the attachment states this poll saw: an ENI
+// not attached within the bound is let go (the next round may take it or
+// another node); a volume is force-detached and attached again under
+// another name, since only this node may use it. It reports whether it
+// detached anything.
+func (w *waiter) stuck(ctx context.Context, sig *signals, bound time.Duration, eniState, volState string) (bool, error) {
+	now := time.Now()
+	if !w.eniOK && now.Sub(w.eniSince) > bound {
+		return true, w.detachStuckENI(ctx, bound, eniState)
+	}
+	if !w.volOK && w.device != "" && !w.volDetached && now.Sub(w.volSince) > bound {
+		if err := w.detachStuckVolume(ctx, bound, volState); err != nil {
+			return true, err
+		}
+		sig.forget(sigVol)
+		return true, nil
+	}
+	return false, nil
+}
+
+// apiReason is an EC2 error as "Code (message)", the SDK's wrapping left
+// out; other errors as they are.
+func apiReason(err error) string {
+	if code := errorCode(err); code != "" {
+		return fmt.Sprintf("%s (%s)", code, errorMessage(err))
+	}
+	return err.Error()
 }
 
 // keepENI clears delete-on-termination: the ENI is the node's address and
@@ -317,15 +366,31 @@ func (w *waiter) detachStuckVolume(ctx context.Context, bound time.Duration, sta
 		return fmt.Errorf("detach stuck %s: %w", w.volID, err)
 	}
 	c.badDevice[w.device] = true
+	if c.myVol == w.volID {
+		c.myVol = ""
+	}
 	w.device, w.volDetached, w.volSince = "", true, time.Time{}
 	return nil
 }
 
+// pending says what the round was still waiting for at the deadline.
 func (w *waiter) pending() string {
-	if w.device == "" {
-		return fmt.Sprintf("holding %s (node %d, %s) but volume %s is still held by %s", w.eniID, w.node, w.ip, w.volID, w.holder)
+	if w.device != "" {
+		return fmt.Sprintf("%s and %s (node %d) not both attached", w.eniID, w.volID, w.node)
 	}
-	return fmt.Sprintf("%s and %s (node %d) not both attached", w.eniID, w.volID, w.node)
+	why := fmt.Sprintf("holding %s (node %d, %s) but volume %s ", w.eniID, w.node, w.ip, w.volID)
+	switch {
+	case w.holder != "":
+		why += "is still held by " + w.holder
+	case w.volState != "":
+		why += fmt.Sprintf("is %s, not available", w.volState)
+	default:
+		why += "was never seen"
+	}
+	if w.volErr != "" {
+		why += "; last " + w.volErr
+	}
+	return why
 }
 
 func findInstance(out *ec2.DescribeInstancesOutput, id string) (types.Instance, bool) {
