@@ -19,6 +19,8 @@ type Product struct {
 var Products = []Product{
 	{"firstboot/cmd/zkaas-firstboot", []string{"linux/amd64", "linux/arm64"}},
 	{"plugin", []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}},
+	// The operator command runs on operators' laptops.
+	{"cmd/zkaas", []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}},
 }
 
 // Rig are the packages no product may depend on: the local cloud (EC2,

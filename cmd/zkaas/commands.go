@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/ops/deploy"
+	"github.com/zkaas/zkaas/ops/doctor"
+	"github.com/zkaas/zkaas/ops/down"
+	"github.com/zkaas/zkaas/ops/status"
+	"github.com/zkaas/zkaas/ops/zk"
+)
+
+func (e env) down(ctx context.Context, c Cloud, d deploy.Desired, deleteData bool, confirm string, log *slog.Logger) error {
+	res, err := down.Run(ctx, c, d, down.Options{DeleteData: deleteData, Confirm: confirm}, log)
+	for _, x := range res.Deleted {
+		fmt.Fprintf(e.stdout, "deleted  %s %s (%s)\n", x.Kind, x.Name, x.ID)
+	}
+	for _, k := range res.Kept {
+		fmt.Fprintf(e.stdout, "kept     %s %s (%s): %s\n", k.Existing.Kind, k.Existing.Name, k.Existing.ID, k.Why)
+	}
+	return err
+}
+
+// ask queries every node's srvr, bounded: status must answer even when
+// the nodes are not reachable from the operator's machine.
+func ask(ctx context.Context, cfg ensemble.Config) (map[netip.AddrPort]zk.Stat, map[netip.AddrPort]error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return zk.Client{Timeout: 2 * time.Second}.All(ctx, status.Addrs(cfg))
+}
+
+func (e env) status(ctx context.Context, c Cloud, cfg ensemble.Config, output string, probe bool) error {
+	inv, soft, err := c.Inventory(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, s := range soft {
+		fmt.Fprintf(e.stderr, "warning: %v\n", s)
+	}
+	var stats map[netip.AddrPort]zk.Stat
+	var errs map[netip.AddrPort]error
+	if probe {
+		stats, errs = ask(ctx, cfg)
+	}
+	rows := status.Rows(cfg, inv, stats, errs)
+	if output == "json" {
+		return status.JSON(e.stdout, cfg.Ensemble, rows)
+	}
+	return status.Print(e.stdout, rows)
+}
+
+func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.Desired, output string, probe bool) error {
+	inv, soft, err := c.Inventory(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, s := range soft {
+		fmt.Fprintf(e.stderr, "warning: %v\n", s)
+	}
+	subnet := ""
+	for _, x := range inv.ENIs {
+		subnet = x.Subnet
+	}
+	if id, ok := cfg.Deploy.SubnetOf(cfg.Nodes[0].AZ); ok {
+		subnet = id
+	}
+	inv.DryRun = c.DryRun(ctx, cfg, subnet)
+	in := doctor.Input{Config: cfg, Inv: inv}
+	if probe {
+		in.Stats, in.Errs = ask(ctx, cfg)
+	}
+	fs := doctor.Run(in)
+	if output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(fs); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RESULT\tCHECK\tSUBJECT\tDETAIL")
+		for _, f := range fs {
+			res := "ok"
+			if !f.OK {
+				res = "FAIL"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res, f.Check, f.Subject, f.Detail)
+			if !f.OK {
+				fmt.Fprintf(tw, "\t\t\tfix: %s\n", f.Fix)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%d check(s) failed\n", doctor.Failed(fs))
+	}
+	if n := doctor.Failed(fs); n > 0 {
+		return problemsFound(n)
+	}
+	return nil
+}
