@@ -285,6 +285,10 @@ func TestDryRun(t *testing.T) {
 			_, err := e.ec2.DeleteVolume(ctx(t), &ec2.DeleteVolumeInput{VolumeId: aws.String("vol-0123456789abcdef0"), DryRun: aws.Bool(dry)})
 			return err
 		}},
+		{"DescribeNetworkInterfaces", func(dry bool) error {
+			_, err := e.ec2.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{DryRun: aws.Bool(dry)})
+			return err
+		}},
 		{"AttachVolume", func(dry bool) error {
 			_, err := e.ec2.AttachVolume(ctx(t), &ec2.AttachVolumeInput{VolumeId: aws.String("vol-0123456789abcdef0"), InstanceId: aws.String("i-0123456789abcdef0"), Device: aws.String("/dev/xvdf"), DryRun: aws.Bool(dry)})
 			return err

@@ -151,8 +151,11 @@ func checkTag(t xmlTag) error {
 // e.g. https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html).
 
 // Deny makes the named EC2 actions ("CreateVolume", ...) answer
-// UnauthorizedOperation, DryRun or not, for the actions of this file (the
-// operator's calls); Allow undoes it.
+// UnauthorizedOperation: with DryRun every action; without, the
+// operator's calls (operatorActions in describe.go: the creates, deletes,
+// security group calls, CreateTags, AttachVolume, ModifyVolume,
+// ModifyNetworkInterfaceAttribute and their Describe calls). Allow undoes
+// it.
 func (s *Sim) Deny(actions ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
