@@ -76,7 +76,6 @@ const (
 	CodeInvalidGroupDuplicate        = "InvalidGroup.Duplicate"
 	CodeInvalidGroupNotFound         = "InvalidGroup.NotFound"
 	CodeInvalidGroupIDMalformed      = "InvalidGroupId.Malformed"
-	CodeInvalidGroupReserved         = "InvalidGroup.Reserved"
 	CodeInvalidIPAddressInUse        = "InvalidIPAddress.InUse"
 	CodeInvalidImageIDNotFound       = "InvalidAMIID.NotFound"
 	CodeInvalidImageIDMalformed      = "InvalidAMIID.Malformed"

@@ -202,7 +202,8 @@ func (s *Sim) createSecurityGroup(q query, now time.Time) (result, error) {
 	case !validGroupText(name):
 		return nil, clientError(CodeInvalidParameterValue, "Value (%s) for parameter GroupName is invalid. Character sets beyond ASCII are not supported.", name)
 	case strings.HasPrefix(name, "sg-"):
-		return nil, clientError(CodeInvalidParameterValue, "Group names may not be in the format sg-*")
+		// As AWS words it (quoted in pulumi/pulumi-awsx#477).
+		return nil, clientError(CodeInvalidParameterValue, "Value (%s) for parameter GroupName is invalid. Group names may not be in the format sg-*.", name)
 	case !validGroupText(desc):
 		return nil, clientError(CodeInvalidParameterValue, "Value (%s) for parameter GroupDescription is invalid. Character sets beyond ASCII are not supported.", desc)
 	}
@@ -214,9 +215,8 @@ func (s *Sim) createSecurityGroup(q query, now time.Time) (result, error) {
 	if vpc != s.vpcID {
 		return nil, clientError(CodeInvalidVpcIDNotFound, "The vpc ID '%s' does not exist", vpc)
 	}
-	if name == "default" {
-		return nil, clientError(CodeInvalidGroupReserved, "The security group 'default' is reserved")
-	}
+	// "default" is taken by the VPC's default group: a duplicate (moto's
+	// record of AWS, getmoto/moto#331).
 	for _, g := range s.ext().groups {
 		if g.VPCID == vpc && g.Name == name {
 			return nil, clientError(CodeInvalidGroupDuplicate, "The security group '%s' already exists for VPC '%s'", name, vpc)
