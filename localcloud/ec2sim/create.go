@@ -394,7 +394,15 @@ func (s *Sim) deleteNetworkInterface(q query, now time.Time) (result, error) {
 		return nil, err
 	}
 	if n.Attachment != nil {
-		return nil, clientError(CodeInvalidENIInUse, "The network interface '%s' is currently in use.", id)
+		// Real answers are InvalidParameterValue "Network interface 'eni-…'
+		// is currently in use." (quoted in gruntwork-io/cloud-nuke#431 and
+		// #1132); EC2's error list also has InvalidNetworkInterface.InUse,
+		// which Faults.ENIInUseCodeRate draws, as for attaches.
+		code := CodeInvalidParameterValue
+		if s.fault(s.faults.ENIInUseCodeRate) {
+			code = CodeInvalidENIInUse
+		}
+		return nil, clientError(code, "Network interface '%s' is currently in use.", id)
 	}
 	s.enis.remove(id, now, s.retain)
 	delete(s.ext().eniGroups, id)

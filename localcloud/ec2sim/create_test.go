@@ -99,7 +99,7 @@ func TestDeleteNetworkInterface(t *testing.T) {
 	tests := []struct {
 		name, id, code, msg string
 	}{
-		{"attached", attached.ID, "InvalidNetworkInterface.InUse", "The network interface '" + attached.ID + "' is currently in use."},
+		{"attached", attached.ID, "InvalidParameterValue", "Network interface '" + attached.ID + "' is currently in use."},
 		{"available", free.ID, "", ""},
 		{"gone", free.ID, "InvalidNetworkInterfaceID.NotFound", ""},
 		{"malformed", "eni-x", "InvalidNetworkInterfaceID.Malformed", ""},
