@@ -80,6 +80,12 @@ func (c *Cloud) AdoptTag(ctx context.Context, vol string) (string, error) {
 	return "", fmt.Errorf("describe volume %s: not found", vol)
 }
 
+// FormatInitialized is the initialized tag's value for when: RFC 3339 in
+// UTC, to the second (the instance policy admits only that shape).
+func FormatInitialized(when time.Time) string {
+	return when.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
 // TagInitialized records on the volume that it holds a filesystem since
 // when (RFC 3339, seconds), so that it is never formatted again.
 func (c *Cloud) TagInitialized(ctx context.Context, vol string, when time.Time) error {
@@ -87,7 +93,7 @@ func (c *Cloud) TagInitialized(ctx context.Context, vol string, when time.Time) 
 	defer cancel()
 	_, err := c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
 		Resources: []string{vol},
-		Tags:      []types.Tag{{Key: aws.String(c.Config.Claim.Tags.Initialized), Value: aws.String(when.UTC().Format(time.RFC3339))}},
+		Tags:      []types.Tag{{Key: aws.String(c.Config.Claim.Tags.Initialized), Value: aws.String(FormatInitialized(when))}},
 	})
 	if err != nil {
 		return fmt.Errorf("tag %s %s: %w", vol, c.Config.Claim.Tags.Initialized, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/zkaas/zkaas/internal/golden"
 
 	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/firstboot/claim"
 )
 
 func TestForGolden(t *testing.T) {
@@ -141,7 +142,7 @@ func TestInitializedTagValue(t *testing.T) {
 	if pattern == "" {
 		t.Fatal("no StringLike on the initialized tag's value")
 	}
-	written := time.Date(2026, 12, 2, 1, 2, 3, 456, time.FixedZone("x", 3600)).UTC().Truncate(time.Second).Format(time.RFC3339)
+	written := claim.FormatInitialized(time.Date(2026, 12, 2, 1, 2, 3, 456, time.FixedZone("x", 3600)))
 	for _, tc := range []struct {
 		value string
 		want  bool
