@@ -241,10 +241,10 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 		Rule{Port: z.QuorumPort, SelfGroup: true, Description: "ZooKeeper quorum"},
 		Rule{Port: z.ElectionPort, SelfGroup: true, Description: "ZooKeeper leader election"})
 	add(KindSecurityGroup, NodesGroup, SecurityGroupSpec{GroupName: prefix + "-nodes",
-		Description: "zkaas " + ens + ": the nodes' ENIs", Ingress: ingress})
+		Description: "zkaas " + ens + ": the nodes ENIs", Ingress: ingress})
 	// The primary interface carries only the instance's own calls out.
 	add(KindSecurityGroup, InstanceGroup, SecurityGroupSpec{GroupName: prefix + "-instances",
-		Description: "zkaas " + ens + ": instances' primary interfaces, no ingress"})
+		Description: "zkaas " + ens + ": instance primary interfaces, no ingress"})
 	nodes := slices.Clone(cfg.Nodes)
 	slices.SortFunc(nodes, func(a, b ensemble.Node) int { return a.ID - b.ID })
 	for _, n := range nodes {

@@ -1,0 +1,427 @@
+package aws_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/dlm"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/localcloud/asgsim"
+	"github.com/zkaas/zkaas/localcloud/dlmsim"
+	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/iamsim"
+	opsaws "github.com/zkaas/zkaas/ops/aws"
+	"github.com/zkaas/zkaas/ops/deploy"
+	"github.com/zkaas/zkaas/ops/doctor"
+	"github.com/zkaas/zkaas/ops/down"
+	"github.com/zkaas/zkaas/ops/plan"
+)
+
+// world is ec2sim, asgsim, iamsim and dlmsim behind the real SDK clients.
+type world struct {
+	sim   *ec2sim.Sim
+	asg   *asgsim.Service
+	iam   *iamsim.Service
+	dlm   *dlmsim.Service
+	ec2   *ec2.Client
+	cloud *opsaws.Cloud
+	cfg   ensemble.Config
+	raw   []byte
+}
+
+func newWorld(t *testing.T, retries int) *world {
+	t.Helper()
+	w := &world{sim: ec2sim.New(ec2sim.Options{})}
+	t.Cleanup(w.sim.Close)
+	for az, cidr := range map[string]string{"us-east-1a": "10.0.1.0/24", "us-east-1b": "10.0.2.0/24", "us-east-1c": "10.0.3.0/24"} {
+		if _, err := w.sim.CreateSubnet(az, cidr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.asg = asgsim.New(asgsim.Options{EC2: asgsim.NewEC2Sim(w.sim)})
+	w.iam = iamsim.New(iamsim.Options{Seed: 1})
+	w.dlm = dlmsim.New(dlmsim.Options{Seed: 1})
+	base := sdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), RetryMaxAttempts: retries}
+	ec2srv := httptest.NewServer(w.sim)
+	asgsrv := httptest.NewServer(w.asg)
+	iamsrv := httptest.NewServer(w.iam)
+	dlmsrv := httptest.NewServer(w.dlm)
+	t.Cleanup(func() { ec2srv.Close(); asgsrv.Close(); iamsrv.Close(); dlmsrv.Close() })
+	w.ec2 = ec2.NewFromConfig(base, func(o *ec2.Options) { o.BaseEndpoint = sdk.String(ec2srv.URL) })
+	iamc := iam.NewFromConfig(base, func(o *iam.Options) { o.BaseEndpoint = sdk.String(iamsrv.URL) })
+	w.cloud = &opsaws.Cloud{
+		EC2: &templates{Client: w.ec2, sim: w.sim, byID: map[string]*template{}},
+		ASG: autoscaling.NewFromConfig(base, func(o *autoscaling.Options) { o.BaseEndpoint = sdk.String(asgsrv.URL) }),
+		IAM: iamc,
+		DLM: dlm.NewFromConfig(base, func(o *dlm.Options) { o.BaseEndpoint = sdk.String(dlmsrv.URL) }),
+		TagEnsemble: "zkaas:ensemble", TagNode: "zkaas:node", Log: slog.New(slog.DiscardHandler),
+		Poll: 10 * time.Millisecond, Wait: 5 * time.Second,
+	}
+	// DLM's execution role exists before up, as `aws dlm create-default-role` makes it.
+	_, err := iamc.CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: sdk.String("AWSDataLifecycleManagerDefaultRole"),
+		AssumeRolePolicyDocument: sdk.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"dlm.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.raw, err = os.ReadFile("testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.cfg, _, err = ensemble.Parse("ensemble.yaml", w.raw); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) desired(t *testing.T) deploy.Desired {
+	t.Helper()
+	d, err := deploy.For(w.cfg, w.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (w *world) up(ctx context.Context, t *testing.T) (int, error) {
+	t.Helper()
+	p, err := plan.Make(ctx, w.cloud, w.desired(t))
+	if err != nil {
+		return 0, err
+	}
+	return plan.Apply(ctx, w.cloud, p, slog.New(slog.DiscardHandler))
+}
+
+func (w *world) plan(t *testing.T) *plan.Plan {
+	t.Helper()
+	p, err := plan.Make(context.Background(), w.cloud, w.desired(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (w *world) count(t *testing.T) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	n := map[string]int{}
+	enis, err := w.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n["eni"] = len(enis.NetworkInterfaces)
+	vols, err := w.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n["volume"] = len(vols.Volumes)
+	sgs, err := w.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{{Name: sdk.String("tag:zkaas:ensemble"), Values: []string{"sim-zk"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n["sg"] = len(sgs.SecurityGroups)
+	groups, err := w.cloud.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n["group"] = len(groups.AutoScalingGroups)
+	n["policy"] = len(w.dlm.Policies())
+	return n
+}
+
+func TestUpAgainstTheSimulators(t *testing.T) {
+	w := newWorld(t, 0)
+	ctx := context.Background()
+	n, err := w.up(ctx, t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := w.desired(t)
+	if n != len(d.Resources) {
+		t.Errorf("up changed %d, want %d", n, len(d.Resources))
+	}
+	if p := w.plan(t); p.Changes() != 0 || len(p.Conflicts()) != 0 {
+		var b strings.Builder
+		_ = plan.Print(&b, p)
+		t.Fatalf("a second plan after up is not empty:\n%s", b.String())
+	}
+	if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 || got["sg"] != 2 || got["group"] != 3 || got["policy"] != 1 {
+		t.Errorf("counts %v", got)
+	}
+	// The ENIs are what firstboot claims: tagged, fixed IP, in the nodes' group.
+	enis, err := w.cloud.ENIs(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range enis {
+		want := fmt.Sprintf("10.0.%d.10", e.Node)
+		if e.IP.String() != want || e.Tags["zkaas:managed-by"] != "zkaas" || len(e.Groups) != 1 {
+			t.Errorf("ENI %+v", e)
+		}
+	}
+	// The template carries the config as user data, IMDSv2 required.
+	lt, _, err := w.sim.ResolveLaunchTemplate("", "zkaas-sim-zk", "$Default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = lt
+	if _, ok := w.iam.Role("zkaas-sim-zk"); !ok {
+		t.Fatal("no role")
+	}
+	if _, ok := w.iam.InstanceProfile("zkaas-sim-zk"); !ok {
+		t.Error("no instance profile")
+	}
+	groups, err := w.cloud.Groups(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if g.Spec.Hook.Name != "zkaas-launch" || g.Spec.Grace < 20*time.Minute || len(g.Spec.Suspended) != 1 {
+			t.Errorf("group %+v", g.Spec)
+		}
+	}
+	// Doctor on what up made: everything AWS-side passes; ZooKeeper was
+	// not asked.
+	inv, soft, err := w.cloud.Inventory(ctx, w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(soft) > 0 {
+		t.Logf("soft errors: %v", soft)
+	}
+	inv.DryRun = w.cloud.DryRun(ctx, w.cfg, enis[0].Subnet)
+	for _, f := range doctor.Run(doctor.Input{Config: w.cfg, Inv: inv}) {
+		if !f.OK && f.Check != "zookeeper" {
+			t.Errorf("doctor: %+v", f)
+		}
+	}
+	// A denied permission shows up in doctor through DryRun.
+	w.sim.Deny("CreateVolume")
+	if got := w.cloud.DryRun(ctx, w.cfg, enis[0].Subnet); got["CreateVolume"] != "UnauthorizedOperation" || got["CreateNetworkInterface"] != "" {
+		t.Errorf("DryRun with CreateVolume denied: %v", got)
+	}
+}
+
+// An up whose answers are lost (the change happened, the caller saw a 500
+// and gave up) resumes on the next run with no duplicates.
+func TestUpResumesAfterLostAnswers(t *testing.T) {
+	for _, action := range []string{"CreateVolume", "CreateNetworkInterface", "CreateSecurityGroup"} {
+		t.Run(action, func(t *testing.T) {
+			w := newWorld(t, 1)
+			w.sim.LoseNextResponse(action, 1)
+			if _, err := w.up(context.Background(), t); err == nil {
+				t.Fatal("up with a lost answer succeeded")
+			}
+			if _, err := w.up(context.Background(), t); err != nil {
+				t.Fatalf("second up: %v", err)
+			}
+			if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 || got["sg"] != 2 || got["group"] != 3 {
+				t.Errorf("after resuming: %v", got)
+			}
+			if p := w.plan(t); p.Changes() != 0 {
+				t.Errorf("%d changes after resuming", p.Changes())
+			}
+		})
+	}
+}
+
+func TestUpCancelledMidwayResumes(t *testing.T) {
+	w := newWorld(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	// Cancel once the first volume exists.
+	go func() {
+		for ctx.Err() == nil {
+			if vols, _ := w.ec2.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{}); vols != nil && len(vols.Volumes) > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := w.up(ctx, t)
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Logf("up ended with %v (it may have finished before the cancel)", err)
+	}
+	if _, err := w.up(context.Background(), t); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 || got["group"] != 3 {
+		t.Errorf("after resuming: %v", got)
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestDownAgainstTheSimulators(t *testing.T) {
+	w := newWorld(t, 0)
+	ctx := context.Background()
+	// A foreign ENI and volume in the same subnets and one of another ensemble.
+	sub, err := w.cloud.SubnetFor(ctx, "us-east-1a", mustAddr("10.0.1.50"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := w.sim.CreateNetworkInterface(sub.ID, "10.0.1.50", map[string]string{"team": "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand, err := w.sim.CreateVolume("us-east-1b", 10, map[string]string{"zkaas:ensemble": "other-zk", "zkaas:node": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.up(ctx, t); err != nil {
+		t.Fatal(err)
+	}
+	d := w.desired(t)
+	res, err := down.Run(ctx, w.cloud, d, down.Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := w.count(t)
+	if got["eni"] != 4 || got["volume"] != 4 || got["group"] != 0 || got["policy"] != 0 || got["sg"] != 1 {
+		t.Errorf("after down: %v (kept %v)", got, res.Kept)
+	}
+	_, role := w.iam.Role("zkaas-sim-zk")
+	_, prof := w.iam.InstanceProfile("zkaas-sim-zk")
+	if role || prof {
+		t.Error("role or profile left")
+	}
+	if _, err := down.Run(ctx, w.cloud, d, down.Options{DeleteData: true, Confirm: "sim-zk"}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	got = w.count(t)
+	if got["eni"] != 1 || got["volume"] != 1 || got["sg"] != 0 {
+		t.Errorf("after down -delete-data: %v", got)
+	}
+	if _, ok := w.sim.NetworkInterface(foreign.ID); !ok {
+		t.Error("the foreign ENI was deleted")
+	}
+	if _, ok := w.sim.Volume(hand.ID); !ok {
+		t.Error("the other ensemble's volume was deleted")
+	}
+}
+
+// templates serves the launch template calls in memory and mirrors each
+// template into the simulator's Go API, which the Auto Scaling simulator
+// launches from: ec2sim registers its launch template actions on the wire
+// only for its own tests so far (launchtemplate_register_test.go).
+type templates struct {
+	*ec2.Client
+	sim  *ec2sim.Sim
+	mu   sync.Mutex
+	byID map[string]*template
+}
+
+type template struct {
+	id, name string
+	tags     []ec2types.Tag
+	versions []*ec2types.ResponseLaunchTemplateData
+	def      int64
+}
+
+func respData(d *ec2types.RequestLaunchTemplateData) *ec2types.ResponseLaunchTemplateData {
+	r := &ec2types.ResponseLaunchTemplateData{ImageId: d.ImageId, InstanceType: d.InstanceType, SecurityGroupIds: d.SecurityGroupIds, UserData: d.UserData}
+	if d.IamInstanceProfile != nil {
+		r.IamInstanceProfile = &ec2types.LaunchTemplateIamInstanceProfileSpecification{Name: d.IamInstanceProfile.Name}
+	}
+	if m := d.MetadataOptions; m != nil {
+		r.MetadataOptions = &ec2types.LaunchTemplateInstanceMetadataOptions{HttpTokens: m.HttpTokens, HttpPutResponseHopLimit: m.HttpPutResponseHopLimit}
+	}
+	return r
+}
+
+func (t *templates) CreateLaunchTemplate(_ context.Context, in *ec2.CreateLaunchTemplateInput, _ ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := in.LaunchTemplateData
+	if _, err := base64.StdEncoding.DecodeString(sdk.ToString(d.UserData)); err != nil {
+		return nil, fmt.Errorf("user data is not base64: %w", err)
+	}
+	lt, err := t.sim.CreateLaunchTemplate(sdk.ToString(in.LaunchTemplateName), ec2sim.LaunchTemplateData{
+		ImageID: sdk.ToString(d.ImageId), InstanceType: string(d.InstanceType), UserData: sdk.ToString(d.UserData),
+		IAMInstanceProfile: &ec2sim.IAMInstanceProfile{Name: sdk.ToString(d.IamInstanceProfile.Name)},
+		MetadataOptions:    &ec2sim.MetadataOptions{HTTPTokens: string(d.MetadataOptions.HttpTokens), HTTPPutHopLimit: sdk.ToInt32(d.MetadataOptions.HttpPutResponseHopLimit)},
+		SecurityGroupIDs:   d.SecurityGroupIds,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var tags []ec2types.Tag
+	for _, ts := range in.TagSpecifications {
+		tags = append(tags, ts.Tags...)
+	}
+	t.byID[lt.ID] = &template{id: lt.ID, name: lt.Name, tags: tags, versions: []*ec2types.ResponseLaunchTemplateData{respData(d)}, def: 1}
+	return &ec2.CreateLaunchTemplateOutput{LaunchTemplate: &ec2types.LaunchTemplate{LaunchTemplateId: sdk.String(lt.ID), LaunchTemplateName: sdk.String(lt.Name)}}, nil
+}
+
+func (t *templates) DescribeLaunchTemplates(_ context.Context, in *ec2.DescribeLaunchTemplatesInput, _ ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := &ec2.DescribeLaunchTemplatesOutput{}
+	for _, lt := range t.byID {
+		match := true
+		for _, f := range in.Filters {
+			key, _ := strings.CutPrefix(sdk.ToString(f.Name), "tag:")
+			found := false
+			for _, tg := range lt.tags {
+				if sdk.ToString(tg.Key) == key && len(f.Values) > 0 && sdk.ToString(tg.Value) == f.Values[0] {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			out.LaunchTemplates = append(out.LaunchTemplates, ec2types.LaunchTemplate{LaunchTemplateId: sdk.String(lt.id), LaunchTemplateName: sdk.String(lt.name), Tags: lt.tags})
+		}
+	}
+	return out, nil
+}
+
+func (t *templates) DescribeLaunchTemplateVersions(_ context.Context, in *ec2.DescribeLaunchTemplateVersionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lt := t.byID[sdk.ToString(in.LaunchTemplateId)]
+	if lt == nil {
+		return nil, errors.New("InvalidLaunchTemplateId.NotFound")
+	}
+	return &ec2.DescribeLaunchTemplateVersionsOutput{LaunchTemplateVersions: []ec2types.LaunchTemplateVersion{{LaunchTemplateData: lt.versions[lt.def-1], VersionNumber: sdk.Int64(lt.def)}}}, nil
+}
+
+func (t *templates) CreateLaunchTemplateVersion(_ context.Context, in *ec2.CreateLaunchTemplateVersionInput, _ ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateVersionOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lt := t.byID[sdk.ToString(in.LaunchTemplateId)]
+	lt.versions = append(lt.versions, respData(in.LaunchTemplateData))
+	return &ec2.CreateLaunchTemplateVersionOutput{LaunchTemplateVersion: &ec2types.LaunchTemplateVersion{VersionNumber: sdk.Int64(int64(len(lt.versions)))}}, nil
+}
+
+func (t *templates) ModifyLaunchTemplate(_ context.Context, in *ec2.ModifyLaunchTemplateInput, _ ...func(*ec2.Options)) (*ec2.ModifyLaunchTemplateOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lt := t.byID[sdk.ToString(in.LaunchTemplateId)]
+	fmt.Sscan(sdk.ToString(in.DefaultVersion), &lt.def)
+	return &ec2.ModifyLaunchTemplateOutput{}, nil
+}
+
+func (t *templates) DeleteLaunchTemplate(_ context.Context, in *ec2.DeleteLaunchTemplateInput, _ ...func(*ec2.Options)) (*ec2.DeleteLaunchTemplateOutput, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byID, sdk.ToString(in.LaunchTemplateId))
+	return &ec2.DeleteLaunchTemplateOutput{}, nil
+}
