@@ -67,10 +67,10 @@ func newWorld(t *testing.T, retries int) *world {
 	w.ec2 = ec2.NewFromConfig(base, func(o *ec2.Options) { o.BaseEndpoint = sdk.String(ec2srv.URL) })
 	iamc := iam.NewFromConfig(base, func(o *iam.Options) { o.BaseEndpoint = sdk.String(iamsrv.URL) })
 	w.cloud = &opsaws.Cloud{
-		EC2: &templates{Client: w.ec2, sim: w.sim, byID: map[string]*template{}},
-		ASG: autoscaling.NewFromConfig(base, func(o *autoscaling.Options) { o.BaseEndpoint = sdk.String(asgsrv.URL) }),
-		IAM: iamc,
-		DLM: dlm.NewFromConfig(base, func(o *dlm.Options) { o.BaseEndpoint = sdk.String(dlmsrv.URL) }),
+		EC2:         &templates{Client: w.ec2, sim: w.sim, byID: map[string]*template{}},
+		ASG:         autoscaling.NewFromConfig(base, func(o *autoscaling.Options) { o.BaseEndpoint = sdk.String(asgsrv.URL) }),
+		IAM:         iamc,
+		DLM:         dlm.NewFromConfig(base, func(o *dlm.Options) { o.BaseEndpoint = sdk.String(dlmsrv.URL) }),
 		TagEnsemble: "zkaas:ensemble", TagNode: "zkaas:node", Log: slog.New(slog.DiscardHandler),
 		Poll: 10 * time.Millisecond, Wait: 5 * time.Second,
 	}
