@@ -2,9 +2,11 @@ package ec2sim
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,6 +63,32 @@ var volumeLimits = map[string]volumeLimit{
 // account's default key (alias/aws/ebs).
 func (s *Sim) defaultKMSKey() string {
 	return fmt.Sprintf("arn:aws:kms:%s:%s:key/00000000-0000-4000-8000-000000000ebs", s.opts.Region, ownerID)
+}
+
+// kmsKeyARN is the key ARN EC2 reports for the KmsKeyId a caller gave:
+// KmsKeyId "You can specify the KMS key using any of the following: Key
+// ID ..., Key alias ..., Key ARN ..., Alias ARN" and the volume's
+// kmsKeyId is "The Amazon Resource Name (ARN) of the KMS key" (Volume).
+// The simulator has no KMS: an alias stands for a key whose id is derived
+// from the alias name, so the same alias always gives the same ARN.
+func (s *Sim) kmsKeyARN(key string) string {
+	prefix := fmt.Sprintf("arn:aws:kms:%s:%s:", s.opts.Region, ownerID)
+	name := key
+	if rest, ok := strings.CutPrefix(key, "arn:aws:kms:"); ok {
+		_, res, _ := strings.Cut(rest, ":") // region
+		_, res, _ = strings.Cut(res, ":")   // account
+		if strings.HasPrefix(res, "key/") {
+			return key
+		}
+		name = res
+	}
+	if alias, ok := strings.CutPrefix(name, "alias/"); ok {
+		h := fnv.New128a()
+		h.Write([]byte(alias))
+		b := h.Sum(nil)
+		return prefix + fmt.Sprintf("key/%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	}
+	return prefix + "key/" + name
 }
 
 // checkVolumeOptions applies CreateVolume's validation; size 0 means "from
@@ -137,6 +165,8 @@ func (s *Sim) checkVolumeOptions(size int32, o VolumeOptions, hasIOPS, hasThroug
 	}
 	if o.Encrypted && o.KMSKeyID == "" {
 		o.KMSKeyID = s.defaultKMSKey()
+	} else if o.KMSKeyID != "" {
+		o.KMSKeyID = s.kmsKeyARN(o.KMSKeyID)
 	}
 	return o, size, nil
 }

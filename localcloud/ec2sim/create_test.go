@@ -1,6 +1,7 @@
 package ec2sim_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,8 @@ func TestDeleteNetworkInterface(t *testing.T) {
 	}
 }
 
+const keyARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
 func TestCreateVolume(t *testing.T) {
 	e := setup(t, ec2sim.Options{})
 	snap := e.sim.AddSnapshot(20)
@@ -137,9 +140,9 @@ func TestCreateVolume(t *testing.T) {
 		size      int32
 	}{
 		{"gp3 with IOPS, throughput, KMS, tags", ec2.CreateVolumeInput{AvailabilityZone: az, Size: aws.Int32(100), VolumeType: types.VolumeTypeGp3,
-			Iops: aws.Int32(6000), Throughput: aws.Int32(250), Encrypted: aws.Bool(true), KmsKeyId: aws.String("alias/zk"),
+			Iops: aws.Int32(6000), Throughput: aws.Int32(250), Encrypted: aws.Bool(true), KmsKeyId: aws.String(keyARN),
 			TagSpecifications: tagSpec(types.ResourceTypeVolume, "zkaas:ensemble", "prod", "zkaas:node", "1")}, "", "",
-			ec2sim.VolumeOptions{Type: "gp3", IOPS: 6000, Throughput: 250, Encrypted: true, KMSKeyID: "alias/zk"}, 100},
+			ec2sim.VolumeOptions{Type: "gp3", IOPS: 6000, Throughput: 250, Encrypted: true, KMSKeyID: keyARN}, 100},
 		{"gp3 defaults", ec2.CreateVolumeInput{AvailabilityZone: az, Size: aws.Int32(10), VolumeType: types.VolumeTypeGp3}, "", "",
 			ec2sim.VolumeOptions{Type: "gp3", IOPS: 3000, Throughput: 125}, 10},
 		{"default type gp2", ec2.CreateVolumeInput{AvailabilityZone: az, Size: aws.Int32(100)}, "", "",
@@ -366,6 +369,34 @@ func TestClientTokenAndLostResponses(t *testing.T) {
 				t.Fatalf("replay made %s, first was %s", aws.ToString(out.VolumeId), first)
 			}
 			first = aws.ToString(out.VolumeId)
+		})
+	}
+}
+
+// TestKMSKeyForms: every form of KmsKeyId comes back as a key ARN, the
+// same alias as the same key.
+func TestKMSKeyForms(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	arnOf := func(key string) string {
+		out, err := e.ec2.CreateVolume(ctx(t), &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(1),
+			VolumeType: types.VolumeTypeGp3, Encrypted: aws.Bool(true), KmsKeyId: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.KmsKeyId)
+	}
+	alias := arnOf("alias/zk")
+	tests := []struct{ key, want string }{
+		{keyARN, keyARN},
+		{"1234abcd-12ab-34cd-56ef-1234567890ab", keyARN},
+		{"arn:aws:kms:us-east-1:123456789012:alias/zk", alias},
+		{"alias/zk", alias},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			if got := arnOf(tc.key); got != tc.want || !strings.HasPrefix(got, "arn:aws:kms:us-east-1:123456789012:key/") {
+				t.Fatalf("%s -> %s, want %s", tc.key, got, tc.want)
+			}
 		})
 	}
 }
