@@ -59,8 +59,10 @@ func (c *Cloud) eniAttached(ev ec2sim.ENIEvent) error {
 	err := c.visible.attached(ev.NetworkInterfaceID, ev.InstanceID, d, func() error { return c.plugENI(ev) })
 	if err != nil {
 		c.imdsForget(ev)
+		return err
 	}
-	return err
+	c.attachLog.attached(ev.NetworkInterfaceID, ev.InstanceID)
+	return nil
 }
 
 // plugENI plugs the ENI's veth into its instance, if that still runs.
@@ -75,6 +77,7 @@ func (c *Cloud) plugENI(ev ec2sim.ENIEvent) (err error) {
 // eniDetached unplugs the ENI's veth, if this attachment still has it (or
 // drops its delayed plug), and takes it out of the instance's IMDS.
 func (c *Cloud) eniDetached(ev ec2sim.ENIEvent) {
+	c.attachLog.detached(ev.NetworkInterfaceID, ev.InstanceID)
 	c.visible.detached(ev.NetworkInterfaceID, ev.InstanceID)
 	c.enis.unplugFrom(ev.NetworkInterfaceID, ev.InstanceID)
 	c.imdsForget(ev)

@@ -115,6 +115,7 @@ type Cloud struct {
 	volumes    volumes
 	visible    visibility // when hot-plugged devices appear, against the API
 	groupState            // Auto Scaling (autoscaling.go)
+	attachLog  holdLog    // attachments as the API had them (holds.go)
 
 	stopCtx  func() bool
 	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress

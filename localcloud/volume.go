@@ -163,7 +163,11 @@ func (c *Cloud) VolumeFile(id string) (string, bool) { return c.volumes.file(id)
 // the instance, ordered against the API's "attached" by
 // Options.DiskVisibleDelay.
 func (c *Cloud) volumeAttached(ev ec2sim.VolumeEvent) error {
-	return c.visible.attached(ev.VolumeID, ev.InstanceID, c.opts.DiskVisibleDelay, func() error { return c.plugVolume(ev) })
+	if err := c.visible.attached(ev.VolumeID, ev.InstanceID, c.opts.DiskVisibleDelay, func() error { return c.plugVolume(ev) }); err != nil {
+		return err
+	}
+	c.attachLog.attached(ev.VolumeID, ev.InstanceID)
+	return nil
 }
 
 // plugVolume plugs the volume into its instance, if that still runs.
@@ -177,6 +181,7 @@ func (c *Cloud) plugVolume(ev ec2sim.VolumeEvent) (err error) {
 // volumeDetached unplugs the volume, if this attachment still has it, or
 // drops its delayed plug.
 func (c *Cloud) volumeDetached(ev ec2sim.VolumeEvent) {
+	c.attachLog.detached(ev.VolumeID, ev.InstanceID)
 	c.visible.detached(ev.VolumeID, ev.InstanceID)
 	c.volumes.unplugFrom(ev.VolumeID, ev.InstanceID)
 }

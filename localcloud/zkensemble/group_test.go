@@ -1,8 +1,6 @@
 package zkensemble
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,18 +10,6 @@ import (
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
-
-// imageHasUnit reports whether the baked image installs the unit.
-func imageHasUnit(t *testing.T, unit string) bool {
-	t.Helper()
-	root := sharedImage(t)
-	for _, dir := range []string{"etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"} {
-		if _, err := os.Stat(filepath.Join(root, dir, unit)); err == nil {
-			return true
-		}
-	}
-	return false
-}
 
 // newGroups creates the ensemble's groups, deleted (their instances
 // terminated) when the test ends, before the cloud closes.
@@ -80,7 +66,7 @@ func waitActivity(t *testing.T, g *Groups, group, prefix string, bound time.Dura
 // rejoins by DIFF with the data; then two groups lose their instance at
 // once (quorum lost) and both replacements bring the quorum back.
 func TestGroupHeals(t *testing.T) {
-	hook := imageHasUnit(t, "zkaas-ready.service")
+	hook := hasUnit(sharedImage(t), "zkaas-ready.service")
 	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: 20 * time.Second})
 	g := newGroups(t, e, GroupOptions{Hook: hook})
 	start := time.Now()
