@@ -32,6 +32,7 @@ import (
 	"github.com/zkaas/zkaas/ops/doctor"
 	"github.com/zkaas/zkaas/ops/down"
 	"github.com/zkaas/zkaas/ops/plan"
+	"github.com/zkaas/zkaas/ops/status"
 )
 
 // world is ec2sim, asgsim, iamsim and dlmsim behind the real SDK clients.
@@ -424,4 +425,108 @@ func (t *templates) DeleteLaunchTemplate(_ context.Context, in *ec2.DeleteLaunch
 	defer t.mu.Unlock()
 	delete(t.byID, sdk.ToString(in.LaunchTemplateId))
 	return &ec2.DeleteLaunchTemplateOutput{}, nil
+}
+
+// Per-node groups: one template per node with the node pinned in its user
+// data, a group of one tagged with the node; the groups' launches wait in
+// Pending:Wait on the zkaas-launch hook, which status shows.
+func TestPerNodeGroups(t *testing.T) {
+	w := newWorld(t, 0)
+	w.raw = append(w.raw, []byte("  groups: per_node\n")...)
+	var err error
+	if w.cfg, _, err = ensemble.Parse("ensemble.yaml", w.raw); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := w.up(ctx, t); err != nil {
+		t.Fatal(err)
+	}
+	if p := w.plan(t); p.Changes() != 0 {
+		t.Errorf("%d changes after up", p.Changes())
+	}
+	for n := 1; n <= 3; n++ {
+		name := fmt.Sprintf("zkaas-sim-zk-node-%d", n)
+		_, v, err := w.sim.ResolveLaunchTemplate("", name, "$Default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ud, err := base64.StdEncoding.DecodeString(v.Data.UserData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, ok, err := ensemble.FromUserData(ud)
+		if err != nil || !ok {
+			t.Fatalf("%s: user data: %v %v", name, ok, err)
+		}
+		cfg, _, err := ensemble.Parse(ensemble.UserDataName, doc)
+		if err != nil || cfg.Node != n {
+			t.Errorf("%s: node %d, %v", name, cfg.Node, err)
+		}
+		if v.Data.MetadataOptions == nil || v.Data.MetadataOptions.HTTPTokens != "required" || v.Data.MetadataOptions.HTTPPutHopLimit != 1 {
+			t.Errorf("%s: metadata options %+v", name, v.Data.MetadataOptions)
+		}
+	}
+	if err := w.asg.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := w.cloud.Groups(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if g.Spec.Node == 0 || g.Spec.Size != 1 {
+			t.Errorf("group %s: %+v", g.Name, g.Spec)
+		}
+		if len(g.Instances) != 1 || g.Instances[0].Lifecycle != "Pending:Wait" {
+			t.Errorf("group %s instances %+v: want one held by the launch hook", g.Name, g.Instances)
+		}
+	}
+	// Play firstboot's claim for node 1 on its group's instance; status
+	// then shows the holder, its state and its lifecycle state.
+	var inst string
+	for _, g := range groups {
+		if g.Spec.Node == 1 {
+			inst = g.Instances[0].ID
+		}
+	}
+	enis, err := w.cloud.ENIs(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols, err := w.cloud.Volumes(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range enis {
+		if e.Node == 1 {
+			if _, err := w.ec2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: sdk.String(e.ID), InstanceId: sdk.String(inst), DeviceIndex: sdk.Int32(1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, v := range vols {
+		if v.Node == 1 {
+			if _, err := w.ec2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: sdk.String(v.ID), InstanceId: sdk.String(inst), Device: sdk.String("/dev/xvdf")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, soft, err := w.cloud.Inventory(ctx, w.cfg)
+	if err != nil || len(soft) > 0 {
+		t.Fatalf("inventory: %v %v", err, soft)
+	}
+	rows := status.Rows(w.cfg, inv, nil, nil)
+	if r := rows[0]; r.Holder != inst || r.VolumeHolder != inst || r.State != "running" || r.Lifecycle != "Pending:Wait" || r.AZ != "us-east-1a" {
+		t.Errorf("status row of node 1: %+v", r)
+	}
+	if r := rows[1]; r.Holder != "" || r.ENI == "" || r.Volume == "" {
+		t.Errorf("status row of node 2: %+v", r)
+	}
+	// The holder is an instance of the ensemble (its group's tags
+	// propagated): doctor's foreign-holder check passes.
+	for _, f := range doctor.Run(doctor.Input{Config: w.cfg, Inv: inv}) {
+		if f.Check == "foreign-holder" && !f.OK {
+			t.Errorf("doctor: %+v", f)
+		}
+	}
 }
