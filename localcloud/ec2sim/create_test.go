@@ -400,3 +400,32 @@ func TestKMSKeyForms(t *testing.T) {
 		})
 	}
 }
+
+func TestFailNext(t *testing.T) {
+	e := setup(t, ec2sim.Options{})
+	tests := []struct {
+		name, code string
+		retried    bool // the SDK's default retryer gets past it
+	}{
+		{"throttled, retried", "RequestLimitExceeded", true},
+		{"internal, retried", "InternalError", true},
+		{"client error", "InvalidParameterValue", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.sim.FailNext("CreateSecurityGroup", 1, tc.code)
+			_, err := e.ec2.CreateSecurityGroup(ctx(t), &ec2.CreateSecurityGroupInput{GroupName: aws.String(strings.ReplaceAll(tc.name, ",", "")),
+				Description: aws.String("d"), VpcId: aws.String(e.sim.VPCID())})
+			if tc.retried {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantError(t, err, tc.code, "injected by FailNext")
+		})
+	}
+	if n := len(e.sim.SecurityGroups()); n != 3 { // default + the two retried
+		t.Fatalf("%d groups", n)
+	}
+}

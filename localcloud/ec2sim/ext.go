@@ -32,6 +32,7 @@ type extState struct {
 	denied        map[string]bool                  // EC2 actions the caller may not perform
 	tokens        map[string]idempotent            // action + ClientToken -> first answer
 	loseNext      map[string]int                   // action -> successful calls whose answer is lost
+	failNext      map[string][]*APIError           // action -> errors the next calls answer
 	createDelay   time.Duration                    // CreateVolume: creating -> available
 	defaultGroup  string                           // the VPC's default security group id, once made
 }
@@ -52,7 +53,7 @@ func (s *Sim) ext() *extState {
 			groups: map[string]SecurityGroup{}, eniGroups: map[string][]string{},
 			volumeAttrs: map[string]VolumeOptions{}, images: map[string]Image{},
 			snapshots: map[string]Snapshot{}, denied: map[string]bool{},
-			tokens: map[string]idempotent{}, loseNext: map[string]int{},
+			tokens: map[string]idempotent{}, loseNext: map[string]int{}, failNext: map[string][]*APIError{},
 			modifications: map[string][]*volumeModification{},
 		}
 		// The image every simulated instance reports (DescribeInstances'
@@ -183,6 +184,10 @@ func guarded(name string, run func(*Sim, query, time.Time) (result, error)) func
 		if st.denied[name] {
 			return nil, errUnauthorized()
 		}
+		if f := st.failNext[name]; len(f) > 0 {
+			st.failNext[name] = f[1:]
+			return nil, f[0]
+		}
 		if dry, _, _ := q.bool("DryRun"); dry {
 			return nil, errDryRun()
 		}
@@ -258,6 +263,31 @@ func canonicalParams(q query) string {
 		fmt.Fprintf(&b, "%s=%q;", k, q.form[k])
 	}
 	return b.String()
+}
+
+// FailNext makes the next n calls of the action (one of the operator's,
+// see Deny) answer EC2's error with that code and change nothing:
+// RequestLimitExceeded is the throttling answer (HTTP 503, the SDK
+// retries it), InternalError and Unavailable are HTTP 500/503 (retried
+// too), anything else an HTTP 400 client error (not retried).
+func (s *Sim) FailNext(action string, n int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var e *APIError
+	switch code {
+	case CodeRequestLimitExceeded:
+		e = errThrottled()
+	case "InternalError":
+		e = &APIError{Status: http.StatusInternalServerError, Code: code, Message: "An internal error has occurred"}
+	case "Unavailable":
+		e = &APIError{Status: http.StatusServiceUnavailable, Code: code, Message: "The server is overloaded and can't handle the request."}
+	default:
+		e = clientError(code, "injected by FailNext")
+	}
+	st := s.ext()
+	for range n {
+		st.failNext[action] = append(st.failNext[action], e)
+	}
 }
 
 // LoseNextResponse makes the next n successful calls of the action (one
