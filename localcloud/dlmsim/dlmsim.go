@@ -62,6 +62,8 @@ type Service struct {
 	policies map[string]*Policy
 	rng      *rand.Rand
 	calls    map[string]int
+	failNext map[string][]*APIError // action -> errors the next calls answer
+	loseNext map[string]int         // action -> successful calls whose answer is lost
 }
 
 // AccountID is the simulated account, as in ec2sim.
@@ -139,7 +141,8 @@ func New(opts Options) *Service {
 		opts.MaxPolicies = 100
 	}
 	return &Service{opts: opts, log: opts.Logger, policies: map[string]*Policy{},
-		rng: rand.New(rand.NewPCG(opts.Seed, 13)), calls: map[string]int{}}
+		rng: rand.New(rand.NewPCG(opts.Seed, 13)), calls: map[string]int{},
+		failNext: map[string][]*APIError{}, loseNext: map[string]int{}}
 }
 
 // Error codes (the "Errors" of each action in the DLM API Reference).
@@ -171,7 +174,7 @@ func notFound(ids ...string) *APIError {
 
 // ServeHTTP answers one DLM call.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	action, res, err := s.route(r)
+	action, res, err := s.routeWithFaults(r)
 	s.mu.Lock()
 	s.calls[action]++
 	s.mu.Unlock()
@@ -190,6 +193,68 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(res)
+}
+
+// routeWithFaults is route with FailNext and LoseNextResponse applied.
+func (s *Service) routeWithFaults(r *http.Request) (string, any, *APIError) {
+	action := actionOf(r)
+	s.mu.Lock()
+	if f := s.failNext[action]; len(f) > 0 {
+		s.failNext[action] = f[1:]
+		s.mu.Unlock()
+		return action, nil, f[0]
+	}
+	s.mu.Unlock()
+	action, res, err := s.route(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.loseNext[action] > 0 {
+		s.loseNext[action]--
+		return action, nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalServerException", Message: "An internal error occurred."}
+	}
+	return action, res, err
+}
+
+// actionOf names the operation a request is, before it runs.
+func actionOf(r *http.Request) string {
+	path := strings.TrimSuffix(r.URL.EscapedPath(), "/")
+	switch {
+	case path == "/policies" && r.Method == http.MethodPost:
+		return "CreateLifecyclePolicy"
+	case path == "/policies":
+		return "GetLifecyclePolicies"
+	case strings.HasPrefix(path, "/policies/"):
+		return map[string]string{http.MethodGet: "GetLifecyclePolicy", http.MethodPatch: "UpdateLifecyclePolicy", http.MethodDelete: "DeleteLifecyclePolicy"}[r.Method]
+	case strings.HasPrefix(path, "/tags/"):
+		return map[string]string{http.MethodGet: "ListTagsForResource", http.MethodPost: "TagResource", http.MethodDelete: "UntagResource"}[r.Method]
+	}
+	return "Unknown"
+}
+
+// FailNext makes the next n calls of the action (CreateLifecyclePolicy,
+// ...) answer an error with that code and change nothing:
+// InternalServerException is HTTP 500 (the SDK retries it),
+// LimitExceededException 429, ResourceNotFoundException 404, anything
+// else 400.
+func (s *Service) FailNext(action string, n int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status := map[string]int{"InternalServerException": 500, CodeLimitExceeded: 429, CodeResourceNotFound: 404}[code]
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	for range n {
+		s.failNext[action] = append(s.failNext[action], &APIError{Status: status, Code: code, Message: "injected by FailNext"})
+	}
+}
+
+// LoseNextResponse makes the next n successful calls of the action take
+// effect and then answer HTTP 500 InternalServerException. DLM has no
+// client tokens: a retried create makes a second policy.
+func (s *Service) LoseNextResponse(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseNext[action] += n
 }
 
 // route maps the REST bindings of the DLM model to the handlers.

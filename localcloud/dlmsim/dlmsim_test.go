@@ -221,3 +221,22 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestFaults(t *testing.T) {
+	svc, c := setup(t) // RetryMaxAttempts 1: every answer is seen
+	create := func() error {
+		_, err := c.CreateLifecyclePolicy(ctx(t), &dlm.CreateLifecyclePolicyInput{ExecutionRoleArn: aws.String(role),
+			Description: aws.String("zkaas prod"), State: types.SettablePolicyStateValuesEnabled, PolicyDetails: daily("prod")})
+		return err
+	}
+	svc.FailNext("CreateLifecyclePolicy", 1, "InternalServerException")
+	wantError(t, create(), "InternalServerException", 500)
+	if n := len(svc.Policies()); n != 0 {
+		t.Fatalf("a failed create made %d policies", n)
+	}
+	svc.LoseNextResponse("CreateLifecyclePolicy", 1)
+	wantError(t, create(), "InternalServerException", 500)
+	if n := len(svc.Policies()); n != 1 {
+		t.Fatalf("a lost answer left %d policies, want 1", n)
+	}
+}

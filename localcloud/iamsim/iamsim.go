@@ -64,6 +64,8 @@ type Service struct {
 	profiles map[string]*InstanceProfile // by lower-cased name
 	rng      *rand.Rand
 	calls    map[string]int
+	failNext map[string][]*APIError // action -> errors the next calls answer
+	loseNext map[string]int         // action -> successful calls whose answer is lost
 }
 
 // Role is an IAM role.
@@ -105,7 +107,8 @@ func New(opts Options) *Service {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{opts: opts, log: opts.Logger, roles: map[string]*Role{}, profiles: map[string]*InstanceProfile{},
-		rng: rand.New(rand.NewPCG(opts.Seed, 11)), calls: map[string]int{}}
+		rng: rand.New(rand.NewPCG(opts.Seed, 11)), calls: map[string]int{},
+		failNext: map[string][]*APIError{}, loseNext: map[string]int{}}
 }
 
 // Error codes, from "Common Errors" and each action's Errors section of
@@ -315,8 +318,45 @@ func (s *Service) call(r *http.Request) (string, any, *APIError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f := s.failNext[name]; len(f) > 0 {
+		s.failNext[name] = f[1:]
+		return name, nil, f[0]
+	}
 	res, err := h(s, q, s.opts.Now())
+	if err == nil && s.loseNext[name] > 0 {
+		s.loseNext[name]--
+		return name, nil, apiErr(http.StatusInternalServerError, "ServiceFailure", "The request processing has failed because of an unknown error, exception or failure.")
+	}
 	return name, res, err
+}
+
+// FailNext makes the next n calls of the action answer an error with that
+// code and change nothing: "Throttling" (HTTP 400, which the SDK retries),
+// "ServiceFailure" (HTTP 500, retried), anything else HTTP 400.
+func (s *Service) FailNext(action string, n int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status := http.StatusBadRequest
+	msg := "injected by FailNext"
+	switch code {
+	case "Throttling":
+		msg = "Rate exceeded"
+	case "ServiceFailure":
+		status, msg = http.StatusInternalServerError, "The request processing has failed because of an unknown error, exception or failure."
+	}
+	for range n {
+		s.failNext[action] = append(s.failNext[action], apiErr(status, code, "%s", msg))
+	}
+}
+
+// LoseNextResponse makes the next n successful calls of the action take
+// effect and then answer HTTP 500 ServiceFailure, as a lost answer looks.
+// IAM has no client tokens: a retried create then meets
+// EntityAlreadyExists.
+func (s *Service) LoseNextResponse(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseNext[action] += n
 }
 
 // Calls returns how many calls of each action were answered.

@@ -313,3 +313,29 @@ func TestRolePoliciesAndProfiles(t *testing.T) {
 		t.Fatalf("calls %v", svc.Calls())
 	}
 }
+
+func TestFaults(t *testing.T) {
+	svc, c := setup(t) // RetryMaxAttempts 1: every answer is seen
+	tests := []struct {
+		name   string
+		setup  func()
+		code   string
+		status int
+	}{
+		{"throttled", func() { svc.FailNext("CreateRole", 1, "Throttling") }, "Throttling", 400},
+		{"lost answer", func() { svc.LoseNextResponse("CreateRole", 1) }, "ServiceFailure", 500},
+		{"the retry finds it made", nil, "EntityAlreadyExists", 409},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup()
+			}
+			_, err := c.CreateRole(ctx(t), &iam.CreateRoleInput{RoleName: aws.String("r"), AssumeRolePolicyDocument: aws.String(trust)})
+			wantError(t, err, tc.code, "", tc.status)
+		})
+	}
+	if _, ok := svc.Role("r"); !ok {
+		t.Fatal("the role whose answer was lost is not there")
+	}
+}
