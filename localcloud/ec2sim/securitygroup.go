@@ -169,7 +169,7 @@ func (s *Sim) groupFor(q query) (SecurityGroup, error) {
 	return SecurityGroup{}, errMissing("GroupId")
 }
 
-// groupNameRE is CreateSecurityGroup's constraint for a VPC group: "Up to
+// validGroupText checks CreateSecurityGroup's constraint for a VPC group: "Up to
 // 255 characters in length. Cannot start with sg-. Valid characters: a-z,
 // A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*"
 // (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html);
@@ -239,7 +239,7 @@ func (s *Sim) groupARN(id string) string {
 	return fmt.Sprintf("arn:aws:ec2:%s:%s:security-group/%s", s.opts.Region, ownerID, id)
 }
 
-// protocols maps what IpProtocol accepts to its canonical form: "tcp, udp,
+// canonicalProtocol maps what IpProtocol accepts to its canonical form: "tcp, udp,
 // icmp, icmpv6 ... or a number (see Protocol Numbers). Use -1 to specify
 // all protocols." (IpPermission,
 // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html).
