@@ -13,6 +13,7 @@ import (
 	"github.com/zkaas/zkaas/ops/deploy"
 	"github.com/zkaas/zkaas/ops/doctor"
 	"github.com/zkaas/zkaas/ops/down"
+	"github.com/zkaas/zkaas/ops/roll"
 	"github.com/zkaas/zkaas/ops/status"
 	"github.com/zkaas/zkaas/ops/zk"
 )
@@ -105,4 +106,33 @@ func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.
 		return problemsFound(n)
 	}
 	return nil
+}
+
+// zkNodes answers roll's srvr questions by node id.
+type zkNodes struct{ cfg ensemble.Config }
+
+func (z zkNodes) Stats(ctx context.Context) (map[int]zk.Stat, map[int]error) {
+	stats, errs := ask(ctx, z.cfg)
+	byID, errByID := map[int]zk.Stat{}, map[int]error{}
+	for _, n := range z.cfg.Nodes {
+		a := netip.AddrPortFrom(n.IP, uint16(z.cfg.ZooKeeper.ClientPort))
+		if st, ok := stats[a]; ok {
+			byID[n.ID] = st
+		} else {
+			errByID[n.ID] = errs[a]
+		}
+	}
+	return byID, errByID
+}
+
+func (e env) roll(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.Desired, log *slog.Logger) error {
+	// The template first: its new default version is what replacements
+	// launch from.
+	if err := e.up(ctx, c, d, log); err != nil {
+		return err
+	}
+	done, err := roll.Run(ctx, c.Roller(cfg.Ensemble), zkNodes{cfg}, roll.Options{
+		StepTimeout: cfg.Claim.Deadline.D() + cfg.Health.ReadyTimeout.D() + deploy.Margin, Log: log})
+	fmt.Fprintf(e.stdout, "roll: replaced nodes %v\n", done)
+	return err
 }

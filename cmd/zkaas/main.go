@@ -28,6 +28,7 @@ import (
 	"github.com/zkaas/zkaas/ops/deploy"
 	"github.com/zkaas/zkaas/ops/inventory"
 	"github.com/zkaas/zkaas/ops/plan"
+	"github.com/zkaas/zkaas/ops/roll"
 )
 
 // Cloud is what the subcommands need: plan's domain cloud, the inventory
@@ -36,6 +37,7 @@ type Cloud interface {
 	plan.Cloud
 	Inventory(ctx context.Context, cfg ensemble.Config) (inventory.Snapshot, []error, error)
 	DryRun(ctx context.Context, cfg ensemble.Config, subnet string) map[string]string
+	Roller(ensemble string) roll.Cloud
 }
 
 // env is the command's world; tests replace newCloud.
@@ -57,8 +59,13 @@ func realCloud(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (Clou
 		return nil, err
 	}
 	plan.SetNodeTagKey(cfg.Claim.Tags.Node)
-	return c, nil
+	return awsCloud{c}, nil
 }
+
+// awsCloud adds the roller to *opsaws.Cloud.
+type awsCloud struct{ *opsaws.Cloud }
+
+func (a awsCloud) Roller(ens string) roll.Cloud { return opsaws.Roller{Cloud: a.Cloud, Ensemble: ens} }
 
 const usage = `usage: zkaas <command> -config ensemble.yaml [flags]
 
@@ -69,7 +76,8 @@ commands:
   doctor   every check, each with its fix
   down     remove groups, templates, security groups, role and profile made by zkaas
            (ENIs and volumes stay unless -delete-data -confirm <ensemble>)
-  roll     not implemented yet (issue 12)
+  roll     up (a new template version), then replace node by node, followers first,
+           the leader last, each only when every node serves and has caught up
 `
 
 // exit codes: 0 ok, 1 failed (or doctor found problems), 2 bad usage or config.
@@ -88,6 +96,7 @@ func (e env) run(ctx context.Context, args []string) int {
 	probe := fs.Bool("zookeeper", true, "status/doctor: ask the nodes' client ports (srvr)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "log every step")
+	image := fs.String("image", "", "roll: the image to roll to; must be the config's deploy.image_id (so a later up keeps it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -100,16 +109,13 @@ func (e env) run(ctx context.Context, args []string) int {
 		return 2
 	}
 	level := slog.LevelWarn
-	if *verbose || cmd == "up" || cmd == "down" {
+	if *verbose || cmd == "up" || cmd == "down" || cmd == "roll" {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
 	switch cmd {
-	case "plan", "up", "status", "doctor", "down":
-	case "roll":
-		fmt.Fprintln(e.stderr, "zkaas roll: not implemented yet; to move to a new image: set deploy.image_id, `zkaas up` (a new template version), then replace one node at a time, followers first, leader last, checking `zkaas doctor` between each")
-		return 1
+	case "plan", "up", "status", "doctor", "down", "roll":
 	default:
 		fmt.Fprintf(e.stderr, "zkaas: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -137,6 +143,10 @@ func (e env) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(e.stderr, "zkaas down: -delete-data deletes every node's ENI and volume, the ensemble's data: add -confirm %s\n", cfg.Ensemble)
 		return 2
 	}
+	if cmd == "roll" && *image != "" && *image != cfg.Deploy.ImageID {
+		fmt.Fprintf(e.stderr, "zkaas roll: -image %s differs from deploy.image_id %s in %s: set deploy.image_id to %s (so a later up keeps it) and run roll again\n", *image, cfg.Deploy.ImageID, *cfgPath, *image)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	c, err := e.newCloud(ctx, cfg, log)
@@ -155,6 +165,8 @@ func (e env) run(ctx context.Context, args []string) int {
 		err = e.status(ctx, c, cfg, *output, *probe)
 	case "doctor":
 		err = e.doctor(ctx, c, cfg, desired, *output, *probe)
+	case "roll":
+		err = e.roll(ctx, c, cfg, desired, log)
 	}
 	var found problemsFound
 	switch {

@@ -25,6 +25,7 @@ type ASGAPI interface {
 	SuspendProcesses(context.Context, *autoscaling.SuspendProcessesInput, ...func(*autoscaling.Options)) (*autoscaling.SuspendProcessesOutput, error)
 	DescribeLifecycleHooks(context.Context, *autoscaling.DescribeLifecycleHooksInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeLifecycleHooksOutput, error)
 	PutLifecycleHook(context.Context, *autoscaling.PutLifecycleHookInput, ...func(*autoscaling.Options)) (*autoscaling.PutLifecycleHookOutput, error)
+	TerminateInstanceInAutoScalingGroup(context.Context, *autoscaling.TerminateInstanceInAutoScalingGroupInput, ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error)
 	DescribeAutoScalingInstances(context.Context, *autoscaling.DescribeAutoScalingInstancesInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingInstancesOutput, error)
 }
 
@@ -74,8 +75,12 @@ func (c *Cloud) Groups(ctx context.Context, ens string) ([]inventory.Group, erro
 			}
 			grp := inventory.Group{Name: name, Spec: spec, Tags: tags, HealthCheckType: sdk.ToString(g.HealthCheckType)}
 			for _, i := range g.Instances {
-				grp.Instances = append(grp.Instances, inventory.GroupInstance{ID: sdk.ToString(i.InstanceId), AZ: sdk.ToString(i.AvailabilityZone),
-					Lifecycle: string(i.LifecycleState), Health: sdk.ToString(i.HealthStatus)})
+				gi := inventory.GroupInstance{ID: sdk.ToString(i.InstanceId), AZ: sdk.ToString(i.AvailabilityZone),
+					Lifecycle: string(i.LifecycleState), Health: sdk.ToString(i.HealthStatus)}
+				if lt := i.LaunchTemplate; lt != nil {
+					gi.Template, gi.Version = sdk.ToString(lt.LaunchTemplateName), sdk.ToString(lt.Version)
+				}
+				grp.Instances = append(grp.Instances, gi)
 			}
 			out = append(out, grp)
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/zkaas/zkaas/ops/doctor"
 	"github.com/zkaas/zkaas/ops/down"
 	"github.com/zkaas/zkaas/ops/plan"
+	"github.com/zkaas/zkaas/ops/roll"
 	"github.com/zkaas/zkaas/ops/status"
 )
 
@@ -388,7 +389,7 @@ func (t *templates) DescribeLaunchTemplates(_ context.Context, in *ec2.DescribeL
 			match = match && found
 		}
 		if match {
-			out.LaunchTemplates = append(out.LaunchTemplates, ec2types.LaunchTemplate{LaunchTemplateId: sdk.String(lt.id), LaunchTemplateName: sdk.String(lt.name), Tags: lt.tags})
+			out.LaunchTemplates = append(out.LaunchTemplates, ec2types.LaunchTemplate{LaunchTemplateId: sdk.String(lt.id), LaunchTemplateName: sdk.String(lt.name), Tags: lt.tags, DefaultVersionNumber: sdk.Int64(lt.def)})
 		}
 	}
 	return out, nil
@@ -529,4 +530,43 @@ func TestPerNodeGroups(t *testing.T) {
 			t.Errorf("doctor: %+v", f)
 		}
 	}
+	// Roll's view: node 1's holder runs the default version; after a
+	// new template version it does not, and Replace has its group
+	// terminate it without lowering the desired capacity.
+	roller := opsaws.Roller{Cloud: w.cloud, Ensemble: "sim-zk"}
+	nodes, err := roller.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeOf(nodes, 1); n.Instance != inst || !n.Current {
+		t.Errorf("node 1 before the new version: %+v", n)
+	}
+	w.cfg.Deploy.ImageID = "ami-0fedcba9876543210"
+	if _, err := w.up(ctx, t); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err = roller.Nodes(ctx); err != nil || nodeOf(nodes, 1).Current {
+		t.Errorf("node 1 after the new version: %+v %v", nodeOf(nodes, 1), err)
+	}
+	if err := roller.Replace(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	groups, err = w.cloud.Groups(ctx, "sim-zk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if g.Spec.Node == 1 && g.Spec.Size != 1 {
+			t.Errorf("Replace changed the desired capacity: %+v", g.Spec)
+		}
+	}
+}
+
+func nodeOf(nodes []roll.Node, id int) roll.Node {
+	for _, n := range nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return roll.Node{}
 }

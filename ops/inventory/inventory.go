@@ -46,6 +46,9 @@ type Group struct {
 // GroupInstance is an instance as its group sees it.
 type GroupInstance struct {
 	ID, AZ, Lifecycle, Health string
+	// Template and Version are the launch template and the version
+	// number it was launched from.
+	Template, Version string
 }
 
 // Instance is an EC2 instance holding (or having held) a slot.
