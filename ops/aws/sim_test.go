@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +40,7 @@ import (
 
 // world is ec2sim, asgsim, iamsim and dlmsim behind the real SDK clients.
 type world struct {
+	calls atomic.Int64 // HTTP requests to any simulator
 	sim   *ec2sim.Sim
 	asg   *asgsim.Service
 	iam   *iamsim.Service
@@ -48,7 +51,7 @@ type world struct {
 	raw   []byte
 }
 
-func newWorld(t *testing.T, retries int) *world {
+func newWorld(t testing.TB, retries int) *world {
 	t.Helper()
 	w := &world{sim: ec2sim.New(ec2sim.Options{})}
 	t.Cleanup(w.sim.Close)
@@ -61,10 +64,10 @@ func newWorld(t *testing.T, retries int) *world {
 	w.iam = iamsim.New(iamsim.Options{Seed: 1})
 	w.dlm = dlmsim.New(dlmsim.Options{Seed: 1})
 	base := sdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), RetryMaxAttempts: retries}
-	ec2srv := httptest.NewServer(w.sim)
-	asgsrv := httptest.NewServer(w.asg)
-	iamsrv := httptest.NewServer(w.iam)
-	dlmsrv := httptest.NewServer(w.dlm)
+	ec2srv := httptest.NewServer(w.count2(w.sim))
+	asgsrv := httptest.NewServer(w.count2(w.asg))
+	iamsrv := httptest.NewServer(w.count2(w.iam))
+	dlmsrv := httptest.NewServer(w.count2(w.dlm))
 	t.Cleanup(func() { ec2srv.Close(); asgsrv.Close(); iamsrv.Close(); dlmsrv.Close() })
 	w.ec2 = ec2.NewFromConfig(base, func(o *ec2.Options) { o.BaseEndpoint = sdk.String(ec2srv.URL) })
 	iamc := iam.NewFromConfig(base, func(o *iam.Options) { o.BaseEndpoint = sdk.String(iamsrv.URL) })
@@ -92,7 +95,15 @@ func newWorld(t *testing.T, retries int) *world {
 	return w
 }
 
-func (w *world) desired(t *testing.T) deploy.Desired {
+// count2 counts the requests h serves.
+func (w *world) count2(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.calls.Add(1)
+		h.ServeHTTP(rw, r)
+	})
+}
+
+func (w *world) desired(t testing.TB) deploy.Desired {
 	t.Helper()
 	d, err := deploy.For(w.cfg, w.raw)
 	if err != nil {
@@ -101,7 +112,7 @@ func (w *world) desired(t *testing.T) deploy.Desired {
 	return d
 }
 
-func (w *world) up(ctx context.Context, t *testing.T) (int, error) {
+func (w *world) up(ctx context.Context, t testing.TB) (int, error) {
 	t.Helper()
 	p, err := plan.Make(ctx, w.cloud, w.desired(t))
 	if err != nil {
@@ -150,9 +161,22 @@ func (w *world) count(t *testing.T) map[string]int {
 func TestUpAgainstTheSimulators(t *testing.T) {
 	w := newWorld(t, 0)
 	ctx := context.Background()
+	before := w.calls.Load()
+	start := time.Now()
 	n, err := w.up(ctx, t)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Logf("up from nothing: %d API calls, %s", w.calls.Load()-before, time.Since(start))
+	// A converged plan only reads.
+	w.sim.ResetStats()
+	if _, err := w.up(ctx, t); err != nil {
+		t.Fatal(err)
+	}
+	for action := range w.sim.Stats().Calls {
+		if !strings.HasPrefix(action, "Describe") {
+			t.Errorf("a second up called %s", action)
+		}
 	}
 	d := w.desired(t)
 	if n != len(d.Resources) {
@@ -569,4 +593,21 @@ func nodeOf(nodes []roll.Node, id int) roll.Node {
 		}
 	}
 	return roll.Node{}
+}
+
+// BenchmarkUpFromNothing: the API calls and time of a first up of a
+// 3-node ensemble (simulators without latency: the time is zkaas's own).
+func BenchmarkUpFromNothing(b *testing.B) {
+	var calls int64
+	for b.Loop() {
+		b.StopTimer()
+		w := newWorld(b, 0)
+		before := w.calls.Load()
+		b.StartTimer()
+		if _, err := w.up(context.Background(), b); err != nil {
+			b.Fatal(err)
+		}
+		calls += w.calls.Load() - before
+	}
+	b.ReportMetric(float64(calls)/float64(b.N), "api_calls/up")
 }
