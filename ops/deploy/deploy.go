@@ -331,7 +331,17 @@ const boundary = "zkaas-ensemble-boundary"
 func UserData(raw []byte, node int) ([]byte, error) {
 	doc := raw
 	if node > 0 {
-		doc = append([]byte(fmt.Sprintf("node: %d\n", node)), raw...)
+		// After a leading document marker, or the pin would be a
+		// document of its own and the file two.
+		body := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+		var head []byte
+		if rest, ok := bytes.CutPrefix(body, []byte("---")); ok && (len(rest) == 0 || rest[0] == '\n' || rest[0] == '\r' || rest[0] == ' ') {
+			line, tail, _ := bytes.Cut(body, []byte("\n"))
+			head, body = slices.Concat(line, []byte("\n")), tail
+		}
+		// slices.Concat makes a fresh slice: appending to a subslice of
+		// raw would write into the caller's bytes.
+		doc = slices.Concat(head, []byte(fmt.Sprintf("node: %d\n", node)), body)
 	}
 	var b bytes.Buffer
 	b.WriteString("Content-Type: multipart/mixed; boundary=\"" + boundary + "\"\r\nMIME-Version: 1.0\r\n\r\n")

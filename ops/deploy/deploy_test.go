@@ -117,3 +117,32 @@ func TestRefused(t *testing.T) {
 		t.Error("oversized user data accepted")
 	}
 }
+
+// The pin goes after a leading document marker, or the user data would
+// hold two YAML documents.
+func TestUserDataPinAfterDocumentMarker(t *testing.T) {
+	cfg, raw := load(t, func(s string) string { return "---\n" + s + "  groups: per_node\n" })
+	for _, r := range mustFor(t, cfg, raw).Resources {
+		s, ok := r.Spec.(TemplateSpec)
+		if !ok {
+			continue
+		}
+		doc, _, err := ensemble.FromUserData(s.UserData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := ensemble.Parse(ensemble.UserDataName, doc)
+		if err != nil || got.Node != s.Node {
+			t.Errorf("%s: node %d, %v", r.Name, got.Node, err)
+		}
+	}
+}
+
+func mustFor(t *testing.T, cfg ensemble.Config, raw []byte) Desired {
+	t.Helper()
+	d, err := For(cfg, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
