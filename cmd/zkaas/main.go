@@ -58,7 +58,6 @@ func realCloud(ctx context.Context, cfg ensemble.Config, log *slog.Logger) (Clou
 	if err != nil {
 		return nil, err
 	}
-	plan.SetNodeTagKey(cfg.Claim.Tags.Node)
 	return awsCloud{c}, nil
 }
 

@@ -182,9 +182,12 @@ type SnapshotPolicySpec struct {
 
 // Desired is the whole ensemble in AWS.
 type Desired struct {
-	Ensemble  string
-	Region    string
-	Tags      map[string]string // on every resource zkaas creates
+	Ensemble string
+	Region   string
+	Tags     map[string]string // on every resource zkaas creates
+	// NodeTag is the identity tag key (claim.tags.node) ENIs and volumes
+	// also carry, with their node id.
+	NodeTag   string
 	Resources []Resource
 }
 
@@ -219,7 +222,7 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 	d := cfg.Deploy
 	ens := cfg.Ensemble
 	prefix := "zkaas-" + ens
-	out := Desired{Ensemble: ens, Region: cfg.Region(), Tags: map[string]string{
+	out := Desired{Ensemble: ens, Region: cfg.Region(), NodeTag: cfg.Claim.Tags.Node, Tags: map[string]string{
 		cfg.Claim.Tags.Ensemble: ens,
 		TagManagedBy:            ManagedBy,
 	}}

@@ -290,7 +290,7 @@ func Apply(ctx context.Context, c Cloud, p *Plan, log *slog.Logger) (changed int
 			tags := maps.Clone(p.Desired.Tags)
 			tags[deploy.TagResource] = r.Name
 			if n, ok := nodeOf(r); ok {
-				tags[nodeTagKey] = fmt.Sprint(n)
+				tags[p.Desired.NodeTag] = fmt.Sprint(n)
 			}
 			id, err := c.Create(ctx, r, tags)
 			if err != nil {
@@ -309,13 +309,6 @@ func Apply(ctx context.Context, c Cloud, p *Plan, log *slog.Logger) (changed int
 	}
 	return changed, nil
 }
-
-// nodeTagKey is the identity tag key; the desired tags hold the ensemble
-// key, and ENIs and volumes also get the node's.
-var nodeTagKey = "zkaas:node"
-
-// SetNodeTagKey sets the node tag key (claim.tags.node) for Apply.
-func SetNodeTagKey(k string) { nodeTagKey = k }
 
 func nodeOf(r deploy.Resource) (int, bool) {
 	switch s := r.Spec.(type) {
