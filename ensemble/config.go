@@ -126,6 +126,10 @@ type ZooKeeper struct {
 	FourLetterWords []string    `yaml:"four_letter_words"`
 	Heap            string      `yaml:"heap"` // JVM size: 512m, 2g
 	AdminServer     AdminServer `yaml:"admin_server"`
+	// Extra, JVMFlags and GCLog: see zookeeper_settings.go.
+	Extra    Extra    `yaml:"extra"`     // more zoo.cfg keys, type-checked where known
+	JVMFlags []string `yaml:"jvm_flags"` // appended to SERVER_JVMFLAGS
+	GCLog    bool     `yaml:"gc_log"`    // GC log under <mount_point>/logs
 }
 
 // Autopurge maps to autopurge.snapRetainCount and autopurge.purgeInterval.
@@ -179,6 +183,7 @@ func Default() Config {
 			FourLetterWords: []string{"srvr", "ruok", "mntr"},
 			Heap:            "1g",
 			AdminServer:     AdminServer{Enabled: false, Port: 8080},
+			GCLog:           true,
 		},
 		Health: Health{ReadyTimeout: Duration(15 * time.Minute), RefusedHold: Duration(10 * time.Minute)},
 		Deploy: DefaultDeploy(),

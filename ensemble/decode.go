@@ -176,6 +176,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(reflect.ValueOf(a))
 		return
+	case v.Type() == extraType:
+		d.decodeExtra(n, v, path) // zookeeper_settings.go
+		return
 	}
 	switch v.Kind() {
 	case reflect.Struct:

@@ -76,6 +76,7 @@ func (v *validator) validate(c *Config) {
 		v.errorf("network.mtu", "%d must be between %d and %d (EC2's jumbo frame MTU inside a VPC)", m, routing.MinMTU, routing.MaxMTU)
 	}
 	v.zookeeper(&c.ZooKeeper)
+	v.zookeeperSettings(c) // zookeeper_settings.go
 	v.deploy(c)
 	if d := c.Health.ReadyTimeout.D(); d < 10*time.Second || d > 2*time.Hour {
 		v.errorf("health.ready_timeout", "%s must be between 10s and 2h", c.Health.ReadyTimeout)

@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -47,6 +48,10 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	cfg.ZooKeeper.Heap = "128m"
 	// Ports are free: nothing else runs in the namespace.
 	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
+	// zookeeper.extra must reach the server (conf shows what it applied),
+	// and the GC log must not stop the JVM from starting.
+	cfg.ZooKeeper.Extra = ensemble.Extra{"maxClientCnxns": "17", "minSessionTimeout": "800", "maxSessionTimeout": "9000", "jute.maxbuffer": "2097152"}
+	cfg.ZooKeeper.FourLetterWords = []string{"srvr", "conf"}
 
 	zk := Owner{os.Getuid(), os.Getgid()}
 	if o, err := LookupOwner("zookeeper"); err == nil {
@@ -156,6 +161,15 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if !logHas("Initialize file found")() {
 		t.Error("ZooKeeper did not log that it found the initialize file")
 	}
+	conf := fourLetterWord(t, ns, client, "conf")
+	for _, want := range []string{"maxClientCnxns=17", "minSessionTimeout=800", "maxSessionTimeout=9000"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("conf does not show %s (zookeeper.extra did not reach the server):\n%s", want, conf)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(layout.LogDir, "gc.log")); err != nil || st.Size() == 0 {
+		t.Errorf("GC log under %s: %v (want a non-empty gc.log)", layout.LogDir, err)
+	}
 	stop()
 	if _, err := os.Stat(layout.InitializePath()); !os.IsNotExist(err) {
 		t.Errorf("initialize marker still present after ZooKeeper started (stat: %v)", err)
@@ -163,6 +177,25 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if has, err := HasData(layout); err != nil || !has {
 		t.Errorf("after the trusted start HasData = %v, %v; want true (snapshot.0)", has, err)
 	}
+}
+
+// fourLetterWord sends a four-letter word and returns the whole answer.
+func fourLetterWord(t *testing.T, ns testNS, addr netip.AddrPort, word string) string {
+	t.Helper()
+	c, err := ns.dial(t.Context(), "tcp", addr.String())
+	if err != nil {
+		t.Fatalf("%s: %v", word, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(word)); err != nil {
+		t.Fatalf("%s: %v", word, err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("%s: %v", word, err)
+	}
+	return string(b)
 }
 
 // envFile parses KEY="value" lines the way systemd's EnvironmentFile= does

@@ -56,6 +56,22 @@ func TestRenderGolden(t *testing.T) {
 			cfg.ZooKeeper.FourLetterWords = []string{"*"}
 			return cfg
 		}, 3},
+		// zookeeper.extra after zkaas's keys, sorted; jute.maxbuffer as a
+		// system property; jvm_flags after the GC log.
+		{"extra-settings", func() ensemble.Config {
+			cfg := testEnsemble(3)
+			cfg.ZooKeeper.Extra = ensemble.Extra{
+				"snapCount": "50000", "maxClientCnxns": "0", "jute.maxbuffer": "4194304",
+				"minSessionTimeout": "6000", "maxSessionTimeout": "60000", "globalOutstandingLimit": "2000",
+			}
+			cfg.ZooKeeper.JVMFlags = []string{"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=200"}
+			return cfg
+		}, 1},
+		{"no-gc-log", func() ensemble.Config {
+			cfg := testEnsemble(3)
+			cfg.ZooKeeper.GCLog = false
+			return cfg
+		}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +126,8 @@ func TestRenderErrors(t *testing.T) {
 		{"relative data dir", 1, "10.0.1.10", Layout{ConfDir: "/etc/zk", DataDir: "data", DataLogDir: "/zk/datalog"}, `data dir "data" must be a clean absolute path`},
 		{"unclean conf dir", 1, "10.0.1.10", Layout{ConfDir: "/etc/zk/", DataDir: "/zk/data", DataLogDir: "/zk/datalog"}, `conf dir "/etc/zk/"`},
 		{"one dir for both", 1, "10.0.1.10", Layout{ConfDir: "/etc/zk", DataDir: "/zk/data", DataLogDir: "/zk/data"}, "data dir and data log dir are both /zk/data"},
+		{"relative log dir", 1, "10.0.1.10", Layout{ConfDir: "/etc/zk", DataDir: "/zk/data", DataLogDir: "/zk/datalog", LogDir: "logs"}, `log dir "logs" must be a clean absolute path`},
+		{"gc log without log dir", 1, "10.0.1.10", Layout{ConfDir: "/etc/zk", DataDir: "/zk/data", DataLogDir: "/zk/datalog"}, "zookeeper.gc_log is on but the layout has no log dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

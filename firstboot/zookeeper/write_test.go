@@ -64,6 +64,7 @@ func TestWrite(t *testing.T) {
 		l.ConfDir,
 		l.DataDir, filepath.Join(l.DataDir, "version-2"),
 		l.DataLogDir, filepath.Join(l.DataLogDir, "version-2"),
+		l.LogDir,
 		l.MyIDPath(), l.ZooCfgPath(), l.JavaEnvPath(),
 	}
 	if !slices.Equal(changed, want) {
@@ -82,6 +83,9 @@ func TestWrite(t *testing.T) {
 		{filepath.Join(l.DataDir, "version-2"), 0o750, testZK, nil},
 		{l.DataLogDir, 0o750, testZK, nil},
 		{filepath.Join(l.DataLogDir, "version-2"), 0o750, testZK, nil},
+		// The GC log's directory: the JVM, running as zookeeper, opens
+		// gc.log there and refuses to start without it.
+		{l.LogDir, 0o750, testZK, nil},
 		{l.MyIDPath(), 0o644, testZK, []byte("1\n")},
 	} {
 		assertOwned(t, c.path, c.mode, c.owner)

@@ -71,6 +71,10 @@ type Layout struct {
 	ConfDir    string // zoo.cfg, java.env: root-owned
 	DataDir    string // snapshots and myid, on the node's volume
 	DataLogDir string // transaction logs and the initialize marker, on the volume
+	// LogDir holds the JVM's GC log (zookeeper.gc_log), on the volume so
+	// that a chatty JVM cannot fill the root disk and the log survives the
+	// instance. Empty: no GC log can be written.
+	LogDir string
 }
 
 // DefaultLayout puts the data on the mounted volume: <mount>/data and
@@ -81,6 +85,7 @@ func DefaultLayout(mountPoint string) Layout {
 		ConfDir:    DefaultConfDir,
 		DataDir:    filepath.Join(mountPoint, "data"),
 		DataLogDir: filepath.Join(mountPoint, "datalog"),
+		LogDir:     filepath.Join(mountPoint, "logs"),
 	}
 }
 
@@ -104,6 +109,9 @@ func (l Layout) validate() error {
 		if !filepath.IsAbs(d.path) || filepath.Clean(d.path) != d.path {
 			return fmt.Errorf("layout: %s %q must be a clean absolute path", d.name, d.path)
 		}
+	}
+	if l.LogDir != "" && (!filepath.IsAbs(l.LogDir) || filepath.Clean(l.LogDir) != l.LogDir) {
+		return fmt.Errorf("layout: log dir %q must be a clean absolute path", l.LogDir)
 	}
 	if l.DataDir == l.DataLogDir {
 		// The initialize marker and the version-2 checks assume two
@@ -181,12 +189,46 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Fi
 		w("server.%d=%s:%d:%d;%s:%d", n.ID, n.IP, z.QuorumPort, z.ElectionPort, n.IP, z.ClientPort)
 	}
 
+	// zookeeper.extra after zkaas's own keys, sorted so the bytes (and so
+	// the write-only-when-changed check) do not depend on map order. The
+	// validator refused every key written above, so none is overridden.
+	// System properties (jute.maxbuffer) go to java.env instead.
+	var extra, sysprops []string
+	for _, k := range z.Extra.Keys() {
+		if ensemble.SystemProperty(k) {
+			sysprops = append(sysprops, fmt.Sprintf("-D%s=%s", k, z.Extra[k]))
+		} else {
+			extra = append(extra, k+"="+z.Extra[k])
+		}
+	}
+	if len(extra) > 0 {
+		w("")
+		w("# zookeeper.extra: type-checked by zkaas where it knows the key.")
+		for _, e := range extra {
+			w("%s", e)
+		}
+	}
+
+	// SERVER_JVMFLAGS: the heap; ExitOnOutOfMemoryError (a JVM that ran out
+	// of heap is restarted by systemd instead of limping on as a half-dead
+	// voter); the GC log; zookeeper.extra's system properties; then
+	// zookeeper.jvm_flags, last so that they win where the JVM takes the
+	// last of repeated options.
+	flags := []string{"-Xms" + z.Heap, "-Xmx" + z.Heap, "-XX:+ExitOnOutOfMemoryError"}
+	if z.GCLog {
+		if layout.LogDir == "" {
+			return Files{}, fmt.Errorf("render node %d: zookeeper.gc_log is on but the layout has no log dir", nodeID)
+		}
+		flags = append(flags, ensemble.GCLogFlag(layout.LogDir))
+	}
+	flags = append(flags, sysprops...)
+	flags = append(flags, z.JVMFlags...)
+
 	// java.env is sourced by zkEnv.sh and read by systemd's EnvironmentFile=,
-	// so it holds plain KEY="value" lines and nothing shell-only.
-	// ExitOnOutOfMemoryError: a JVM that ran out of heap is restarted by
-	// systemd instead of limping on as a half-dead voter.
+	// so it holds plain KEY="value" lines and nothing shell-only (the
+	// validator keeps quotes, '$', '`', backslashes and whitespace out).
 	javaEnv := fmt.Sprintf("# Rendered by zkaas-firstboot at every boot: do not edit.\n"+
-		"SERVER_JVMFLAGS=\"-Xms%[1]s -Xmx%[1]s -XX:+ExitOnOutOfMemoryError\"\n", z.Heap)
+		"SERVER_JVMFLAGS=\"%s\"\n", strings.Join(flags, " "))
 
 	return Files{
 		Layout:  layout,
@@ -233,8 +275,8 @@ func LookupOwner(name string) (Owner, error) {
 // changed; a second call with the same files changes nothing. The conf dir
 // is created if missing and its files are root-owned. The data dirs (and
 // their version-2 subdirectories, which datadir.autocreate=false makes
-// ZooKeeper require) and myid belong to zk so ZooKeeper runs unprivileged.
-// The data dirs' parent — the mounted volume — must already exist: Write
+// ZooKeeper require), the GC log dir and myid belong to zk so ZooKeeper
+// runs unprivileged. The data dirs' parent — the mounted volume — must already exist: Write
 // never creates it, so an unmounted volume cannot be papered over with
 // directories on the root disk.
 func Write(f Files, zk Owner) (changed []string, err error) {
@@ -255,7 +297,13 @@ func Write(f Files, zk Owner) (changed []string, err error) {
 	if err != nil {
 		return changed, err
 	}
-	for _, d := range []string{l.DataDir, filepath.Join(l.DataDir, versionDir), l.DataLogDir, filepath.Join(l.DataLogDir, versionDir)} {
+	dirs := []string{l.DataDir, filepath.Join(l.DataDir, versionDir), l.DataLogDir, filepath.Join(l.DataLogDir, versionDir)}
+	if l.LogDir != "" {
+		// The JVM refuses to start when -Xlog names a file in a missing
+		// directory ("Invalid -Xlog option"), and runs as zookeeper.
+		dirs = append(dirs, l.LogDir)
+	}
+	for _, d := range dirs {
 		c, err := ensureDir(d, dataDirMode, zk)
 		note(d, c)
 		if err != nil {
