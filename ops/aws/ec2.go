@@ -267,6 +267,22 @@ func (c *Cloud) ENIs(ctx context.Context, ens string) ([]inventory.ENI, error) {
 	return out, nil
 }
 
+// AddressUser implements plan.AddressChecker with the documented
+// private-ip-address filter of DescribeNetworkInterfaces (it matches
+// instances' primary interfaces too):
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeNetworkInterfaces.html
+func (c *Cloud) AddressUser(ctx context.Context, subnet string, ip netip.Addr) (string, error) {
+	out, err := c.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{
+		filter("subnet-id", subnet), filter("private-ip-address", ip.String())}})
+	if err != nil {
+		return "", fmt.Errorf("describe network interfaces with %s: %w", ip, err)
+	}
+	for _, n := range out.NetworkInterfaces {
+		return sdk.ToString(n.NetworkInterfaceId), nil
+	}
+	return "", nil
+}
+
 func (c *Cloud) createENI(ctx context.Context, s deploy.ENISpec, tags map[string]string) (string, error) {
 	out, err := c.EC2.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{
 		SubnetId: sdk.String(s.Subnet), PrivateIpAddress: sdk.String(s.IP.String()), Groups: []string{s.SecurityGroup},

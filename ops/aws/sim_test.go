@@ -611,3 +611,25 @@ func BenchmarkUpFromNothing(b *testing.B) {
 	}
 	b.ReportMetric(float64(calls)/float64(b.N), "api_calls/up")
 }
+
+// A foreign interface holding a node's IP makes the plan conflict; up
+// makes nothing.
+func TestPlanSeesATakenAddress(t *testing.T) {
+	w := newWorld(t, 0)
+	ctx := context.Background()
+	sub, err := w.cloud.SubnetFor(ctx, "us-east-1b", mustAddr("10.0.2.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := w.sim.CreateNetworkInterface(sub.ID, "10.0.2.10", map[string]string{"team": "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.up(ctx, t)
+	if err == nil || !strings.Contains(err.Error(), "10.0.2.10 is already the address of "+foreign.ID) {
+		t.Fatalf("up: %v", err)
+	}
+	if got := w.count(t); got["eni"] != 1 || got["volume"] != 0 || got["sg"] != 0 {
+		t.Errorf("up made resources before refusing: %v", got)
+	}
+}

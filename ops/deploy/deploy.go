@@ -187,8 +187,10 @@ type Desired struct {
 	Tags     map[string]string // on every resource zkaas creates
 	// NodeTag is the identity tag key (claim.tags.node) ENIs and volumes
 	// also carry, with their node id.
-	NodeTag   string
-	Resources []Resource
+	NodeTag string
+	// EnsembleTag is the key of the ensemble tag (claim.tags.ensemble).
+	EnsembleTag string
+	Resources   []Resource
 }
 
 // Find returns the desired resource of kind k named name.
@@ -222,7 +224,7 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 	d := cfg.Deploy
 	ens := cfg.Ensemble
 	prefix := "zkaas-" + ens
-	out := Desired{Ensemble: ens, Region: cfg.Region(), NodeTag: cfg.Claim.Tags.Node, Tags: map[string]string{
+	out := Desired{Ensemble: ens, Region: cfg.Region(), NodeTag: cfg.Claim.Tags.Node, EnsembleTag: cfg.Claim.Tags.Ensemble, Tags: map[string]string{
 		cfg.Claim.Tags.Ensemble: ens,
 		TagManagedBy:            ManagedBy,
 	}}

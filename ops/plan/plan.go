@@ -77,6 +77,13 @@ type Cloud interface {
 	Delete(ctx context.Context, ex Existing) error
 }
 
+// AddressChecker is an optional part of Cloud: who already uses an IP in
+// a subnet (an ENI id, "" when free). With it, a node whose IP another
+// interface holds is a conflict in the plan, not a failure midway up.
+type AddressChecker interface {
+	AddressUser(ctx context.Context, subnet string, ip netip.Addr) (string, error)
+}
+
 // Action is what a step does.
 type Action string
 
@@ -157,6 +164,11 @@ func Make(ctx context.Context, c Cloud, d deploy.Desired) (*Plan, error) {
 		st := Step{Resource: r, Existing: byKey[key(r.Kind, r.Name)]}
 		if st.Existing == nil {
 			st.Action = Create
+			if why, err := p.addressTaken(ctx, c, r); err != nil {
+				return nil, err
+			} else if why != "" {
+				st.Action, st.Why = Conflict, []string{why}
+			}
 		} else {
 			rr := p.resolve(r)
 			st.Action, st.Why = compare(rr, *st.Existing)
@@ -203,6 +215,28 @@ func (p *Plan) resolveSubnets(ctx context.Context, c Cloud) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addressTaken says why a new ENI's IP cannot be had, or "".
+func (p *Plan) addressTaken(ctx context.Context, c Cloud, r deploy.Resource) (string, error) {
+	ac, ok := c.(AddressChecker)
+	e, isENI := r.Spec.(deploy.ENISpec)
+	if !ok || !isENI {
+		return "", nil
+	}
+	sub := e.Subnet
+	if sub == "" {
+		sub = p.Refs.Subnets[e.AZ]
+	}
+	user, err := ac.AddressUser(ctx, sub, e.IP)
+	if err != nil {
+		return "", fmt.Errorf("node %d: who uses %s: %w", e.Node, e.IP, err)
+	}
+	if user == "" {
+		return "", nil
+	}
+	return fmt.Sprintf("%s is already the address of %s, which is not tagged %s=%s, %s=%d: tag it for the node, free the address, or change nodes[].ip",
+		e.IP, user, p.Desired.EnsembleTag, p.Desired.Ensemble, p.Desired.NodeTag, e.Node), nil
 }
 
 // CheckIP says why ip cannot be a fixed ENI address in sn, or "". AWS

@@ -232,3 +232,21 @@ func TestPlanOtherVPC(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A node's IP held by an interface zkaas did not tag for the node is a
+// conflict at plan time: up refuses before making anything.
+func TestPlanAddressTaken(t *testing.T) {
+	c := plantest.New(subnets...)
+	c.UsedIPs = map[netip.Addr]string{netip.MustParseAddr("10.0.2.10"): "eni-foreign"}
+	d := desired(t, nil)
+	p, err := plan.Make(context.Background(), c, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := p.Conflicts(); len(cs) != 1 || cs[0].Resource.Name != "node-2" || !strings.Contains(cs[0].Why[0], "10.0.2.10 is already the address of eni-foreign") {
+		t.Errorf("conflicts %+v", cs)
+	}
+	if _, err := plan.Apply(context.Background(), c, p, slog.New(slog.DiscardHandler)); err == nil || c.Mutations != 0 {
+		t.Errorf("apply with a taken address: %v, %d mutations", err, c.Mutations)
+	}
+}

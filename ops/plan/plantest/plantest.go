@@ -28,6 +28,13 @@ type Cloud struct {
 	Cancel   func()
 	CancelAt int
 	Calls    []string
+	// UsedIPs are addresses other interfaces hold, by IP: the holder's id.
+	UsedIPs map[netip.Addr]string
+}
+
+// AddressUser implements plan.AddressChecker.
+func (c *Cloud) AddressUser(_ context.Context, _ string, ip netip.Addr) (string, error) {
+	return c.UsedIPs[ip], nil
 }
 
 // New returns a cloud with the given subnets.
