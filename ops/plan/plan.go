@@ -115,6 +115,10 @@ type Plan struct {
 	Desired deploy.Desired
 	Refs    Refs
 	Steps   []Step
+	// Extra are the ensemble's resources the config no longer describes
+	// (a node removed, the group layout changed). Up leaves them: an old
+	// group still holding nodes must be drained by hand or by down.
+	Extra []Existing
 }
 
 // Changes counts the steps that create or update.
@@ -175,6 +179,17 @@ func Make(ctx context.Context, c Cloud, d deploy.Desired) (*Plan, error) {
 		}
 		p.Steps = append(p.Steps, st)
 	}
+	for _, e := range existing {
+		if _, wanted := d.Find(e.Kind, e.Name); !wanted {
+			p.Extra = append(p.Extra, e)
+		}
+	}
+	slices.SortFunc(p.Extra, func(a, b Existing) int {
+		if d := slices.Index(deploy.Order, a.Kind) - slices.Index(deploy.Order, b.Kind); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	return p, nil
 }
 
@@ -368,6 +383,9 @@ func Print(w io.Writer, p *Plan) error {
 			detail = Describe(p.resolve(s.Resource))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Action, s.Resource.Kind, s.Resource.Name, id, detail)
+	}
+	for _, e := range p.Extra {
+		fmt.Fprintf(tw, "extra\t%s\t%s\t%s\tnot in the config: up leaves it; delete it once nothing needs it (zkaas down removes everything)\n", e.Kind, e.Name, e.ID)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

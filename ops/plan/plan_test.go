@@ -250,3 +250,33 @@ func TestPlanAddressTaken(t *testing.T) {
 		t.Errorf("apply with a taken address: %v, %d mutations", err, c.Mutations)
 	}
 }
+
+// Switching the group layout leaves the old groups as extra, never
+// deleted by up.
+func TestPlanExtra(t *testing.T) {
+	c := plantest.New(subnets...)
+	if _, err := up(t, context.Background(), c, desired(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	d := desired(t, func(s string) string { return s + "  groups: per_node\n" })
+	p, err := plan.Make(context.Background(), c, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for _, e := range p.Extra {
+		extra = append(extra, string(e.Kind)+" "+e.Name)
+	}
+	want := "launch-template zkaas-prod-zk,auto-scaling-group zkaas-prod-zk-us-east-1a,auto-scaling-group zkaas-prod-zk-us-east-1b,auto-scaling-group zkaas-prod-zk-us-east-1c"
+	if strings.Join(extra, ",") != want {
+		t.Errorf("extra %v", extra)
+	}
+	before := len(c.All())
+	if _, err := plan.Apply(context.Background(), c, p, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.All()) != before+6 {
+		t.Errorf("%d resources after, %d before: want the 3 templates and 3 groups added, nothing deleted", len(c.All()), before)
+	}
+	golden.CheckNamed(t, "plan-extra", print(t, c, d))
+}
