@@ -247,18 +247,29 @@ func TestUpAgainstTheSimulators(t *testing.T) {
 // An up whose answers are lost (the change happened, the caller saw a 500
 // and gave up) resumes on the next run with no duplicates.
 func TestUpResumesAfterLostAnswers(t *testing.T) {
-	for _, action := range []string{"CreateVolume", "CreateNetworkInterface", "CreateSecurityGroup"} {
+	for _, action := range []string{"CreateVolume", "CreateNetworkInterface", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
+		"iam:CreateRole", "iam:PutRolePolicy", "iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile", "dlm:CreateLifecyclePolicy"} {
 		t.Run(action, func(t *testing.T) {
 			w := newWorld(t, 1)
-			w.sim.LoseNextResponse(action, 1)
+			switch svc, name, _ := strings.Cut(action, ":"); {
+			case name == "":
+				w.sim.LoseNextResponse(action, 1)
+			case svc == "iam":
+				w.iam.LoseNextResponse(name, 1)
+			default:
+				w.dlm.LoseNextResponse(name, 1)
+			}
 			if _, err := w.up(context.Background(), t); err == nil {
 				t.Fatal("up with a lost answer succeeded")
 			}
 			if _, err := w.up(context.Background(), t); err != nil {
 				t.Fatalf("second up: %v", err)
 			}
-			if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 || got["sg"] != 2 || got["group"] != 3 {
+			if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 || got["sg"] != 2 || got["group"] != 3 || got["policy"] != 1 {
 				t.Errorf("after resuming: %v", got)
+			}
+			if p, ok := w.iam.InstanceProfile("zkaas-sim-zk"); !ok || p.Role != "zkaas-sim-zk" {
+				t.Errorf("instance profile after resuming: %+v", p)
 			}
 			if p := w.plan(t); p.Changes() != 0 {
 				t.Errorf("%d changes after resuming", p.Changes())
