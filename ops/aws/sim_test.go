@@ -644,3 +644,19 @@ func TestPlanSeesATakenAddress(t *testing.T) {
 		t.Errorf("up made resources before refusing: %v", got)
 	}
 }
+
+// Throttled and internal errors are the SDK retryer's: up goes through.
+func TestUpRidesOutThrottling(t *testing.T) {
+	w := newWorld(t, 0)
+	w.sim.FailNext("CreateVolume", 2, "RequestLimitExceeded")
+	w.sim.FailNext("CreateNetworkInterface", 1, "InternalError")
+	if _, err := w.up(context.Background(), t); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t); got["eni"] != 3 || got["volume"] != 3 {
+		t.Errorf("counts %v", got)
+	}
+	if errs := w.sim.Stats().Errors; errs["RequestLimitExceeded"] != 2 || errs["InternalError"] != 1 {
+		t.Errorf("the faults were not injected: %v", errs)
+	}
+}
