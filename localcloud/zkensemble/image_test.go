@@ -295,6 +295,13 @@ func TestBootFromImage(t *testing.T) {
 		if err != nil || units[firstbootUnit] != "active" || units[zookeeperUnit] != "active" {
 			t.Errorf("node %d: units %v, %v", n.ID, units, err)
 		}
+		// Outside an Auto Scaling group the ready unit waits for nothing
+		// and tells no one, and succeeds.
+		if s, err := n.Instance.WaitUnit(ctx, "zkaas-ready.service", "active", "failed"); err != nil || s != "active" {
+			t.Errorf("node %d: zkaas-ready.service %s, %v", n.ID, s, err)
+		} else if j, err := n.Instance.Journal(ctx, "-u", "zkaas-ready.service", "-o", "cat"); err != nil || !bytes.Contains(j, []byte("not in an auto scaling group: nothing to tell")) {
+			t.Errorf("node %d: zkaas-ready's journal lacks 'nothing to tell' (%v):\n%s", n.ID, err, j)
+		}
 		checkSystem(t, n.Instance)
 	}
 	if after, err := os.ReadFile(filepath.Join(rootfs, ensemble.DefaultPath)); err != nil || !bytes.Equal(after, baked) {
