@@ -197,6 +197,8 @@ func checkBakedZooKeeper(t *testing.T, e *Ensemble, n *Node) int {
 	}
 	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
 	want := []string{"/usr/bin/java", "-Xms256m", "-Xmx256m", "-XX:+ExitOnOutOfMemoryError",
+		// GC logging is on by default, bounded, on the data volume.
+		"-Xlog:gc*:file=/var/lib/zookeeper/logs/gc.log:time,uptime,level,tags:filecount=5,filesize=20m",
 		"-cp", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", "/etc/zkaas/zookeeper/zoo.cfg"}
 	if !slices.Equal(argv, want) {
