@@ -24,11 +24,11 @@ var Products = []Product{
 }
 
 // Rig are the packages no product may depend on: the local cloud (EC2,
-// Auto Scaling, IAM and DLM simulators, IMDS mock runner, instances,
+// Auto Scaling, IAM, DLM and Secrets Manager/SSM simulators, IMDS mock runner, instances,
 // ensemble runner, local build host, namespace and loop-device test
 // helpers) and the test-only helpers in internal/.
 var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "internal/nsutil",
-	"localcloud/iamsim", "localcloud/dlmsim"}
+	"localcloud/iamsim", "localcloud/dlmsim", "localcloud/secretsim"}
 
 // Pure are packages every product shares that must build on every OS the
 // plugin does: they may import nothing Linux-only.
@@ -43,7 +43,7 @@ var LinuxOnly = []string{"github.com/vishvananda/netlink", "github.com/vishvanan
 
 // Orchestrators only order steps: they speak the domain interfaces of the
 // packages they call, never an SDK or netlink directly.
-var Orchestrators = []string{"firstboot/boot"}
+var Orchestrators = []string{"firstboot/boot", "ops/deploy", "ops/plan", "ops/down", "ops/roll", "ops/status", "ops/doctor", "ops/inventory"}
 
 // SDKs are the libraries an orchestrator must not import itself.
 var SDKs = []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go", "github.com/vishvananda/netlink"}
