@@ -173,6 +173,18 @@ func (c *Cloud) volumeAttached(ev ec2sim.VolumeEvent) error {
 // plugVolume plugs the volume into its instance, if that still runs.
 func (c *Cloud) plugVolume(ev ec2sim.VolumeEvent) (err error) {
 	defer c.step("volume attach", "volume", ev.VolumeID, "instance", ev.InstanceID, "device", ev.Device).Defer(&err)
+	if _, ok := c.volumes.file(ev.VolumeID); !ok {
+		// Created through the API (CreateVolume, as `zkaas up` does), not
+		// Cloud.CreateVolume: its backing file is made at its first
+		// attach, sparse — a new EBS volume reads zero everywhere.
+		v, ok := c.sim.Volume(ev.VolumeID)
+		if !ok {
+			return fmt.Errorf("volume %s: unknown to the simulator", ev.VolumeID)
+		}
+		if err := c.volumes.create(ev.VolumeID, v.SizeGiB); err != nil {
+			return err
+		}
+	}
 	return c.instances.plugInto(ev.InstanceID, func(inst *Instance) error {
 		return c.volumes.plug(ev.VolumeID, inst)
 	})

@@ -100,3 +100,33 @@ func resolve(t *testing.T, inst *Instance, volumeID string) string {
 	}
 	return filepath.Clean(strings.TrimSpace(string(out)))
 }
+
+// TestAPICreatedVolume: a volume made with the real SDK's CreateVolume (as
+// `zkaas up` makes them), not Cloud.CreateVolume, gets its backing file at
+// its first attach — of its size, reading zero — and is the instance's EBS
+// device like any other.
+func TestAPICreatedVolume(t *testing.T) {
+	opts := fastSim
+	opts.Latency = ec2sim.Latency{VolumeAttach: 50 * time.Millisecond}
+	c := newCloud(t, Options{EC2: opts})
+	inst := launch(t, c, "us-east-1a")
+	api := ec2From(inst)
+	out, err := api.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.VolumeId)
+	eventually(t, id+" available", func() bool { return volumeState(c, id) == ec2sim.StatusAvailable })
+	if _, ok := c.volumes.file(id); ok {
+		t.Fatalf("%s has a backing file before any attach", id)
+	}
+	if _, err := api.AttachVolume(t.Context(), &ec2.AttachVolumeInput{VolumeId: aws.String(id), InstanceId: aws.String(inst.ID), Device: aws.String("/dev/sdf")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, id+" attached", func() bool { return volumeState(c, id) == ec2sim.AttachAttached })
+	dev := resolve(t, inst, id)
+	name := filepath.Base(dev)
+	if got := run(t, inst, "cat /sys/class/block/"+name+"/size; head -c 1048576 "+dev+" | tr -d '\\000' | wc -c"); got != "4194304\n0" {
+		t.Errorf("%s on %s: %q, want 2 GiB reading zero", id, inst.ID, got)
+	}
+}
