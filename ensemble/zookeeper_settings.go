@@ -299,12 +299,13 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 			v.errorf(f, "%q: want an integer (%s; %s)", val, s.unit, ref)
 			return 0, false
 		}
-		if n < s.min || n > s.max {
-			if s.max == maxInt32 || s.max == math.MaxInt64 {
-				v.errorf(f, "%d: want at least %d %s", n, s.min, s.unit)
-			} else {
-				v.errorf(f, "%d: want %d..%d %s", n, s.min, s.max, s.unit)
-			}
+		switch {
+		case n < s.min:
+			v.errorf(f, "%d: want at least %d %s", n, s.min, s.unit)
+			return 0, false
+		case n > s.max:
+			// The server parses these with Integer.parseInt or Long.parseLong.
+			v.errorf(f, "%d: want at most %d %s", n, s.max, s.unit)
 			return 0, false
 		}
 		return n, true

@@ -89,6 +89,7 @@ func TestZooKeeperSettingsErrors(t *testing.T) {
 		{"int as text", zk("  extra:", "    jute.maxbuffer: 4MB"), "line 8: zookeeper.extra.jute.maxbuffer: \"4MB\": want an integer (bytes"},
 		{"float", zk("  extra:", "    snapCount: 1.5"), "zookeeper.extra.snapCount: \"1.5\": want an integer"},
 		{"snapCount 1", zk("  extra:", "    snapCount: 1"), "line 8: zookeeper.extra.snapCount: 1: want at least 2 transactions"},
+		{"beyond an int", zk("  extra:", "    snapCount: 3000000000"), "zookeeper.extra.snapCount: 3000000000: want at most 2147483647 transactions"},
 		{"negative cnxns", zk("  extra:", "    maxClientCnxns: -1"), "zookeeper.extra.maxClientCnxns: -1: want at least 0"},
 		{"preAllocSize 0", zk("  extra:", "    preAllocSize: 0"), "zookeeper.extra.preAllocSize: 0: want at least 1 KB"},
 		{"bool", zk("  extra:", "    syncEnabled: \"on\""), "zookeeper.extra.syncEnabled: \"on\": want true or false"},

@@ -15,9 +15,10 @@
 // ResourceExistsException for another; SecretId as the name, the full ARN
 // (name plus "-" and six random characters) or the partial ARN. Errors:
 // ResourceNotFoundException, ResourceExistsException,
-// InvalidParameterException, InvalidRequestException, AccessDeniedException,
-// DecryptionFailure, EncryptionFailure (CommonErrors and each action's
-// "Errors").
+// InvalidParameterException, AccessDeniedException, DecryptionFailure,
+// EncryptionFailure (CommonErrors and each action's "Errors");
+// InvalidRequestException (a secret scheduled for deletion) only by
+// FailNext.
 //
 // Parameter Store (https://docs.aws.amazon.com/systems-manager/latest/APIReference/):
 // PutParameter and GetParameter; String, StringList and SecureString;
@@ -230,22 +231,21 @@ func Errorf(code, format string, args ...any) *APIError {
 
 // Error codes of the two API references.
 const (
-	CodeResourceNotFound    = "ResourceNotFoundException"
-	CodeResourceExists      = "ResourceExistsException"
-	CodeInvalidParameter    = "InvalidParameterException"
-	CodeInvalidRequest      = "InvalidRequestException"
-	CodeAccessDenied        = "AccessDeniedException"
-	CodeDecryptionFailure   = "DecryptionFailure"
-	CodeEncryptionFailure   = "EncryptionFailure"
-	CodeParameterNotFound   = "ParameterNotFound"
-	CodeVersionNotFound     = "ParameterVersionNotFound"
-	CodeParameterExists     = "ParameterAlreadyExists"
-	CodeInvalidKeyID        = "InvalidKeyId"
-	CodeValidation          = "ValidationException"
-	CodeUnknownOperation    = "UnknownOperationException"
-	CodeMissingAuth         = "MissingAuthenticationTokenException"
-	CodeSerialization       = "SerializationException"
-	CodeUnsupportedParamTyp = "UnsupportedParameterType"
+	CodeResourceNotFound  = "ResourceNotFoundException"
+	CodeResourceExists    = "ResourceExistsException"
+	CodeInvalidParameter  = "InvalidParameterException"
+	CodeInvalidRequest    = "InvalidRequestException"
+	CodeAccessDenied      = "AccessDeniedException"
+	CodeDecryptionFailure = "DecryptionFailure"
+	CodeEncryptionFailure = "EncryptionFailure"
+	CodeParameterNotFound = "ParameterNotFound"
+	CodeVersionNotFound   = "ParameterVersionNotFound"
+	CodeParameterExists   = "ParameterAlreadyExists"
+	CodeInvalidKeyID      = "InvalidKeyId"
+	CodeValidation        = "ValidationException"
+	CodeUnknownOperation  = "UnknownOperationException"
+	CodeMissingAuth       = "MissingAuthenticationTokenException"
+	CodeSerialization     = "SerializationException"
 )
 
 // ServeHTTP answers one call of either service.
