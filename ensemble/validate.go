@@ -238,6 +238,7 @@ var HardenedWords = []string{"srvr", "ruok", "mntr", "conf", "isro"}
 // hardened applies the hardening role's limits (roles/hardening): the
 // AdminServer stays off, and only HardenedWords are whitelisted.
 func (v *validator) hardened(z *ZooKeeper) {
+	v.hardenedSettings(z) // zookeeper_settings.go
 	if z.AdminServer.Enabled {
 		v.errorf("zookeeper.admin_server.enabled", "this image is hardened: the ZooKeeper AdminServer stays off")
 	}

@@ -123,6 +123,10 @@ var knownSettings = map[string]setting{
 	"leaderServes":                  {kind: kindYesNo, doc: "#sc_clusterOptions"},
 	"forceSync": {kind: kindYesNo, doc: "#Unsafe+Options", warnWhen: "no",
 		warn: "transactions are acknowledged before they reach the disk: a power loss of a quorum loses committed data"},
+	// skipACL=yes turns every znode's ACL off (the Guide's Unsafe Options):
+	// allowed with a warning, refused on a hardened image.
+	"skipACL": {kind: kindYesNo, doc: "#Unsafe+Options", warnWhen: "yes",
+		warn: "every client may read and change every znode, whatever its ACL"},
 	"fsync.warningthresholdms":    {kind: kindInt, min: 0, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
 	"snapshot.compression.method": {kind: kindEnum, enum: []string{"", "gz", "snappy"}, doc: "#sc_advancedConfiguration"},
 	// The JVM pause monitor logs stop-the-world pauses next to the GC log.
@@ -408,6 +412,7 @@ var heapFlags = []string{"-Xmx", "-Xms", "-XX:MaxHeapSize=", "-XX:InitialHeapSiz
 func (v *validator) jvmFlags(z *ZooKeeper) {
 	for i, flag := range z.JVMFlags {
 		f := fmt.Sprintf("zookeeper.jvm_flags[%d]", i)
+		why, risky := riskyFlag(flag)
 		switch {
 		case !strings.HasPrefix(flag, "-"):
 			v.errorf(f, "%q: a JVM flag starts with '-'", flag)
@@ -426,8 +431,42 @@ func (v *validator) jvmFlags(z *ZooKeeper) {
 			v.errorf(f, "%q sets the heap: use zookeeper.heap", flag)
 		case strings.HasPrefix(flag, "-Djute.maxbuffer="):
 			v.errorf(f, "%q: use zookeeper.extra jute.maxbuffer (type-checked, rendered as this flag)", flag)
+		case risky:
+			v.warnf(f, "%q %s", flag, why)
 		case z.GCLog && strings.HasPrefix(flag, "-Xlog:gc"):
 			v.warnf(f, "%q: zkaas already logs GC to the data volume (zookeeper.gc_log); both apply", flag)
+		}
+	}
+}
+
+// riskyFlags open the JVM to the network or switch ZooKeeper's ACLs off:
+// a remote debugger (JDWP), remote JMX, skipACL. They are warned about, and
+// refused on a hardened image.
+var riskyFlags = []struct{ prefix, why string }{
+	{"-agentlib:jdwp", "opens a remote debugger: whoever reaches its port runs code in ZooKeeper"},
+	{"-Xrunjdwp", "opens a remote debugger: whoever reaches its port runs code in ZooKeeper"},
+	{"-Dcom.sun.management.jmxremote", "opens remote JMX, which can change the server's state"},
+	{"-Dzookeeper.skipACL=", "switches every znode's ACL off"},
+}
+
+func riskyFlag(flag string) (string, bool) {
+	for _, r := range riskyFlags {
+		if strings.HasPrefix(flag, r.prefix) {
+			return r.why, true
+		}
+	}
+	return "", false
+}
+
+// hardenedSettings is the hardening role's limit on the settings: no
+// setting that switches ACLs off or opens the JVM to the network.
+func (v *validator) hardenedSettings(z *ZooKeeper) {
+	if z.Extra["skipACL"] == "yes" {
+		v.errorf("zookeeper.extra.skipACL", "this image is hardened: ACLs stay on")
+	}
+	for i, flag := range z.JVMFlags {
+		if why, ok := riskyFlag(flag); ok {
+			v.errorf(fmt.Sprintf("zookeeper.jvm_flags[%d]", i), "%q: this image is hardened: the flag %s", flag, why)
 		}
 	}
 }

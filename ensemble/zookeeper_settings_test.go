@@ -151,6 +151,8 @@ func TestZooKeeperSettingsWarnings(t *testing.T) {
 		{"forceSync no", zk("  extra:", "    forceSync: \"no\""), "zookeeper.extra.forceSync: forceSync=no: transactions are acknowledged before they reach the disk"},
 		{"metrics class", zk("  extra:", "    metricsProvider.className: org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"), "refuses to start unless org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider is on its classpath"},
 		{"tiny session", zk("  extra:", "    minSessionTimeout: 1000"), "line 8: zookeeper.extra.minSessionTimeout: 1000 ms is under 2 ticks (4000 ms at tick_time 2000)"},
+		{"skipACL", zk("  extra:", "    skipACL: \"yes\""), "line 8: zookeeper.extra.skipACL: skipACL=yes: every client may read and change every znode"},
+		{"jdwp", zk("  jvm_flags: [\"-agentlib:jdwp=transport=dt_socket,server=y,address=5005\"]"), "opens a remote debugger"},
 		{"second gc log", zk("  jvm_flags: [\"-Xlog:gc:stdout\"]"), "line 7: zookeeper.jvm_flags[0]: \"-Xlog:gc:stdout\": zkaas already logs GC"},
 	}
 	for _, tt := range tests {
@@ -167,5 +169,23 @@ func TestZooKeeperSettingsWarnings(t *testing.T) {
 				t.Errorf("warnings %q do not contain %q", all, tt.want)
 			}
 		})
+	}
+}
+
+// TestZooKeeperSettingsHardened: a hardened image refuses what switches
+// ACLs off or opens the JVM to the network, in user data as in the file.
+func TestZooKeeperSettingsHardened(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{zk("  extra:", "    skipACL: \"yes\""), "line 8: zookeeper.extra.skipACL: this image is hardened: ACLs stay on"},
+		{zk("  jvm_flags: [-Dcom.sun.management.jmxremote.port=9010]"), "line 7: zookeeper.jvm_flags[0]: \"-Dcom.sun.management.jmxremote.port=9010\": this image is hardened: the flag opens remote JMX"},
+		{zk("  jvm_flags: [-Dzookeeper.skipACL=yes]"), "this image is hardened: the flag switches every znode's ACL off"},
+	} {
+		if _, _, err := Parse("x", []byte(tt.yaml)); err != nil {
+			t.Errorf("not hardened: %v", err)
+		}
+		_, _, err := ParseWith("x", []byte(tt.yaml), Options{Hardened: true})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("hardened: %v, want %q", err, tt.want)
+		}
 	}
 }
