@@ -92,7 +92,14 @@ const maxInt32 = math.MaxInt32
 
 // knownSettings are the keys large ensembles tune (Kafka's ZooKeeper
 // especially). Bounds are ZooKeeper's where it has them, else what makes
-// sense (a positive count).
+// sense (a positive count). Each key was checked against Debian's 3.8.0
+// jar: QuorumPeerConfig parses it, or the class that reads the system
+// property zookeeper.<key> does (ZooKeeperServer: globalOutstandingLimit,
+// snapCount, snapSizeLimitInKb, skipACL; FilePadding: preAllocSize;
+// ZKDatabase: commitLogCount; FileTxnLog: forceSync ("no" turns it off),
+// fsync.warningthresholdms; QuorumCnxManager: cnxTimeout, tcpKeepAlive;
+// Leader: leaderServes; SnapStream: snapshot.compression.method;
+// ServerCnxnFactory: maxCnxns).
 var knownSettings = map[string]setting{
 	// Largest znode or request, in bytes; default 0xfffff. Must be the same
 	// on servers and clients (Kafka brokers: -Djute.maxbuffer too).
