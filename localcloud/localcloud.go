@@ -115,6 +115,7 @@ type Cloud struct {
 	volumes    volumes
 	visible    visibility // when hot-plugged devices appear, against the API
 	groupState            // Auto Scaling (autoscaling.go)
+	opServices            // IAM and DLM (iam.go)
 	attachLog  holdLog    // attachments as the API had them (holds.go)
 
 	stopCtx  func() bool
@@ -191,6 +192,9 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 		return nil, err
 	}
 	if err := c.startAutoScaling(); err != nil {
+		return nil, err
+	}
+	if err := c.startOperatorServices(); err != nil {
 		return nil, err
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() {

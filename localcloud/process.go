@@ -40,6 +40,7 @@ func (inst *Instance) Environ() []string {
 		"AWS_REGION="+inst.Region,
 		"AWS_ENDPOINT_URL_EC2="+inst.cloud.EC2Endpoint(),
 		"AWS_ENDPOINT_URL_AUTO_SCALING="+inst.cloud.AutoScalingEndpoint(),
+		"AWS_ENDPOINT_URL_IAM="+inst.cloud.IAMEndpoint(), "AWS_ENDPOINT_URL_DLM="+inst.cloud.DLMEndpoint(),
 		"AWS_ACCESS_KEY_ID="+inst.ID,
 		"AWS_SECRET_ACCESS_KEY=localcloud",
 	)
