@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/zkaas/zkaas/localcloud/asgsim"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
@@ -44,9 +46,18 @@ func (c *Cloud) AutoScalingClient() *autoscaling.Client {
 		Region:       c.Region(),
 		BaseEndpoint: aws.String(c.AutoScalingEndpoint()),
 		HTTPClient:   c.HTTPClient(),
-		Credentials:  aws.AnonymousCredentials{},
-		// The simulator does not throttle: a failed call is a test's to see.
-		RetryMaxAttempts: 1,
+		Credentials:  credentials.NewStaticCredentialsProvider("harness", "localcloud", ""),
+	})
+}
+
+// EC2Client is the real SDK client for the EC2 API from the harness,
+// signing as caller (the access key id EC2Calls counts by).
+func (c *Cloud) EC2Client(caller string) *ec2.Client {
+	return ec2.New(ec2.Options{
+		Region:       c.Region(),
+		BaseEndpoint: aws.String(c.EC2Endpoint()),
+		HTTPClient:   c.HTTPClient(),
+		Credentials:  credentials.NewStaticCredentialsProvider(caller, "localcloud", ""),
 	})
 }
 

@@ -38,6 +38,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		defer func() {
+			if image.pinned != "" {
+				os.RemoveAll(image.pinned)
+			}
+		}()
 		return m.Run()
 	}()
 	if os.Geteuid() == 0 {

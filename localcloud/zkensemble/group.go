@@ -235,9 +235,9 @@ func (g *Groups) Boots() []*GroupBoot {
 	return slices.Clone(g.order)
 }
 
-// WaitNode waits until an instance the groups launched became node id,
-// other than the instances in not (the node's earlier holders), and
-// returns it.
+// WaitNode waits until an instance the groups launched became node id
+// and holds it now (Ensemble.Node), other than the instances in not (the
+// node's earlier holders), and returns it.
 func (g *Groups) WaitNode(ctx context.Context, bound time.Duration, id int, not ...string) (*Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
@@ -245,7 +245,7 @@ func (g *Groups) WaitNode(ctx context.Context, bound time.Duration, id int, not 
 		for _, b := range g.Boots() {
 			select {
 			case <-b.Done:
-				if b.Node != nil && b.Node.ID == id && !slices.Contains(not, b.InstanceID) {
+				if b.Node != nil && b.Node.ID == id && !slices.Contains(not, b.InstanceID) && g.e.Node(id) == b.Node {
 					return b.Node, nil
 				}
 			default:
@@ -257,6 +257,34 @@ func (g *Groups) WaitNode(ctx context.Context, bound time.Duration, id int, not 
 		case <-time.After(watchEvery):
 		}
 	}
+}
+
+// WaitInService waits until the instances holding the nodes are
+// InService in their groups (a launch hook completed, or none): from then
+// on the group's health checks watch them.
+func (g *Groups) WaitInService(ctx context.Context, bound time.Duration, ids ...int) error {
+	deadline := time.Now().Add(bound)
+	for _, id := range ids {
+		for {
+			n := g.e.Node(id)
+			var state string
+			if n != nil {
+				in, _ := g.e.Cloud.AutoScaling().Instance(n.Instance.ID)
+				if state = in.LifecycleState; state == "InService" {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %d (%v) not in service in its group after %s: %q", id, n != nil, bound, state)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(watchEvery):
+			}
+		}
+	}
+	return nil
 }
 
 // WaitNodes waits until every node of the groups is held by one of their
@@ -295,11 +323,17 @@ func (g *Groups) describe() string {
 // Activities returns the group's scaling activities, newest first, as
 // DescribeScalingActivities answers.
 func (g *Groups) Activities(ctx context.Context, group string) ([]astypes.Activity, error) {
-	out, err := g.api.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(group)})
-	if err != nil {
-		return nil, fmt.Errorf("activities of %s: %w", group, err)
+	var err error
+	// A few tries: a read of the answer can fail when the harness's
+	// connection into the VPC is cut short, which says nothing of the
+	// group.
+	for range 3 {
+		var out *autoscaling.DescribeScalingActivitiesOutput
+		if out, err = g.api.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(group)}); err == nil {
+			return out.Activities, nil
+		}
 	}
-	return out.Activities, nil
+	return nil, fmt.Errorf("activities of %s: %w", group, err)
 }
 
 // GroupOf returns the name of the group holding node id (its AZ's).

@@ -28,6 +28,7 @@ import (
 var image struct {
 	once   sync.Once
 	rootfs string
+	pinned string // pinImage's directory, removed by TestMain
 	skip   string
 	err    error
 }
@@ -89,9 +90,30 @@ func bakeImage() (rootfs, skip string, err error) {
 	if rootfs, err = localcloud.ExtractImage(ctx, dir); err != nil {
 		return "", "", err
 	}
+	if rootfs, err = pinImage(ctx, rootfs); err != nil {
+		return "", "", err
+	}
 	fmt.Fprintf(os.Stderr, "zkensemble: image %s (sha256 %.12s, made %s, baked now: %v) at %s in %s\n", dir, img.SHA256,
 		img.Created.Format(time.RFC3339), baked, rootfs, time.Since(start).Round(time.Millisecond))
 	return rootfs, "", nil
+}
+
+// pinImage hard-links the extracted image into a directory of this test
+// process's (removed by TestMain): another run on the machine that bakes
+// a newer image replaces the shared extraction, and a cloud's RootFS must
+// not change while it runs — its groups launch machines from it for the
+// whole test. Links, not copies: seconds, no space.
+func pinImage(ctx context.Context, rootfs string) (string, error) {
+	dir, err := os.MkdirTemp("", "zkaas-ensemble-image-")
+	if err != nil {
+		return "", err
+	}
+	image.pinned = dir
+	pinned := filepath.Join(dir, "rootfs")
+	if out, err := exec.CommandContext(ctx, "cp", "-al", rootfs, pinned).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("pin the image %s: %w: %s", rootfs, err, out)
+	}
+	return pinned, nil
 }
 
 // sameFile reports whether two paths are one file (device and inode).
