@@ -173,7 +173,7 @@ func writeZnodes(t *testing.T, e *Ensemble, ip string, n int) {
 	}
 }
 
-func checkZnodes(t *testing.T, e *Ensemble, ip string, n int) {
+func checkZnodes(t testing.TB, e *Ensemble, ip string, n int) {
 	t.Helper()
 	if err := e.CheckZnodes(ip, n); err != nil {
 		t.Fatal(err)
