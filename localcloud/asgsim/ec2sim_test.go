@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/zkaas/zkaas/localcloud/asgsim"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
@@ -28,9 +30,17 @@ func TestOverEC2Sim(t *testing.T) {
 	subB, err := sim.CreateSubnet("us-east-1b", "10.0.2.0/24")
 	must(t, err)
 	userData := base64.StdEncoding.EncodeToString([]byte("ensemble: prod\n"))
-	lt, err := sim.CreateLaunchTemplate("zk-prod", ec2sim.LaunchTemplateData{InstanceType: "t3.small", UserData: userData,
-		TagSpecifications: []ec2sim.TagSpecification{{ResourceType: "instance", Tags: map[string]string{"zkaas:ensemble": "prod"}}}})
+	// The template is made over the wire, as the operator command would.
+	ec2srv := httptest.NewServer(sim)
+	t.Cleanup(ec2srv.Close)
+	ec2c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
+		func(o *ec2.Options) { o.BaseEndpoint = aws.String(ec2srv.URL) })
+	out, err := ec2c.CreateLaunchTemplate(ctx(t), &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("zk-prod"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{InstanceType: ec2types.InstanceTypeT3Small, UserData: aws.String(userData),
+			TagSpecifications: []ec2types.LaunchTemplateTagSpecificationRequest{{ResourceType: ec2types.ResourceTypeInstance,
+				Tags: []ec2types.Tag{{Key: aws.String("zkaas:ensemble"), Value: aws.String("prod")}}}}}})
 	must(t, err)
+	lt := struct{ ID string }{aws.ToString(out.LaunchTemplate.LaunchTemplateId)}
 
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	svc := asgsim.New(asgsim.Options{EC2: asgsim.NewEC2Sim(sim), Now: clk.Now})

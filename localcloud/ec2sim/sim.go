@@ -499,6 +499,13 @@ var actions = map[string]action{
 	"DescribeImages":                operatorActions["DescribeImages"],
 	"DescribeSnapshots":             operatorActions["DescribeSnapshots"],
 	"ModifyVolume":                  operatorActions["ModifyVolume"],
+	// Launch templates (launchtemplate.go).
+	"CreateLaunchTemplate":           launchTemplateActions["CreateLaunchTemplate"],
+	"CreateLaunchTemplateVersion":    launchTemplateActions["CreateLaunchTemplateVersion"],
+	"DescribeLaunchTemplates":        launchTemplateActions["DescribeLaunchTemplates"],
+	"DescribeLaunchTemplateVersions": launchTemplateActions["DescribeLaunchTemplateVersions"],
+	"ModifyLaunchTemplate":           launchTemplateActions["ModifyLaunchTemplate"],
+	"DeleteLaunchTemplate":           launchTemplateActions["DeleteLaunchTemplate"],
 }
 
 // ServeHTTP answers one EC2 Query API call, or an admin call under /_sim/.
