@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"weak"
 )
 
 // Launch templates: CreateLaunchTemplate, CreateLaunchTemplateVersion,
@@ -147,34 +144,18 @@ func (t LaunchTemplate) version(n int64) (LaunchTemplateVersion, bool) {
 }
 
 // ltState is a Sim's launch templates and what instances were launched
-// from. It lives beside the Sim, keyed by a weak pointer, and goes away
-// with it.
+// from.
 type ltState struct {
 	byID     map[string]LaunchTemplate
 	launched map[string]LaunchTemplateData // instance id -> data it was launched with
 }
 
-var (
-	ltMu     sync.Mutex
-	ltStates = map[weak.Pointer[Sim]]*ltState{}
-)
-
 // templates returns s's launch template state. Call with s.mu held.
 func (s *Sim) templates() *ltState {
-	key := weak.Make(s)
-	ltMu.Lock()
-	defer ltMu.Unlock()
-	st := ltStates[key]
-	if st == nil {
-		st = &ltState{byID: map[string]LaunchTemplate{}, launched: map[string]LaunchTemplateData{}}
-		ltStates[key] = st
-		runtime.AddCleanup(s, func(k weak.Pointer[Sim]) {
-			ltMu.Lock()
-			defer ltMu.Unlock()
-			delete(ltStates, k)
-		}, key)
+	if s.lt == nil {
+		s.lt = &ltState{byID: map[string]LaunchTemplate{}, launched: map[string]LaunchTemplateData{}}
 	}
-	return st
+	return s.lt
 }
 
 // Error codes of launch template calls.

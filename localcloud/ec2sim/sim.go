@@ -259,6 +259,7 @@ type Sim struct {
 	hide       map[string]bool            // resource ids whose next attach Describe never shows
 	lostIndex  map[string]map[int32]bool  // instance id -> device indexes a forced detach made unusable
 	heldDevice map[string]map[string]bool // instance id -> device slots a forced detach left held
+	lt         *ltState                   // launch templates (launchtemplate.go)
 	limiter    *limiter
 	stats      Stats
 	gen        uint64 // volume attachment generations
