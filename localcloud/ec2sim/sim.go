@@ -2,7 +2,8 @@
 // enough that the real aws-sdk-go-v2 EC2 client can drive it over HTTP: the
 // calls zkaas makes (Describe/Attach/Detach for network interfaces and
 // volumes, DescribeInstances, DescribeSubnets, CreateTags,
-// ModifyNetworkInterfaceAttribute), EC2's XML shapes and error codes, the
+// ModifyNetworkInterfaceAttribute; for the operator command the creates,
+// security groups and launch templates), EC2's XML shapes and error codes, the
 // attach/detach state machines, instance lifecycle, and the things that make
 // real EC2 hard to program against: API latency, attach delays, eventual
 // consistency of Describe, per-account throttling and injected faults
