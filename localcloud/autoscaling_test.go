@@ -86,7 +86,7 @@ func TestAutoScalingOutsideGroup(t *testing.T) {
 	if len(out.AutoScalingInstances) != 0 {
 		t.Errorf("DescribeAutoScalingInstances(%s) = %+v, want none", inst.ID, out.AutoScalingInstances)
 	}
-	for _, p := range []string{"user-data", "tags/instance"} {
+	for _, p := range []string{"user-data", "tags/instance", "autoscaling/target-lifecycle-state"} {
 		if _, code := imdsGet(t, inst, p); code != 404 {
 			t.Errorf("IMDS %s: status %d, want 404", p, code)
 		}
@@ -165,6 +165,7 @@ func TestGroupLaunchesInstances(t *testing.T) {
 			{"tags/instance", "aws:autoscaling:groupName\nfrom\nzkaas:ensemble"},
 			{"tags/instance/aws:autoscaling:groupName", "zk"},
 			{"tags/instance/zkaas:ensemble", "test"},
+			{"autoscaling/target-lifecycle-state", "InService"},
 		}
 		for _, tt := range tests {
 			if got, code := imdsGet(t, inst, tt.path); got != tt.want {

@@ -188,6 +188,13 @@ func (c *Cloud) start(ctx context.Context, sub subnet, si ec2sim.Instance, lo La
 	if err := c.startIMDS(ctx, inst, sub, lo); err != nil {
 		return nil, err
 	}
+	if c.asg != nil {
+		asg := c.asg
+		inst.imds.SetTargetLifecycleState(func() (string, bool) {
+			in, ok := asg.Instance(inst.ID)
+			return in.TargetLifecycleState, ok
+		})
+	}
 	if err := c.waitRunning(ctx, inst.ID); err != nil {
 		return nil, err
 	}

@@ -71,11 +71,16 @@ type front struct {
 	// answers 404, as IMDS does while the instance's metadata options do
 	// not allow tags (InstanceMetadataTags disabled, the default).
 	tags map[string]string
+	// lifecycle answers autoscaling/target-lifecycle-state; nil or false
+	// answers 404, as IMDS does for an instance outside a group.
+	lifecycle func() (string, bool)
 }
 
 const (
 	userDataPath = "/latest/user-data"
 	tagsPath     = "/latest/meta-data/tags/instance"
+	// https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
+	lifecyclePath = "/latest/meta-data/autoscaling/target-lifecycle-state"
 )
 
 func (f *front) setTags(tags map[string]string) {
@@ -150,6 +155,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveUserData(w, r)
 		return
 	}
+	if strings.TrimSuffix(r.URL.Path, "/") == lifecyclePath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		f.serveLifecycle(w, r)
+		return
+	}
 	if p := strings.TrimSuffix(r.URL.Path, "/"); (p == tagsPath || strings.HasPrefix(p, tagsPath+"/")) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		f.serveTags(w, r, strings.TrimPrefix(strings.TrimPrefix(p, tagsPath), "/"))
 		return
@@ -209,6 +218,28 @@ func (f *front) serveUserData(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(ud)
+}
+
+// serveLifecycle answers the instance's Auto Scaling target lifecycle
+// state (InService while it launches, Terminated once it is being
+// terminated), 404 outside a group.
+func (f *front) serveLifecycle(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r) {
+		return
+	}
+	f.mu.Lock()
+	fn := f.lifecycle
+	f.mu.Unlock()
+	if fn == nil {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	state, ok := fn()
+	if !ok {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	text(w, state)
 }
 
 // serveTags answers meta-data/tags/instance (the keys, one a line) and

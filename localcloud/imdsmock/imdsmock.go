@@ -225,6 +225,15 @@ func (s *Server) start(ctx context.Context, bin string, inst Instance, opts Opti
 // allows changing it while an instance is stopped); nil removes it.
 func (s *Server) SetUserData(b []byte) { s.front.setUserData(b) }
 
+// SetTargetLifecycleState makes IMDS answer
+// autoscaling/target-lifecycle-state with what fn says while it says ok
+// (404 otherwise): the instance's Auto Scaling group's view of it.
+func (s *Server) SetTargetLifecycleState(fn func() (string, bool)) {
+	s.front.mu.Lock()
+	defer s.front.mu.Unlock()
+	s.front.lifecycle = fn
+}
+
 func (s *Server) AddInterface(ifc Interface, visibleAt time.Time) { s.front.add(ifc, visibleAt) }
 
 // RemoveInterface takes a detached interface's entries away.
