@@ -123,6 +123,11 @@ func Demo(ctx context.Context, o DemoOptions) (err error) {
 		return err
 	}
 
+	// In service first: from then on the group's health check watches
+	// the instances (before, a launch hook may still hold them).
+	if err := g.WaitInService(ctx, 2*time.Minute, 1, 2, 3); err != nil {
+		return err
+	}
 	old := ens.Node(2)
 	group := g.GroupOf(2)
 	step("kill -9 of node 2's whole machine %s (systemd and all: no shutdown, nothing unmounted); nothing else is done by hand — group %s must notice and heal it", old.Instance.ID, group)
@@ -200,14 +205,16 @@ func showActivities(ctx context.Context, step func(string, ...any), g *Groups, g
 		if acts, err = g.Activities(ctx, group); err != nil {
 			return nil, err
 		}
-		done := 0
+		// Done once the replacement's launch has finished: its hook
+		// completed (or timed out) and it is in service.
+		done := false
 		for _, a := range acts {
 			d := aws.ToString(a.Description)
-			if (strings.HasSuffix(d, old) || strings.HasSuffix(d, repl)) && aws.ToInt32(a.Progress) == 100 {
-				done++
+			if strings.HasPrefix(d, "Launching") && strings.HasSuffix(d, repl) && aws.ToInt32(a.Progress) == 100 {
+				done = true
 			}
 		}
-		if done >= 2 || time.Now().After(deadline) {
+		if done || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
