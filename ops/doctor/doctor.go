@@ -340,7 +340,7 @@ func zookeeper(in Input) []Finding {
 		switch {
 		case st.Mode != "follower":
 			out = append(out, bad(node(n.ID), "mode "+st.Mode, "wait for it to sync, or see its journal"))
-		case st.Epoch() != leader.Epoch() || leader.Zxid-st.Zxid > 1000:
+		case zk.Lag(leader, st) > 1000:
 			out = append(out, bad(node(n.ID), fmt.Sprintf("zxid 0x%x, leader 0x%x: behind", st.Zxid, leader.Zxid), "wait and re-run; a follower that stays behind needs its disk and network looked at"))
 		default:
 			out = append(out, ok(node(n.ID), fmt.Sprintf("follower at 0x%x", st.Zxid)))

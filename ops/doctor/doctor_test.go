@@ -46,6 +46,25 @@ func healthy(t *testing.T) Input {
 	return in
 }
 
+// TestFreshEnsemble: right after the election, before any write, srvr
+// shows the leader at 1:0 and the followers at 0:0 (ZooKeeper 3.8 on the
+// local cloud): they are caught up.
+func TestFreshEnsemble(t *testing.T) {
+	in := healthy(t)
+	for a, st := range in.Stats {
+		st.Zxid = 0
+		if st.Mode == "leader" {
+			st.Zxid = 0x100000000
+		}
+		in.Stats[a] = st
+	}
+	for _, f := range Run(in) {
+		if !f.OK {
+			t.Errorf("%+v", f)
+		}
+	}
+}
+
 func TestHealthy(t *testing.T) {
 	fs := Run(healthy(t))
 	for _, f := range fs {
@@ -95,8 +114,13 @@ func TestBroken(t *testing.T) {
 			}
 		}, "no leader"},
 		{"zookeeper", func(in *Input) {
-			a := netip.MustParseAddrPort("10.0.3.10:2181")
-			in.Stats[a] = zk.Stat{Mode: "follower", Zxid: 0x0000000ff}
+			// The leader (node 2) 0x2000 transactions into its epoch,
+			// node 3 still in the one before.
+			in.Stats[netip.MustParseAddrPort("10.0.2.10:2181")] = zk.Stat{Mode: "leader", Zxid: 0x100002000}
+			in.Stats[netip.MustParseAddrPort("10.0.3.10:2181")] = zk.Stat{Mode: "follower", Zxid: 0x0000000ff}
+		}, "behind"},
+		{"zookeeper", func(in *Input) {
+			in.Stats[netip.MustParseAddrPort("10.0.2.10:2181")] = zk.Stat{Mode: "leader", Zxid: 0x100001000}
 		}, "behind"},
 		{"zookeeper", func(in *Input) {
 			a := netip.MustParseAddrPort("10.0.1.10:2181")

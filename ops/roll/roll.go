@@ -82,7 +82,7 @@ func Health(ids []int, stats map[int]zk.Stat, errs map[int]error, maxLag uint64)
 		l := stats[leader]
 		for _, id := range ids {
 			st, ok := stats[id]
-			if ok && st.Mode == "follower" && (st.Epoch() != l.Epoch() || l.Zxid > st.Zxid+maxLag) {
+			if ok && st.Mode == "follower" && zk.Lag(l, st) > maxLag {
 				problems = append(problems, fmt.Errorf("node %d at zxid 0x%x trails the leader's 0x%x", id, st.Zxid, l.Zxid))
 			}
 		}

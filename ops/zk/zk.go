@@ -30,6 +30,29 @@ type Stat struct {
 // Epoch is the zxid's high 32 bits: the leader's epoch.
 func (s Stat) Epoch() uint32 { return uint32(s.Zxid >> 32) }
 
+// Lag is how many transactions a serving follower trails the leader, from
+// their srvr zxids. A follower serves only once synced with the leader
+// (UPTODATE), so it holds everything up to the start of the leader's
+// epoch; but srvr shows the last transaction it processed, which stays in
+// the previous epoch until the first transaction of the new one reaches
+// it, while the leader shows <epoch>:0 from its election on. Across
+// epochs, the lag is the leader's count of transactions in its epoch:
+// right after an election (a fresh ensemble, a replaced leader) it is 0,
+// not the distance between the two numbers.
+func Lag(leader, follower Stat) uint64 {
+	switch {
+	case follower.Epoch() > leader.Epoch():
+		// Not a follower of this leader: it cannot have caught up.
+		return ^uint64(0)
+	case follower.Epoch() < leader.Epoch():
+		return leader.Zxid & 0xffffffff
+	case follower.Zxid >= leader.Zxid:
+		// Asked a moment after the leader, it may be a little ahead.
+		return 0
+	}
+	return leader.Zxid - follower.Zxid
+}
+
 // Serving reports whether the server serves as part of a quorum.
 func (s Stat) Serving() bool {
 	return s.Mode == "leader" || s.Mode == "follower" || s.Mode == "standalone"

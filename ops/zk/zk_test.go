@@ -46,6 +46,31 @@ func TestParseSrvr(t *testing.T) {
 	}
 }
 
+func TestLag(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		leader, follower uint64
+		want             uint64
+	}{
+		{"same epoch, caught up", 0x200000007, 0x200000007, 0},
+		{"same epoch, behind", 0x200000007, 0x200000002, 5},
+		{"same epoch, asked after the leader", 0x200000007, 0x200000009, 0},
+		// A fresh ensemble: the leader at 1:0, the followers at 0:0
+		// (as ZooKeeper 3.8 answers until the first write).
+		{"fresh ensemble", 0x100000000, 0x0, 0},
+		// A new leader without a write yet; the follower synced.
+		{"new epoch, no write yet", 0x300000000, 0x200000041, 0},
+		{"new epoch, writes the follower has not seen", 0x300000010, 0x200000041, 16},
+		{"follower of a later epoch", 0x200000007, 0x300000000, ^uint64(0)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Lag(Stat{Mode: "leader", Zxid: tt.leader}, Stat{Mode: "follower", Zxid: tt.follower}); got != tt.want {
+				t.Errorf("Lag(0x%x, 0x%x) = %d, want %d", tt.leader, tt.follower, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestAll(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
