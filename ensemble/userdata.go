@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -248,4 +249,24 @@ func pinOnly(doc []byte) (node, line int, ok bool, err error) {
 			Msg: fmt.Sprintf("%s is not a node id (1..255)", describe(v))}}}
 	}
 	return n, v.Line, true, nil
+}
+
+// RefusedHoldOf reads health.refused_hold from a config document that may
+// be invalid elsewhere: a boot refused for its config still holds as long
+// as the operator asked. ok is false when the document has no valid value
+// there (the caller uses the default).
+func RefusedHoldOf(doc []byte) (hold time.Duration, ok bool) {
+	var v struct {
+		Health struct {
+			RefusedHold string `yaml:"refused_hold"`
+		} `yaml:"health"`
+	}
+	if yaml.Unmarshal(doc, &v) != nil || v.Health.RefusedHold == "" {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v.Health.RefusedHold)
+	if err != nil || d < 0 || d > time.Hour {
+		return 0, false
+	}
+	return d, true
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 const baked = "testdata/ensemble.yaml"
@@ -179,5 +180,24 @@ func TestCloudInitSkipsOurUserData(t *testing.T) {
 				rest = rest[i+len(w):]
 			}
 		})
+	}
+}
+
+func TestRefusedHoldOf(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want time.Duration
+		ok   bool
+	}{
+		{"ensemble: x\nhealth: {refused_hold: 15s}\nzookeper: {}\n", 15 * time.Second, true}, // invalid elsewhere
+		{"health:\n  refused_hold: 2m\n", 2 * time.Minute, true},
+		{"ensemble: x\n", 0, false},
+		{"health: {refused_hold: soon}\n", 0, false},
+		{"health: {refused_hold: 2h}\n", 0, false},
+		{"{{{", 0, false},
+	} {
+		if got, ok := RefusedHoldOf([]byte(tc.doc)); got != tc.want || ok != tc.ok {
+			t.Errorf("RefusedHoldOf(%q) = %s, %v; want %s, %v", tc.doc, got, ok, tc.want, tc.ok)
+		}
 	}
 }

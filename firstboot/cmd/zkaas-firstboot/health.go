@@ -34,10 +34,14 @@ type stateFiles struct{ dir string }
 
 // Failure is why run failed, for unhealthy.
 type Failure struct {
-	Command string    `json:"command"`
-	Reason  string    `json:"reason"` // the one summary line
-	Refused bool      `json:"refused"`
-	At      time.Time `json:"at"`
+	Command string `json:"command"`
+	Reason  string `json:"reason"` // the one summary line
+	Refused bool   `json:"refused"`
+	// Hold is how long unhealthy waits before reporting a refusal: the
+	// config's health.refused_hold, read even from a config refused for
+	// other reasons.
+	Hold string    `json:"hold,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 func (s stateFiles) reportPath() string  { return filepath.Join(s.dir, "report.json") }
@@ -45,15 +49,19 @@ func (s stateFiles) failurePath() string { return filepath.Join(s.dir, "failure.
 
 // failed records a failure of run (other commands only return it) and
 // returns the error main prints as the journal's last line.
-func (s stateFiles) failed(cmd string, err error, refused bool) error {
+func (s stateFiles) failed(cmd string, err error, refused bool, hold time.Duration) error {
 	if cmd == "run" {
-		_ = s.writeFailure(err, refused)
+		_ = s.writeFailure(err, refused, hold)
 	}
 	return fmt.Errorf("%s failed: %w", cmd, err)
 }
 
-func (s stateFiles) writeFailure(err error, refused bool) error {
-	b, _ := json.Marshal(Failure{Command: "run", Reason: oneLine(err.Error()), Refused: refused, At: time.Now().UTC()})
+func (s stateFiles) writeFailure(err error, refused bool, hold time.Duration) error {
+	f := Failure{Command: "run", Reason: oneLine(err.Error()), Refused: refused, At: time.Now().UTC()}
+	if hold > 0 {
+		f.Hold = hold.String()
+	}
+	b, _ := json.Marshal(f)
 	if mkErr := os.MkdirAll(s.dir, 0o755); mkErr != nil {
 		return mkErr
 	}
@@ -147,28 +155,37 @@ func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state st
 // which bounds the churn. It needs no valid config: a config refused at
 // boot is one of the failures it reports.
 func unhealthy(ctx context.Context, cfgPath, unit string, state stateFiles, stdout io.Writer, log *slog.Logger) error {
-	reason, refused := unit+" failed", false
-	if unit == "" || unit == systemd.Firstboot {
-		if b, err := os.ReadFile(state.failurePath()); err == nil {
-			var f Failure
-			if json.Unmarshal(b, &f) == nil && f.Reason != "" {
-				reason, refused = f.Reason, f.Refused
-			}
-		} else if unit == "" {
-			reason = "zkaas-firstboot failed"
-		}
-	} else {
-		reason = unit + " failed: systemd gave up restarting it"
+	var f Failure
+	haveFailure := false
+	if b, err := os.ReadFile(state.failurePath()); err == nil && json.Unmarshal(b, &f) == nil && f.Reason != "" {
+		haveFailure = true
+	}
+	reason, refused := unit+" failed: systemd gave up restarting it", false
+	switch {
+	case (unit == "" || unit == systemd.Firstboot) && haveFailure:
+		reason, refused = f.Reason, f.Refused
+	case unit == "" || unit == systemd.Firstboot:
+		reason = "zkaas-firstboot failed"
+	case haveFailure:
+		// zookeeper.service fails too when firstboot did (it requires
+		// it); firstboot's own OnFailure= instance reports that, with
+		// its reason and its hold.
+		fmt.Fprintf(stdout, "%s failed because zkaas-firstboot did (%s): reported by zkaas-unhealthy@%s\n", unit, f.Reason, systemd.Firstboot)
+		return nil
 	}
 	awsCfg, err := loadAWS(ctx)
 	if err != nil {
 		return err
 	}
-	// The hold comes from the config the boot used, when it is valid.
+	// The hold run recorded, else the config's, else the default.
 	hold := ensemble.Default().Health.RefusedHold.D()
-	ud, _ := identity.UserData(ctx, identity.NewIMDS(awsCfg))
-	if cfg, _, _, err := ensemble.Resolve(ud, cfgPath, ensemble.Options{}); err == nil {
-		hold = cfg.Health.RefusedHold.D()
+	if d, err := time.ParseDuration(f.Hold); err == nil && f.Hold != "" {
+		hold = d
+	} else {
+		ud, _ := identity.UserData(ctx, identity.NewIMDS(awsCfg))
+		if cfg, _, _, err := ensemble.Resolve(ud, cfgPath, ensemble.Options{}); err == nil {
+			hold = cfg.Health.RefusedHold.D()
+		}
 	}
 	g, err := group(ctx, awsCfg, log)
 	if err != nil {

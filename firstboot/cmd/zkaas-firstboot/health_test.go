@@ -189,6 +189,19 @@ func TestUnhealthy(t *testing.T) {
 		}
 	})
 
+	t.Run("zookeeper failed because firstboot did: firstboot's instance reports", func(t *testing.T) {
+		id := r.launch("zk-d")
+		dir := t.TempDir()
+		failure(dir, true)
+		stdout, stderr, code := runBinary(t, r.env(id), "unhealthy", "-unit", "zookeeper.service", "-state-dir", dir, "-config", cfg)
+		if code != 0 || !strings.Contains(stdout, "reported by zkaas-unhealthy@zkaas-firstboot.service") {
+			t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+		}
+		if s := r.state(id); s != "Pending:Wait/Healthy" {
+			t.Errorf("%s is %s: zookeeper's unit told the group, not holding for the refusal", id, s)
+		}
+	})
+
 	t.Run("outside a group", func(t *testing.T) {
 		inst, err := r.sim.RunInstance(r.subnet)
 		if err != nil {
@@ -326,6 +339,19 @@ func TestUserDataConfig(t *testing.T) {
 		var f Failure
 		if err != nil || json.Unmarshal(b, &f) != nil || !f.Refused || !strings.Contains(f.Reason, "node: 7 is not a node of ensemble e2e") {
 			t.Errorf("failure left for unhealthy: %s (%v)", b, err)
+		}
+	})
+	t.Run("a broken config's own refused_hold is kept", func(t *testing.T) {
+		dir := t.TempDir()
+		env := []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_ENDPOINT_URL=http://127.0.0.1:1"}
+		broken := ensembleYAML + "health: {refused_hold: 15s}\nzookeper: {}\n"
+		if _, stderr, code := runBinary(t, env, "run", "-config", baked, "-user-data", write(broken), "-state-dir", dir); code != 2 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "failure.json"))
+		var f Failure
+		if err != nil || json.Unmarshal(b, &f) != nil || !f.Refused || f.Hold != "15s" {
+			t.Errorf("failure left for unhealthy: %s (%v), want hold 15s", b, err)
 		}
 	})
 }

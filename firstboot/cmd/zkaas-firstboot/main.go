@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if onInstance {
 		var err error
 		if awsCfg, err = loadAWS(ctx); err != nil {
-			return state.failed(cmd, err, false)
+			return state.failed(cmd, err, false, 0)
 		}
 	}
 	switch *userData {
@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if onInstance {
 			var err error
 			if ud, err = identity.UserData(ctx, identity.NewIMDS(awsCfg)); err != nil {
-				return state.failed(cmd, err, false)
+				return state.failed(cmd, err, false, 0)
 			}
 		}
 	default:
@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		// Every replacement would read the same config: a refusal.
 		if cmd == "run" {
-			_ = state.writeFailure(err, true)
+			_ = state.writeFailure(err, true, refusedHold(ud, *cfgPath))
 		}
 		return exitError{2, err}
 	}
@@ -181,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep, err := r.Run(ctx)
 	if err != nil {
-		return state.failed("run", err, refused(err))
+		return state.failed("run", err, refused(err), cfg.Health.RefusedHold.D())
 	}
 	rep.Config = src.String()
 	if err := state.writeReport(rep); err != nil {
@@ -197,6 +197,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // health.refused_hold.
 func refused(err error) bool {
 	return errors.Is(err, claim.ErrCannotClaim) || errors.Is(err, disk.ErrRefused)
+}
+
+// refusedHold is health.refused_hold of the config a boot refused: from
+// the user data's document when it carries one, else from the baked file;
+// 0 when neither says (unhealthy then uses the default).
+func refusedHold(userData []byte, path string) time.Duration {
+	if doc, ok, err := ensemble.FromUserData(userData); err == nil && ok {
+		if d, ok := ensemble.RefusedHoldOf(doc); ok {
+			return d
+		}
+	}
+	// No user data, or a pin over the baked file.
+	if doc, err := os.ReadFile(path); err == nil {
+		if d, ok := ensemble.RefusedHoldOf(doc); ok {
+			return d
+		}
+	}
+	return 0
 }
 
 // loadAWS is the SDK's standard configuration chain (endpoint overrides
