@@ -56,6 +56,12 @@ var targets = []target{
 	{"BenchmarkSystemdBoot", "systemd_firstboot_started_ms", "host_firstboot_started_ms", "systemd/host_firstboot", 0, false, "launch to zkaas-firstboot started, systemd vs host mode (ms)"},
 	{"BenchmarkSystemdBoot", "systemd_replacement_serving_s", "host_replacement_serving_s", "systemd/host_serving", 1.5, false, "launch to a replacement serving, systemd vs host mode (s)"},
 	{"BenchmarkBake", "zkaas_ms", "shell_ms", "zkaas/shell", 1.05, false, "local bake: zkaas provisioner vs Packer's shell, same commands (ms)"},
+	// Self-healing through the group: kill -9 a node, the group's
+	// replacement serving as the same node, against detection interval +
+	// measured launch + modelled claim + measured rejoin.
+	{"BenchmarkGroupHeal", "heal_s", "heal_floor_s", "heal/floor", 1.2, false, "kill -9 → the group's replacement serving, vs its floor (s)"},
+	{"BenchmarkGroupHeal", "failed_hold_s", "failed_hold_bound_s", "failed_hold/bound", 1, false, "longest a failed boot holds a node's ENI/volume vs claim deadline + grace (s)"},
+	{"BenchmarkUpFromNothing", "api_calls/up", "", "", 0, false, "AWS API calls of `zkaas up` for a 3-node ensemble from nothing"},
 }
 
 // Bench runs the benchmarks and prints each figure next to its reference
@@ -67,6 +73,7 @@ func Bench() error {
 	for _, run := range []struct{ pkg, benchtime, what string }{
 		{"./firstboot/claim/", "5x", "the claim against the EC2 simulator (about a minute)"},
 		{"./firstboot/disk/", "3x", "the blank check on a 1 TiB sparse device (seconds)"},
+		{"./ops/aws/", "3x", "zkaas up against the simulators (seconds)"},
 		{"./localcloud/zkensemble/", "1x", "a real ensemble on the local cloud, host mode and booting the baked image under systemd (a few minutes; root; bakes the image first if its inputs changed)"},
 		{"./localcloud/localbake/", "1x", "two real packer builds, zkaas vs shell provisioner (a few minutes; root)"},
 	} {
