@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkaas/zkaas/ensemble"
@@ -138,12 +141,13 @@ func newEnsemble(t *testing.T, mode bootMode, sim ec2sim.Options, ns []ensemble.
 	return newEnsembleWith(t, mode, sim, ns, Options{})
 }
 
-// newEnsembleWith takes the deadline and bootstrap window from eo.
+// newEnsembleWith takes the deadline, the bootstrap window and the health
+// timeouts (ReadyTimeout, RefusedHold) from eo.
 func newEnsembleWith(t *testing.T, mode bootMode, sim ec2sim.Options, ns []ensemble.Node, eo Options) *Ensemble {
 	t.Helper()
 	cloud := newCloud(t, mode, sim, "")
 	e, err := New(cloud, Options{Name: "it", Nodes: ns, Binary: binary, Deadline: eo.Deadline,
-		BootstrapWindow: eo.BootstrapWindow, LogDir: t.TempDir(), Log: quietLog})
+		BootstrapWindow: eo.BootstrapWindow, ReadyTimeout: eo.ReadyTimeout, RefusedHold: eo.RefusedHold, LogDir: t.TempDir(), Log: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,27 +228,39 @@ func TestRunTwice(t *testing.T) {
 }
 
 // TestLifecycle is the promise, scenario by scenario on one ensemble of
-// machines: three nodes boot at once and form a quorum; an instance reboot
-// (systemd's own shutdown and boot) runs firstboot again with nothing to
-// change and ZooKeeper comes back with its data by a diff; a node whose
-// machine is killed with -9 comes back as itself on a new instance with
-// its data and syncs by diff; a replacement whose volume was lost starts
-// empty and syncs from the leader; and without a quorum a replacement on a
-// blank volume is refused — firstboot fails, ZooKeeper is never started.
+// machines that its Auto Scaling groups (one per AZ) launch: three nodes
+// boot at once and form a quorum; an instance reboot (systemd's own
+// shutdown and boot) runs firstboot again with nothing to change and
+// ZooKeeper comes back with its data by a diff; a node whose machine is
+// killed with -9 is replaced by its group with an instance that comes back
+// as itself with its data and syncs by diff; a replacement whose volume
+// was lost starts empty and syncs from the leader; and without a quorum a
+// replacement on a blank volume is refused — firstboot fails, ZooKeeper is
+// never started, and the instance tells its group after the refusal hold.
+// No instance is launched by the harness: every replacement is the
+// group's.
 func TestLifecycle(t *testing.T) {
 	// A short deadline bounds the refused boot at the end, and a short
-	// bootstrap window makes the ensemble "old" by then.
-	const window = 12 * time.Second
-	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: window, BootstrapWindow: window})
+	// bootstrap window makes the ensemble "old" by then; a short refusal
+	// hold lets the refused instance tell its group within the test.
+	const (
+		window      = 12 * time.Second
+		refusedHold = 5 * time.Second
+	)
+	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"),
+		Options{Deadline: window, BootstrapWindow: window, RefusedHold: refusedHold})
 	created := time.Now()
 	ctx := t.Context()
 
-	// 1. Three instances, one per AZ, at once.
-	booted, err := e.BootAll(ctx, []string{"us-east-1a", "us-east-1b", "us-east-1c"})
-	if err != nil {
+	// 1. Three groups, one per AZ, launch their instances at once. No
+	// launch hook: the refusal at the end keeps its instance in service
+	// (ReplaceUnhealthy suspended) to look at it, which an ABANDON of a
+	// pending launch would not.
+	g := newGroups(t, e, GroupOptions{})
+	if _, err := g.WaitNodes(ctx, 3*time.Minute, 1, 2, 3); err != nil {
 		t.Fatal(err)
 	}
-	checkOncePerSlot(t, e, booted, 3)
+	checkOncePerSlot(t, e, groupNodes(t, g), 3)
 	modes, err := e.WaitServing(ctx, 60*time.Second, 1, 2, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -254,6 +270,7 @@ func TestLifecycle(t *testing.T) {
 	for _, ip := range []string{"10.0.1.11", "10.0.2.11", "10.0.3.11"} {
 		checkZnodes(t, e, ip, 1000)
 	}
+	group := g.GroupOf(2)
 
 	// 4. Reboot a follower's instance; what the ensemble takes meanwhile
 	// reaches it by a diff when it is back.
@@ -298,19 +315,24 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("rebooted node synced by %q, want DIFF (its own data, only what it missed)", s)
 		}
 		checkSystem(t, n.Instance)
+		// A reboot is no failure: the group kept the instance.
+		if in, ok := e.Cloud.AutoScaling().Instance(n.Instance.ID); !ok || in.LifecycleState != "InService" || in.HealthStatus != "Healthy" {
+			t.Errorf("rebooted %s in its group: %+v, want InService and Healthy", n.Instance.ID, in)
+		}
 	})
 
-	// 2. kill -9 node 2's machine; its replacement becomes node 2 again.
+	// 2. kill -9 node 2's machine; the group's replacement becomes node 2
+	// again.
 	old := e.Node(2)
 	if err := e.Terminate(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	repl, err := e.Boot(ctx, "us-east-1b")
+	repl, err := g.WaitNode(ctx, 3*time.Minute, 2, old.Instance.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if repl.ID != 2 || repl.IP != old.IP || repl.Report.Claim.Volume != old.Report.Claim.Volume || repl.Instance.ID == old.Instance.ID {
-		t.Fatalf("replacement %s: node %d %s %s, want node 2 %s %s", repl.Instance.ID, repl.ID, repl.IP, repl.Report.Claim.Volume, old.IP, old.Report.Claim.Volume)
+	if repl.ID != 2 || repl.IP != old.IP || repl.Report.Claim.Volume != old.Report.Claim.Volume || repl.Instance.ID == old.Instance.ID || repl.Instance.AZ != old.Instance.AZ {
+		t.Fatalf("replacement %s: node %d %s %s in %s, want node 2 %s %s in %s", repl.Instance.ID, repl.ID, repl.IP, repl.Report.Claim.Volume, repl.Instance.AZ, old.IP, old.Report.Claim.Volume, old.Instance.AZ)
 	}
 	if repl.Report.Disk.Formatted || repl.Report.ZooKeeper.Initialize {
 		t.Errorf("replacement formatted=%v initialize=%v", repl.Report.Disk.Formatted, repl.Report.ZooKeeper.Initialize)
@@ -319,14 +341,17 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkZnodes(t, e, repl.IP, 1000)
-	t.Logf("replacement: %s, synced by %s", modes[2], repl.Sync())
+	t.Logf("replacement %s (group %s): %s, synced by %s", repl.Instance.ID, group, modes[2], repl.Sync())
 	if s := repl.Sync(); s != "DIFF" && modes[2] != "leader" {
 		t.Errorf("replacement synced by %q, want DIFF (its own data, no snapshot transfer)", s)
 	}
 
 	// 5. The volume is lost: a fresh, never-initialized volume tagged for
-	// node 2 replaces it. The new instance formats it, sees the quorum,
-	// does not trust its empty tree, and syncs from the leader.
+	// node 2 replaces it. The group's new instance formats it, sees the
+	// quorum, does not trust its empty tree, and syncs from the leader.
+	// The group's launches wait while the volume is swapped, so that its
+	// replacement boots where the original test's did: after the swap.
+	suspendProcesses(t, g, group, "Launch")
 	if err := e.Terminate(ctx, repl); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +361,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.Boot(ctx, "us-east-1b")
+	resumeProcesses(t, g, group, "Launch")
+	again, err := g.WaitNode(ctx, 3*time.Minute, 2, old.Instance.ID, repl.Instance.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +373,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkZnodes(t, e, again.IP, 1000)
-	t.Logf("fresh-volume replacement synced by %s", again.Sync())
+	t.Logf("fresh-volume replacement %s synced by %s", again.Instance.ID, again.Sync())
 	if s := again.Sync(); s != "SNAP" {
 		t.Errorf("fresh volume synced by %q, want SNAP from the leader", s)
 	}
@@ -356,16 +382,20 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// 3 (the refusal): the ensemble has data (past its bootstrap window) but
-	// no quorum serves, and node 2's volume is lost again. Its replacement
-	// must not start ZooKeeper with an empty tree that could vote: firstboot
-	// fails at its deadline, and zookeeper.service, which requires it,
-	// never starts.
+	// no quorum serves, and node 2's volume is lost again. The group's
+	// replacement must not start ZooKeeper with an empty tree that could
+	// vote: firstboot fails at its deadline, zookeeper.service, which
+	// requires it, never starts, and after the refusal hold the instance
+	// tells its group it is Unhealthy. ReplaceUnhealthy is suspended once
+	// the replacement is launched, so the group keeps it to look at (and
+	// does not churn: every replacement would be refused the same way).
 	time.Sleep(time.Until(created.Add(window)))
 	for _, id := range []int{1, 3} {
 		if err := e.StopZooKeeper(ctx, e.Node(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	suspendProcesses(t, g, group, "Launch")
 	if err := e.Terminate(ctx, again); err != nil {
 		t.Fatal(err)
 	}
@@ -373,20 +403,95 @@ func TestLifecycle(t *testing.T) {
 	if _, err := e.Cloud.CreateVolume("us-east-1b", 2, map[string]string{"zkaas:ensemble": "it", "zkaas:node": "2"}); err != nil {
 		t.Fatal(err)
 	}
-	refused, err := e.Boot(ctx, "us-east-1b")
-	fe := asFirstbootError(t, refused, err)
-	if !strings.Contains(fe.Line, "refusing to trust an empty data tree") {
-		t.Fatalf("boot without quorum on a fresh volume: %v", err)
+	resumeProcesses(t, g, group, "Launch")
+	earlier := []string{old.Instance.ID, repl.Instance.ID, again.Instance.ID}
+	b := nextBoot(t, g, group, time.Minute, earlier...)
+	suspendProcesses(t, g, group, "ReplaceUnhealthy")
+	select {
+	case <-b.Done:
+	case <-time.After(e.opts.Deadline + firstbootSlack + time.Minute):
+		t.Fatalf("%s: firstboot not finished", b.InstanceID)
 	}
-	t.Logf("refused: %v", err)
+	fe := asFirstbootError(t, b.Node, b.Err)
+	if !strings.Contains(fe.Line, "refusing to trust an empty data tree") {
+		t.Fatalf("boot without quorum on a fresh volume: %v", b.Err)
+	}
+	t.Logf("refused: %v", b.Err)
 	checkNeverStarted(t, fe.Instance, zookeeperUnit)
+	// The system settles once zkaas-unhealthy has held and reported:
+	// firstboot is its one failed unit.
 	checkSystem(t, fe.Instance, firstbootUnit)
+	eventuallyT(t, "the refused instance Unhealthy in its group", 30*time.Second, func() bool {
+		in, ok := e.Cloud.AutoScaling().Instance(fe.Instance.ID)
+		return ok && in.HealthStatus == "Unhealthy"
+	})
 	// Stopped, not failed: a stop is no failure (SuccessExitStatus=143).
 	for _, id := range []int{1, 3} {
 		checkSystem(t, e.Node(id).Instance)
 	}
-	if err := e.Cloud.Crash(ctx, fe.Instance); err != nil {
+	// No churn: the group launched nothing after the refused instance.
+	for _, later := range g.Boots() {
+		if later.Group == group && !slices.Contains(append(earlier, b.InstanceID), later.InstanceID) {
+			t.Errorf("group %s launched %s after the refused %s, with ReplaceUnhealthy suspended", group, later.InstanceID, b.InstanceID)
+		}
+	}
+	// Done with it: the group's capacity to 0 terminates it (the groups'
+	// deletion at the end would, too).
+	if _, err := g.API().UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(group), MinSize: aws.Int32(0), DesiredCapacity: aws.Int32(0),
+	}); err != nil {
 		t.Error(err)
+	}
+}
+
+// groupNodes is the node every instance the groups launched so far
+// became; a boot that failed or has not finished fails the test.
+func groupNodes(t *testing.T, g *Groups) []*Node {
+	t.Helper()
+	var out []*Node
+	for _, b := range g.Boots() {
+		select {
+		case <-b.Done:
+		default:
+			t.Fatalf("%s in %s: still booting", b.InstanceID, b.Group)
+		}
+		if b.Node == nil {
+			t.Fatalf("%s in %s: %v", b.InstanceID, b.Group, b.Err)
+		}
+		out = append(out, b.Node)
+	}
+	return out
+}
+
+// nextBoot waits, within bound, for the group to launch an instance other
+// than the ones in not, and returns it (its boot maybe not finished).
+func nextBoot(t *testing.T, g *Groups, group string, bound time.Duration, not ...string) *GroupBoot {
+	t.Helper()
+	for deadline := time.Now().Add(bound); ; time.Sleep(watchEvery) {
+		for _, b := range g.Boots() {
+			if b.Group == group && !slices.Contains(not, b.InstanceID) {
+				return b
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s launched nothing new in %s (boots: %s)", group, bound, g.describe())
+		}
+	}
+}
+
+// suspendProcesses and resumeProcesses suspend and resume the group's
+// processes, as SuspendProcesses and ResumeProcesses do.
+func suspendProcesses(t *testing.T, g *Groups, group string, procs ...string) {
+	t.Helper()
+	if _, err := g.API().SuspendProcesses(t.Context(), &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(group), ScalingProcesses: procs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func resumeProcesses(t *testing.T, g *Groups, group string, procs ...string) {
+	t.Helper()
+	if _, err := g.API().ResumeProcesses(t.Context(), &autoscaling.ResumeProcessesInput{AutoScalingGroupName: aws.String(group), ScalingProcesses: procs}); err != nil {
+		t.Fatal(err)
 	}
 }
 
