@@ -538,49 +538,57 @@ func checkMore(t *testing.T, e *Ensemble, ip, parent string, n int) {
 	}
 }
 
-// TestFiveNodeStorms: five slots over three AZs, five machines at once —
-// every slot claimed once and a quorum; then all five killed (-9) and
-// replaced at once while the simulator throttles, loses races and sticks
-// attaches: again every slot once, nothing formatted, the data intact, and
-// no unit failed anywhere.
+// TestFiveNodeStorms: five slots over three AZs, their groups' five
+// machines at once — every slot claimed once and a quorum; then all five
+// killed (-9) and replaced at once by the groups while the simulator
+// throttles, loses races and sticks attaches: again every slot once,
+// nothing formatted, the data intact, and no unit failed anywhere.
 func TestFiveNodeStorms(t *testing.T) {
 	e := newEnsemble(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"))
 	ctx := t.Context()
-	azs := []string{"us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c"}
-	first, err := e.BootAll(ctx, azs)
-	if err != nil {
+	ids := []int{1, 2, 3, 4, 5}
+	g := newGroups(t, e, GroupOptions{})
+	if _, err := g.WaitNodes(ctx, 3*time.Minute, ids...); err != nil {
 		t.Fatal(err)
 	}
+	first := groupNodes(t, g)
 	checkOncePerSlot(t, e, first, 5)
-	if _, err := e.WaitServing(ctx, 90*time.Second, 1, 2, 3, 4, 5); err != nil {
+	if _, err := e.WaitServing(ctx, 90*time.Second, ids...); err != nil {
 		t.Fatal(err)
 	}
 	writeZnodes(t, e, first[0].IP, 200)
+	var killed []string
 	for _, n := range first {
 		if err := e.Terminate(ctx, n); err != nil {
 			t.Fatal(err)
 		}
+		killed = append(killed, n.Instance.ID)
 	}
 	e.Cloud.Sim().SetFaults(ec2sim.Faults{ThrottleRate: 0.15, InUseRaceRate: 0.2, StuckAttachRate: 0.1})
 	start := time.Now()
-	second, err := e.BootAll(ctx, azs)
-	if err != nil {
+	if _, err := g.WaitNodes(ctx, 5*time.Minute, ids...); err != nil {
 		t.Fatal(err)
 	}
 	e.Cloud.Sim().SetFaults(ec2sim.Faults{})
 	// A stuck attach costs its claim.stuck_attach (a third of the
 	// deadline) before firstboot detaches and retries.
-	t.Logf("storm of replacements: every firstboot done in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("storm of the groups' replacements: every node held again after %s", time.Since(start).Round(time.Millisecond))
+	var second []*Node
+	for _, n := range groupNodes(t, g) {
+		if !slices.Contains(killed, n.Instance.ID) {
+			second = append(second, n)
+		}
+	}
 	checkOncePerSlot(t, e, second, 5)
 	for _, n := range second {
 		if n.Report.Disk.Formatted {
 			t.Errorf("node %d: a volume holding data was formatted", n.ID)
 		}
 	}
-	if _, err := e.WaitServing(ctx, 90*time.Second, 1, 2, 3, 4, 5); err != nil {
+	if _, err := e.WaitServing(ctx, 90*time.Second, ids...); err != nil {
 		t.Fatal(err)
 	}
-	checkZnodes(t, e, second[4].IP, 200)
+	checkZnodes(t, e, second[len(second)-1].IP, 200)
 	if st := e.Cloud.Sim().Stats(); st.Errors["RequestLimitExceeded"]+st.Errors["InvalidNetworkInterface.InUse"]+st.Errors["VolumeInUse"] == 0 {
 		t.Errorf("no faults were injected: %v", st.Errors)
 	}
