@@ -7,7 +7,9 @@
 //     API on EC2Address:80 inside it, the Auto Scaling simulator (asgsim)
 //     the Auto Scaling API on AutoScalingAddress:80; its group controller
 //     runs for the Cloud's lifetime and launches each group's instances as
-//     the Cloud's own (autoscaling.go).
+//     the Cloud's own (autoscaling.go). IAM (iamsim) and Data Lifecycle
+//     Manager (dlmsim), which only the operator command calls, answer on
+//     IAMAddress and DLMAddress (iam.go).
 //   - An instance is a network namespace whose primary interface (ens5, the
 //     primary ENI's MAC and address) is a veth on the bridge, a persistent
 //     mount namespace of its own, and AWS's IMDS mock (IMDSv2 only) on
