@@ -102,10 +102,29 @@ func (c *Cloud) listIAM(ctx context.Context, d *deploy.Desired) ([]plan.Existing
 func (c *Cloud) createRole(ctx context.Context, s deploy.RoleSpec, tags map[string]string) (string, error) {
 	out, err := c.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: sdk.String(s.RoleName), AssumeRolePolicyDocument: sdk.String(s.AssumePolicy),
 		Description: sdk.String("zkaas nodes: firstboot's claim and health"), Tags: iamTags(tags)})
+	if code(err) == "EntityAlreadyExists" {
+		// IAM has no client token: when the answer to this create was
+		// lost, the SDK's retry meets the role the first attempt made.
+		// It is ours if it carries the tags just asked for.
+		got, gerr := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: sdk.String(s.RoleName)})
+		if gerr == nil && sameTags(iamTagMap(got.Role.Tags), tags) {
+			return sdk.ToString(got.Role.Arn), c.putRolePolicy(ctx, s)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("create role %s: %w", s.RoleName, err)
 	}
 	return sdk.ToString(out.Role.Arn), c.putRolePolicy(ctx, s)
+}
+
+// sameTags reports whether have holds every tag of want, with its value.
+func sameTags(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Cloud) putRolePolicy(ctx context.Context, s deploy.RoleSpec) error {
@@ -120,13 +139,29 @@ func (c *Cloud) putRolePolicy(ctx context.Context, s deploy.RoleSpec) error {
 
 func (c *Cloud) createProfile(ctx context.Context, s deploy.ProfileSpec, tags map[string]string) (string, error) {
 	out, err := c.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: sdk.String(s.ProfileName), Tags: iamTags(tags)})
-	if err != nil {
+	arn := ""
+	switch {
+	case code(err) == "EntityAlreadyExists":
+		// A retry of a create whose answer was lost (see createRole).
+		got, gerr := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: sdk.String(s.ProfileName)})
+		if gerr != nil || !sameTags(iamTagMap(got.InstanceProfile.Tags), tags) {
+			return "", fmt.Errorf("create instance profile %s: %w", s.ProfileName, err)
+		}
+		arn = sdk.ToString(got.InstanceProfile.Arn)
+		for _, r := range got.InstanceProfile.Roles {
+			if sdk.ToString(r.RoleName) == s.Role {
+				return arn, nil
+			}
+		}
+	case err != nil:
 		return "", fmt.Errorf("create instance profile %s: %w", s.ProfileName, err)
+	default:
+		arn = sdk.ToString(out.InstanceProfile.Arn)
 	}
 	if _, err := c.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: sdk.String(s.ProfileName), RoleName: sdk.String(s.Role)}); err != nil {
 		return "", fmt.Errorf("add role %s to instance profile %s: %w", s.Role, s.ProfileName, err)
 	}
-	return sdk.ToString(out.InstanceProfile.Arn), nil
+	return arn, nil
 }
 
 func (c *Cloud) updateProfile(ctx context.Context, s deploy.ProfileSpec, ex plan.Existing) error {

@@ -244,6 +244,43 @@ func TestUpAgainstTheSimulators(t *testing.T) {
 	}
 }
 
+// With the SDK's retries, a lost answer of an IAM create (no client token)
+// is retried into EntityAlreadyExists: up takes the role or profile it
+// made (its tags) and goes on, in the same run. A same-named role without
+// the ensemble's tags is still refused.
+func TestUpRidesOutLostIAMAnswers(t *testing.T) {
+	for _, action := range []string{"CreateRole", "CreateInstanceProfile"} {
+		t.Run(action, func(t *testing.T) {
+			w := newWorld(t, 0)
+			w.iam.LoseNextResponse(action, 1)
+			if _, err := w.up(context.Background(), t); err != nil {
+				t.Fatalf("up with %s's answer lost once: %v", action, err)
+			}
+			if r, ok := w.iam.Role("zkaas-sim-zk"); !ok || len(r.Policies) != 1 {
+				t.Errorf("role: %+v", r)
+			}
+			if p, ok := w.iam.InstanceProfile("zkaas-sim-zk"); !ok || p.Role != "zkaas-sim-zk" {
+				t.Errorf("instance profile: %+v", p)
+			}
+			if p := w.plan(t); p.Changes() != 0 {
+				t.Errorf("%d changes after up", p.Changes())
+			}
+		})
+	}
+	t.Run("foreign role", func(t *testing.T) {
+		w := newWorld(t, 0)
+		ctx := context.Background()
+		// Made between plan and apply by someone else: no zkaas tags.
+		p := w.plan(t)
+		if _, err := w.cloud.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: sdk.String("zkaas-sim-zk"), AssumeRolePolicyDocument: sdk.String(deploy.AssumeEC2)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := plan.Apply(ctx, w.cloud, p, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "EntityAlreadyExists") {
+			t.Errorf("up over a foreign role of the same name: %v, want EntityAlreadyExists", err)
+		}
+	})
+}
+
 // An up whose answers are lost (the change happened, the caller saw a 500
 // and gave up) resumes on the next run with no duplicates.
 func TestUpResumesAfterLostAnswers(t *testing.T) {
