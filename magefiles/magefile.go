@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/magefile/mage/mg"
@@ -110,23 +112,45 @@ func cloudInit() (string, error) {
 }
 
 // Cross builds every product for every platform it ships on (internal/layout
-// lists them): the plugin for linux, darwin and windows on amd64 and arm64 —
-// Packer users run Packer everywhere — and the boot binary for linux/amd64
-// and linux/arm64. Nothing is written; a Linux-only import in the plugin's
-// dependencies fails here.
+// lists them): the plugin and the operator command for linux, darwin and
+// windows on amd64 and arm64 — Packer users and operators run them
+// everywhere — and the boot binary for linux/amd64 and linux/arm64. Nothing
+// is written; a Linux-only import in a product's dependencies fails here.
+// One `go build` per platform builds all its products (so shared packages
+// compile once), two platforms at a time: the SDK's largest packages
+// compile on one core each, and a second build keeps the other core busy.
 func (Test) Cross() error {
+	var platforms []string
+	pkgs := map[string][]string{}
 	for _, p := range layout.Products {
 		for _, platform := range p.Platforms {
-			goos, goarch, _ := strings.Cut(platform, "/")
-			start := time.Now()
-			env := map[string]string{"GOOS": goos, "GOARCH": goarch, "CGO_ENABLED": "0"}
-			if err := sh.RunWith(env, "go", "build", "-o", os.DevNull, "./"+p.Pkg); err != nil {
-				return fmt.Errorf("cross-compile %s for %s: %w", p.Pkg, platform, err)
+			if pkgs[platform] == nil {
+				platforms = append(platforms, platform)
 			}
-			fmt.Printf("built %s for %s in %s\n", p.Pkg, platform, time.Since(start).Round(time.Millisecond))
+			pkgs[platform] = append(pkgs[platform], "./"+p.Pkg)
 		}
 	}
-	return nil
+	errs := make([]error, len(platforms))
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i, platform := range platforms {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			goos, goarch, _ := strings.Cut(platform, "/")
+			start := time.Now()
+			// Several packages: go build checks them and writes nothing.
+			cmd := exec.Command("go", append([]string{"build"}, pkgs[platform]...)...)
+			cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("cross-compile %s for %s: %w\n%s", strings.Join(pkgs[platform], " "), platform, err, out)
+				return
+			}
+			fmt.Printf("built %s for %s in %s\n", strings.Join(pkgs[platform], " "), platform, time.Since(start).Round(time.Millisecond))
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Unit runs the tests that need neither root nor Debian packages.
