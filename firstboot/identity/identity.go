@@ -162,12 +162,19 @@ func (m Metadata) InterfaceSubnet(ctx context.Context, nic Interface) (netip.Pre
 // not learnt of the interface yet), a server error or a transport error
 // (IMDS restarting). 4xx answers other than 404 say IMDS refuses us.
 func retryable(err error) bool {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		code := re.HTTPStatusCode()
+	if code, ok := httpStatus(err); ok {
 		return code == http.StatusNotFound || code >= 500
 	}
 	return true
+}
+
+// httpStatus is the HTTP status IMDS answered err with, if it answered.
+func httpStatus(err error) (int, bool) {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode(), true
+	}
+	return 0, false
 }
 
 func (m Metadata) cidr(ctx context.Context, path string) (netip.Prefix, error) {
@@ -210,8 +217,7 @@ func Identify(ctx context.Context, api MetadataAPI) (Instance, error) {
 // GetMetadata reads one meta-data path as a trimmed string.
 func GetMetadata(ctx context.Context, api MetadataAPI, path string) (string, error) {
 	out, err := api.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+	if code, _ := httpStatus(err); code == http.StatusNotFound {
 		// The session worked; IMDS just has no such entry (yet).
 		return "", fmt.Errorf("imds: get %s: not found (404): %w", path, err)
 	}
@@ -245,8 +251,7 @@ const MaxUserData = 16 << 10
 // launched without any (IMDS answers 404).
 func UserData(ctx context.Context, api UserDataAPI) ([]byte, error) {
 	out, err := api.GetUserData(ctx, &imds.GetUserDataInput{})
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+	if code, _ := httpStatus(err); code == http.StatusNotFound {
 		return nil, nil
 	}
 	if err != nil {
