@@ -168,7 +168,8 @@ func (g *Group) Hold(ctx context.Context, d time.Duration) error {
 	end := time.Now().Add(d)
 	beat := heartbeatEvery(m.Hooks)
 	pending := m.State == StatePendingWait && len(m.Hooks) > 0
-	g.log().Info("holding before reporting the failure", "step", "health", "group", m.Group, "hold", d)
+	g.log().Info("holding before reporting the failure to the group (health.refused_hold): every replacement would fail the same way; the reason is the failed unit's last journal line",
+		"step", "health", "group", m.Group, "instance", g.InstanceID, "hold", d)
 	for {
 		left := time.Until(end)
 		if left <= 0 {

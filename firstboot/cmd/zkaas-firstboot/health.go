@@ -170,7 +170,7 @@ func unhealthy(ctx context.Context, cfgPath, unit string, state stateFiles, stdo
 		// zookeeper.service fails too when firstboot did (it requires
 		// it); firstboot's own OnFailure= instance reports that, with
 		// its reason and its hold.
-		fmt.Fprintf(stdout, "%s failed because zkaas-firstboot did (%s): reported by zkaas-unhealthy@%s\n", unit, f.Reason, systemd.Firstboot)
+		fmt.Fprintf(stdout, "%s failed because zkaas-firstboot did (%s): reported by zkaas-unhealthy@%s; the reason: journalctl -u %s -o cat | tail -1\n", unit, f.Reason, systemd.Firstboot, systemd.Firstboot)
 		return nil
 	}
 	awsCfg, err := loadAWS(ctx)
