@@ -38,6 +38,7 @@ type Config struct {
 	Network   Network   `yaml:"network"`
 	ZooKeeper ZooKeeper `yaml:"zookeeper"`
 	Health    Health    `yaml:"health"`
+	Metrics   Metrics   `yaml:"metrics"` // see metrics.go
 	// Deploy is for the operator command only (see deploy.go).
 	Deploy Deploy `yaml:"deploy"`
 }
@@ -130,6 +131,10 @@ type ZooKeeper struct {
 	Extra    Extra    `yaml:"extra"`     // more zoo.cfg keys, type-checked where known
 	JVMFlags []string `yaml:"jvm_flags"` // appended to SERVER_JVMFLAGS
 	GCLog    bool     `yaml:"gc_log"`    // GC log under <mount_point>/logs
+	// TLS and SASL: see tls.go and sasl.go (material from secret.go's
+	// references, fetched at boot).
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
 
 // Autopurge maps to autopurge.snapRetainCount and autopurge.purgeInterval.
@@ -184,9 +189,12 @@ func Default() Config {
 			Heap:            "1g",
 			AdminServer:     AdminServer{Enabled: false, Port: 8080},
 			GCLog:           true,
+			TLS:             defaultTLS(),
+			SASL:            defaultSASL(),
 		},
-		Health: Health{ReadyTimeout: Duration(15 * time.Minute), RefusedHold: Duration(10 * time.Minute)},
-		Deploy: DefaultDeploy(),
+		Metrics: defaultMetrics(),
+		Health:  Health{ReadyTimeout: Duration(15 * time.Minute), RefusedHold: Duration(10 * time.Minute)},
+		Deploy:  DefaultDeploy(),
 	}
 }
 

@@ -77,6 +77,9 @@ func (v *validator) validate(c *Config) {
 	}
 	v.zookeeper(&c.ZooKeeper)
 	v.zookeeperSettings(c) // zookeeper_settings.go
+	v.tls(c)               // tls.go
+	v.sasl(c)              // sasl.go
+	v.metrics(c)           // metrics.go
 	v.deploy(c)
 	if d := c.Health.ReadyTimeout.D(); d < 10*time.Second || d > 2*time.Hour {
 		v.errorf("health.ready_timeout", "%s must be between 10s and 2h", c.Health.ReadyTimeout)

@@ -37,6 +37,9 @@ type Node struct {
 	IP   netip.Addr
 	// FormattedNow: the disk stage formatted the volume in this boot.
 	FormattedNow bool
+	// Material is the secret material the boot fetched for zookeeper.tls
+	// and zookeeper.sasl (zero when they are off).
+	Material Material
 }
 
 // Result is the ZooKeeper stage's outcome.
@@ -53,7 +56,7 @@ type Result struct {
 // without one (re-probing until ctx ends) — never started as an empty voter.
 func (h *Host) Prepare(ctx context.Context, n Node) (Result, error) {
 	var res Result
-	files, err := Render(h.Config, n.Self.NodeID, n.IP, h.Layout)
+	files, err := Render(h.Config, n.Self.NodeID, n.IP, h.Layout, n.Material)
 	if err != nil {
 		return res, err
 	}

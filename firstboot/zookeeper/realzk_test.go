@@ -71,7 +71,7 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	}
 	layout := DefaultLayout(mount)
 	layout.ConfDir = filepath.Join(dir, "conf")
-	files, err := Render(cfg, 1, self, layout)
+	files, err := Render(cfg, 1, self, layout, Material{})
 	if err != nil {
 		t.Fatal(err)
 	}

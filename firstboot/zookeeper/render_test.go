@@ -77,7 +77,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg()
 			node, _ := cfg.NodeByID(tt.nodeID)
-			f, err := Render(cfg, tt.nodeID, node.IP, layout)
+			f, err := Render(cfg, tt.nodeID, node.IP, layout, Material{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,11 +98,11 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRenderIsDeterministic(t *testing.T) {
 	cfg := testEnsemble(5)
-	a, err := Render(cfg, 3, cfg.Nodes[2].IP, DefaultLayout("/zk"))
+	a, err := Render(cfg, 3, cfg.Nodes[2].IP, DefaultLayout("/zk"), Material{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Render(cfg, 3, cfg.Nodes[2].IP, DefaultLayout("/zk"))
+	b, _ := Render(cfg, 3, cfg.Nodes[2].IP, DefaultLayout("/zk"), Material{})
 	if !bytes.Equal(a.ZooCfg, b.ZooCfg) || !bytes.Equal(a.JavaEnv, b.JavaEnv) {
 		t.Error("two renders of the same input differ")
 	}
@@ -131,7 +131,7 @@ func TestRenderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Render(cfg, tt.nodeID, netip.MustParseAddr(tt.self), tt.layout)
+			_, err := Render(cfg, tt.nodeID, netip.MustParseAddr(tt.self), tt.layout, Material{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}

@@ -32,7 +32,7 @@ func testFiles(t *testing.T) Files {
 	l := DefaultLayout(mount)
 	l.ConfDir = filepath.Join(dir, "etc", "zkaas", "zookeeper")
 	cfg := testEnsemble(3)
-	f, err := Render(cfg, 1, cfg.Nodes[0].IP, l)
+	f, err := Render(cfg, 1, cfg.Nodes[0].IP, l, Material{})
 	if err != nil {
 		t.Fatal(err)
 	}

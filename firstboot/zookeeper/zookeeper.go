@@ -75,6 +75,9 @@ type Layout struct {
 	// that a chatty JVM cannot fill the root disk and the log survives the
 	// instance. Empty: no GC log can be written.
 	LogDir string
+	// SecretDir holds the files rendered from secret material (material.go),
+	// on tmpfs.
+	SecretDir string
 }
 
 // DefaultLayout puts the data on the mounted volume: <mount>/data and
@@ -86,6 +89,7 @@ func DefaultLayout(mountPoint string) Layout {
 		DataDir:    filepath.Join(mountPoint, "data"),
 		DataLogDir: filepath.Join(mountPoint, "datalog"),
 		LogDir:     filepath.Join(mountPoint, "logs"),
+		SecretDir:  DefaultSecretDir,
 	}
 }
 
@@ -113,6 +117,9 @@ func (l Layout) validate() error {
 	if l.LogDir != "" && (!filepath.IsAbs(l.LogDir) || filepath.Clean(l.LogDir) != l.LogDir) {
 		return fmt.Errorf("layout: log dir %q must be a clean absolute path", l.LogDir)
 	}
+	if l.SecretDir != "" && (!filepath.IsAbs(l.SecretDir) || filepath.Clean(l.SecretDir) != l.SecretDir) {
+		return fmt.Errorf("layout: secret dir %q must be a clean absolute path", l.SecretDir)
+	}
 	if l.DataDir == l.DataLogDir {
 		// The initialize marker and the version-2 checks assume two
 		// directories; one would work for ZooKeeper but not for HasData.
@@ -127,12 +134,17 @@ type Files struct {
 	ZooCfg  []byte
 	MyID    []byte
 	JavaEnv []byte
+	// Private are the files rendered from secret material (keystores, the
+	// JAAS file), written to Layout.SecretDir.
+	Private []PrivateFile
 }
 
 // Render produces the configuration of node nodeID. self is the address of
 // the ENI this instance holds; it must be the address the config gives the
-// node, or the node would advertise one address and listen on another.
-func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Files, error) {
+// node, or the node would advertise one address and listen on another. mat
+// is the secret material zookeeper.tls and zookeeper.sasl need (zero when
+// they are off).
+func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout, mat Material) (Files, error) {
 	if err := layout.validate(); err != nil {
 		return Files{}, err
 	}
@@ -142,6 +154,17 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Fi
 	}
 	if node.IP != self {
 		return Files{}, fmt.Errorf("render node %d: ENI address %s is not the node's configured address %s", nodeID, self, node.IP)
+	}
+	var sec security
+	for _, part := range []func(ensemble.Config, ensemble.Node, Layout, Material) (security, error){renderTLS, renderSASL} {
+		p, err := part(cfg, node, layout, mat)
+		if err != nil {
+			return Files{}, fmt.Errorf("render node %d: %w", nodeID, err)
+		}
+		sec.add(p)
+	}
+	if len(sec.private) > 0 && layout.SecretDir == "" {
+		return Files{}, fmt.Errorf("render node %d: zookeeper.tls or zookeeper.sasl is on but the layout has no secret dir", nodeID)
 	}
 	nodes := slices.Clone(cfg.Nodes)
 	slices.SortFunc(nodes, func(a, b ensemble.Node) int { return a.ID - b.ID })
@@ -189,6 +212,13 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Fi
 		w("server.%d=%s:%d:%d;%s:%d", n.ID, n.IP, z.QuorumPort, z.ElectionPort, n.IP, z.ClientPort)
 	}
 
+	if len(sec.zooCfg) > 0 {
+		w("")
+		for _, l := range sec.zooCfg {
+			w("%s", l)
+		}
+	}
+
 	// zookeeper.extra after zkaas's own keys, sorted so the bytes (and so
 	// the write-only-when-changed check) do not depend on map order. The
 	// validator refused every key written above, so none is overridden.
@@ -222,6 +252,7 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Fi
 		flags = append(flags, ensemble.GCLogFlag(layout.LogDir))
 	}
 	flags = append(flags, sysprops...)
+	flags = append(flags, sec.jvmFlags...)
 	flags = append(flags, z.JVMFlags...)
 
 	// java.env is sourced by zkEnv.sh and read by systemd's EnvironmentFile=,
@@ -235,6 +266,7 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout) (Fi
 		ZooCfg:  []byte(b.String()),
 		MyID:    []byte(strconv.Itoa(nodeID) + "\n"),
 		JavaEnv: []byte(javaEnv),
+		Private: sec.private,
 	}, nil
 }
 
@@ -308,6 +340,26 @@ func Write(f Files, zk Owner) (changed []string, err error) {
 		note(d, c)
 		if err != nil {
 			return changed, err
+		}
+	}
+	if len(f.Private) > 0 {
+		// The secret dir's parent is /run/zkaas (root's); the dir itself
+		// and its files are zookeeper's alone.
+		if err := os.MkdirAll(filepath.Dir(l.SecretDir), confDirMode); err != nil {
+			return changed, fmt.Errorf("create %s: %w", filepath.Dir(l.SecretDir), err)
+		}
+		c, err := ensureDir(l.SecretDir, secretDirMode, zk)
+		note(l.SecretDir, c)
+		if err != nil {
+			return changed, err
+		}
+		for _, p := range f.Private {
+			path := p.Path(l)
+			c, err := writeOwned(path, p.Data, secretFileMode, zk)
+			note(path, c)
+			if err != nil {
+				return changed, err
+			}
 		}
 	}
 	for _, file := range []struct {

@@ -250,7 +250,7 @@ func render(cfg ensemble.Config, node int, dir string, stdout io.Writer) error {
 	if !ok || dir == "" {
 		return exitError{2, fmt.Errorf("render needs -node (one of the config's node ids) and -out DIR")}
 	}
-	files, err := zookeeper.Render(cfg, n.ID, n.IP, zookeeper.DefaultLayout(cfg.Volume.MountPoint))
+	files, err := zookeeper.Render(cfg, n.ID, n.IP, zookeeper.DefaultLayout(cfg.Volume.MountPoint), zookeeper.Material{})
 	if err != nil {
 		return err
 	}
