@@ -30,6 +30,10 @@ func (l *callLog) wrap(h http.Handler) http.Handler {
 			if q, err := url.ParseQuery(string(body)); err == nil && q.Get("Action") != "" {
 				action = q.Get("Action")
 			}
+			if action == "" {
+				// A REST-JSON service (DLM): the route is the call.
+				action = r.Method + " " + r.URL.Path
+			}
 			l.add(caller(r), action)
 		}
 		h.ServeHTTP(w, r)
@@ -69,3 +73,16 @@ func caller(r *http.Request) string {
 // EC2Calls returns the EC2 API calls made with the access key id caller
 // (an instance's id: see Environ), by action; empty when it made none.
 func (c *Cloud) EC2Calls(caller string) map[string]int { return c.vpc.calls.of(caller) }
+
+// ServiceCalls returns the calls made with the access key id caller to
+// one of the other services the VPC serves ("autoscaling", "iam", "dlm"),
+// by action (a REST-JSON service's by method and path); empty when it
+// made none. Auto Scaling's callers include the instances (their launch
+// hooks and health reports), which sign with their instance ids.
+func (c *Cloud) ServiceCalls(service, caller string) map[string]int {
+	l := c.vpc.svcCalls[service]
+	if l == nil {
+		return nil
+	}
+	return l.of(caller)
+}

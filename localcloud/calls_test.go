@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// TestCallLog: EC2 calls are counted by the access key id of their SigV4
-// signature and by action (form body or query), unsigned ones under "".
+// TestCallLog: calls are counted by the access key id of their SigV4
+// signature and by action (form body or query; method and path for
+// REST-JSON), unsigned ones under "".
 func TestCallLog(t *testing.T) {
 	tests := []struct {
 		name, auth, query, body string
@@ -19,6 +20,8 @@ func TestCallLog(t *testing.T) {
 		{"signed form", "AWS4-HMAC-SHA256 Credential=i-0abc/20261202/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=x", "", "Action=DescribeInstances&Version=2016-11-15", "i-0abc", "DescribeInstances"},
 		{"action in the query", "AWS4-HMAC-SHA256 Credential=harness/20261202/us-east-1/ec2/aws4_request", "Action=AttachVolume", "", "harness", "AttachVolume"},
 		{"unsigned", "", "", "Action=DescribeVolumes", "", "DescribeVolumes"},
+		// DLM's REST-JSON: no Action anywhere, the route is the call.
+		{"rest-json", "AWS4-HMAC-SHA256 Credential=operator/20261202/us-east-1/dlm/aws4_request", "", `{"State":"ENABLED"}`, "operator", "POST /"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

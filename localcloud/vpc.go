@@ -45,6 +45,8 @@ type vpc struct {
 	srv     *http.Server
 	extra   []*http.Server // other services' endpoints (serve)
 	calls   callLog        // EC2 calls by caller
+	// The other services' calls by caller, by service name (serve's).
+	svcCalls map[string]*callLog
 }
 
 type subnet struct {
@@ -179,7 +181,12 @@ func (v *vpc) serve(name, address string, h http.Handler) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s endpoint in the VPC: %w", name, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	calls := &callLog{}
+	if v.svcCalls == nil {
+		v.svcCalls = map[string]*callLog{}
+	}
+	v.svcCalls[name] = calls
+	srv := &http.Server{Handler: calls.wrap(h), ReadHeaderTimeout: 10 * time.Second}
 	v.extra = append(v.extra, srv)
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
