@@ -1,0 +1,60 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/firstboot/zookeeper"
+)
+
+// Material fetches every secret cfg names (Config.Secrets) for node and
+// returns it as the ZooKeeper stage's zookeeper.Material, with the
+// references fetched (source:name[#json_key], for the run report — never
+// the material). The first failure stops it: a node missing any piece
+// cannot serve as configured.
+//
+// Passwords lose one trailing newline ("\n" or "\r\n"): a file written by
+// an editor or `echo` ends in one, and a DIGEST-MD5 password never does.
+// Keystores and truststores are kept byte for byte (PEM ignores it).
+func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (zookeeper.Material, []string, error) {
+	var m zookeeper.Material
+	var refs []string
+	sasl := cfg.ZooKeeper.SASL
+	for _, ns := range cfg.Secrets() {
+		s := ns.Secret.ForNode(node)
+		// Only the truststore is public: CA certificates.
+		data, err := f.Fetch(ctx, ns.Field, s, Private(ns.Field != "zookeeper.tls.truststore"))
+		if err != nil {
+			return zookeeper.Material{}, refs, err
+		}
+		refs = append(refs, s.String())
+		switch ns.Field {
+		case "zookeeper.tls.keystore":
+			m.KeyStore = data
+		case "zookeeper.tls.truststore":
+			m.TrustStore = data
+		case "zookeeper.sasl.quorum_password":
+			m.QuorumPassword = password(data)
+		default:
+			var i int
+			if _, err := fmt.Sscanf(ns.Field, "zookeeper.sasl.clients[%d].password", &i); err != nil || i < 0 || i >= len(sasl.Clients) {
+				return zookeeper.Material{}, refs, fmt.Errorf("%s: a secret field the boot does not know", ns.Field)
+			}
+			if m.ClientPasswords == nil {
+				m.ClientPasswords = map[string]string{}
+			}
+			m.ClientPasswords[sasl.Clients[i].Name] = password(data)
+		}
+	}
+	return m, refs, nil
+}
+
+func password(b []byte) string {
+	s := string(b)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	return s
+}
