@@ -1,5 +1,5 @@
-// Package boot runs firstboot's stages in order — identify, claim, network,
-// disk, ZooKeeper — on a config the caller has loaded; each idempotent, each
+// Package boot runs firstboot's stages in order — identify, claim, secrets
+// (when the config names any), network, disk, ZooKeeper — on a config the caller has loaded; each idempotent, each
 // logged as started, finished or failed with its duration, so that
 // `zkaas-firstboot run` does on every boot what is missing and nothing else.
 // Boot only orders the stages and hands each one what the earlier ones
@@ -45,6 +45,13 @@ type Cloud interface {
 	PeerVolumes(ctx context.Context, self int) ([]claim.Peer, error)
 }
 
+// Secrets fetches the node's secret material (*secrets.Fetcher): what
+// zookeeper.tls and zookeeper.sasl name, expanded for the node, and the
+// references it fetched (never the material).
+type Secrets interface {
+	Material(ctx context.Context, cfg ensemble.Config, node int) (zookeeper.Material, []string, error)
+}
+
 // Network configures the claimed ENI's link (Networkd).
 type Network interface {
 	Configure(ctx context.Context, spec netcfg.Spec) (netcfg.Result, error)
@@ -70,6 +77,9 @@ type Runner struct {
 	Cloud    Cloud
 	Log      *slog.Logger
 
+	// Secrets is required when the config names secrets
+	// (Config.Secrets).
+	Secrets Secrets
 	// Network defaults to Networkd{Dir: NetworkdDir}.
 	Network Network
 	// Disk defaults to a disk.Preparer.
@@ -93,8 +103,11 @@ type Runner struct {
 type Report struct {
 	// Config is where the config came from (user data or the baked
 	// file); the command that loaded it fills it in.
-	Config    string           `json:"config,omitempty"`
-	Claim     claim.Result     `json:"claim"`
+	Config string       `json:"config,omitempty"`
+	Claim  claim.Result `json:"claim"`
+	// Secrets are the references the secrets stage fetched
+	// (source:name[#json_key]), never the material.
+	Secrets   []string         `json:"secrets,omitempty"`
 	Network   netcfg.Result    `json:"network"`
 	Disk      disk.Result      `json:"disk"`
 	ZooKeeper zookeeper.Result `json:"zookeeper"`
@@ -186,6 +199,16 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 			return err
 		})
 	}
+	var mat zookeeper.Material
+	if err == nil && len(r.Config.Secrets()) > 0 {
+		// As soon as the node is known and before the link or the disk
+		// is touched: a node without its material cannot serve, and
+		// every replacement would fail the same way.
+		err = r.stage(ctx, &rep, "secrets", func() (err error) {
+			mat, rep.Secrets, err = r.secrets(ctx, rep.Claim)
+			return err
+		})
+	}
 	if err == nil {
 		err = r.stage(ctx, &rep, "network", func() (err error) {
 			rep.Network, err = r.network(ctx, id, rep.Claim)
@@ -207,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 			defer cancel()
 			rep.ZooKeeper, err = r.ZooKeeper.Prepare(zctx, zookeeper.Node{
 				Self: zookeeper.PeerVolume{NodeID: rep.Claim.Node, VolumeID: rep.Claim.Volume, InitializedAt: rep.Claim.Initialized},
-				IP:   rep.Claim.IP, FormattedNow: rep.Disk.Formatted,
+				IP:   rep.Claim.IP, FormattedNow: rep.Disk.Formatted, Material: mat,
 			})
 			return err
 		})
@@ -256,6 +279,26 @@ func (r *Runner) identify(ctx context.Context) (identity.Instance, error) {
 	}
 	return id, fmt.Errorf("ensemble %s has %s in %s, where instance %s runs: check the ASG's subnets against the config's nodes",
 		r.Config.Ensemble, what, id.AZ, id.InstanceID)
+}
+
+// secretsTimeout bounds the secrets stage: a few calls, each retried a few
+// times by the SDK, not the whole boot's budget.
+const secretsTimeout = 2 * time.Minute
+
+// secrets fetches the node's material and logs which references it
+// fetched.
+func (r *Runner) secrets(ctx context.Context, c claim.Result) (zookeeper.Material, []string, error) {
+	if r.Secrets == nil {
+		return zookeeper.Material{}, nil, errors.New("the config names secrets but the runner has no secrets fetcher")
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, secretsTimeout, fmt.Errorf("secrets stage took longer than %s", secretsTimeout))
+	defer cancel()
+	m, refs, err := r.Secrets.Material(ctx, r.Config, c.Node)
+	if err != nil {
+		return m, refs, err
+	}
+	r.Log.InfoContext(ctx, "fetched secret material", "step", "secrets", "node", c.Node, "references", refs)
+	return m, refs, nil
 }
 
 // network configures the ENI's link, in the subnet IMDS reports for it,

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -121,6 +122,29 @@ func (z zk) Prepare(_ context.Context, n zookeeper.Node) (zookeeper.Result, erro
 	return zookeeper.Result{Changed: []string{"zoo.cfg"}}, z.call("zookeeper")
 }
 
+// sec is the secrets stage's fake: the material it returns is named after
+// the node it was asked for.
+type sec struct{ *fakes }
+
+func (s sec) Material(_ context.Context, cfg ensemble.Config, node int) (zookeeper.Material, []string, error) {
+	if err := s.call(fmt.Sprintf("secrets of %d", node)); err != nil {
+		return zookeeper.Material{}, nil, err
+	}
+	var refs []string
+	for _, ns := range cfg.Secrets() {
+		refs = append(refs, ns.Secret.ForNode(node).String())
+	}
+	return zookeeper.Material{KeyStore: []byte(fmt.Sprintf("keystore of %d", node))}, refs, nil
+}
+
+// withTLS turns zookeeper.tls on with a per-node keystore.
+func withTLS(r *Runner, f *fakes) {
+	r.Config.ZooKeeper.TLS.Client = true
+	r.Config.ZooKeeper.TLS.Keystore = ensemble.Secret{SecretsManager: "zk/node-{node}"}
+	r.Config.ZooKeeper.TLS.Truststore = ensemble.Secret{SSM: "/zk/ca"}
+	r.Secrets = sec{f}
+}
+
 var (
 	now         = time.Date(2026, 3, 4, 5, 6, 7, 800, time.UTC)
 	formattedAt = time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)
@@ -210,6 +234,32 @@ func TestRun(t *testing.T) {
 			calls:   []string{"identify", "claim"},
 			stages:  []string{"identify", "claim"},
 			wantErr: "claim: boom", is: boom,
+		},
+		{
+			name:   "tls on: the secrets stage after the claim, before the network",
+			setup:  withTLS,
+			calls:  []string{"identify", "claim", "secrets of 2", "subnet", "network", "initialized-tag vol-2", "resolve /dev/xvdf", "prepare /dev/nvme1n1", tag, "zookeeper"},
+			stages: []string{"identify", "claim", "secrets", "network", "disk", "zookeeper"},
+		},
+		{
+			name: "secrets fail: no network, no disk, no zookeeper",
+			setup: func(r *Runner, f *fakes) {
+				withTLS(r, f)
+				f.fail["secrets of 2"] = boom
+			},
+			calls:   []string{"identify", "claim", "secrets of 2"},
+			stages:  []string{"identify", "claim", "secrets"},
+			wantErr: "secrets: boom", is: boom,
+		},
+		{
+			name: "secrets named but no fetcher: the stage fails",
+			setup: func(r *Runner, f *fakes) {
+				withTLS(r, f)
+				r.Secrets = nil
+			},
+			calls:   []string{"identify", "claim"},
+			stages:  []string{"identify", "claim", "secrets"},
+			wantErr: "secrets: the config names secrets but the runner has no secrets fetcher",
 		},
 		{
 			name:    "no subnet from IMDS: network fails, no disk",
@@ -373,6 +423,27 @@ func TestRun(t *testing.T) {
 				t.Errorf("stages = %q, want %q", got, tt.stages)
 			}
 		})
+	}
+}
+
+// TestRunSecrets: the material fetched for the claimed node reaches the
+// ZooKeeper stage, and the report lists the references, not the material.
+func TestRunSecrets(t *testing.T) {
+	r, f := runner(t)
+	withTLS(r, f)
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.zkNode.Material.KeyStore); got != "keystore of 2" {
+		t.Errorf("zookeeper stage got keystore %q", got)
+	}
+	if want := []string{"secretsmanager:zk/node-2", "ssm:/zk/ca"}; !slices.Equal(rep.Secrets, want) {
+		t.Errorf("report secrets %q, want %q", rep.Secrets, want)
+	}
+	b, _ := json.Marshal(rep)
+	if strings.Contains(string(b), "keystore of") {
+		t.Errorf("the report carries material: %s", b)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/zkaas/zkaas/firstboot/hotplug"
 	"github.com/zkaas/zkaas/firstboot/iampolicy"
 	"github.com/zkaas/zkaas/firstboot/identity"
+	"github.com/zkaas/zkaas/firstboot/secrets"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
 	"github.com/zkaas/zkaas/internal/fsutil"
 )
@@ -192,11 +193,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // refused reports failures every replacement would hit too: the claim
-// cannot be made (misconfiguration, permissions, instance type) or the
-// volume was refused (it may hold data). Churn for them is bounded by
-// health.refused_hold.
+// cannot be made (misconfiguration, permissions, instance type), the
+// volume was refused (it may hold data), or a secret is missing, denied
+// or unusable (a certificate that does not fit the node included). Churn
+// for them is bounded by health.refused_hold.
 func refused(err error) bool {
-	return errors.Is(err, claim.ErrCannotClaim) || errors.Is(err, disk.ErrRefused)
+	return errors.Is(err, claim.ErrCannotClaim) || errors.Is(err, disk.ErrRefused) || errors.Is(err, secrets.ErrUnusable)
 }
 
 // refusedHold is health.refused_hold of the config a boot refused: from
@@ -240,7 +242,14 @@ func runner(awsCfg aws.Config, cfg ensemble.Config, log *slog.Logger) (*boot.Run
 	// The claim waits on the instance's own view of the hot-plugged ENI
 	// and volume, and asks EC2 once they are visible.
 	cloud.Devices = &hotplug.Devices{Log: log}
-	return &boot.Runner{Config: cfg, Metadata: md, Cloud: cloud, Log: log}, nil
+	r := &boot.Runner{Config: cfg, Metadata: md, Cloud: cloud, Log: log}
+	if len(cfg.Secrets()) > 0 {
+		// Secrets Manager and SSM in the ensemble's region, through the
+		// standard chain (AWS_ENDPOINT_URL_SECRETS_MANAGER and _SSM
+		// honoured).
+		r.Secrets = secrets.New(awsCfg, secrets.Options{Log: log})
+	}
+	return r, nil
 }
 
 // render writes the node's ZooKeeper files, as a boot would render them,
