@@ -44,6 +44,11 @@ type Options struct {
 	// the bake enforces for the baked file; firstboot enforces them for any
 	// config, because user data bypasses the bake.
 	Hardened bool
+	// NoPrometheusProvider, when not empty, says why the image's ZooKeeper
+	// cannot load its Prometheus metrics provider: metrics.zookeeper is
+	// then refused (metrics.go). firstboot sets it on an image (the bake's
+	// validate step, every boot), never on an operator's machine.
+	NoPrometheusProvider string
 }
 
 // Load reads, decodes and validates the file at path. On success it returns
@@ -108,6 +113,9 @@ func ParseWith(name string, data []byte, opt Options) (Config, []FieldError, err
 		v.validate(&cfg)
 		if opt.Hardened {
 			v.hardened(&cfg.ZooKeeper)
+		}
+		if opt.NoPrometheusProvider != "" {
+			v.noPrometheusProvider(&cfg, opt.NoPrometheusProvider) // metrics.go
 		}
 		p.Errors = append(p.Errors, v.errs...)
 		p.Warnings = v.warns

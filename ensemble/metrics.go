@@ -3,6 +3,10 @@ package ensemble
 // metrics: a Prometheus endpoint per node. Owned by the metrics work of
 // issue 13; this file holds the schema and its validation.
 
+import (
+	"slices"
+)
+
 // Metrics configures the node's Prometheus endpoints, both bound to the
 // node's ENI address.
 type Metrics struct {
@@ -20,9 +24,94 @@ type MetricsEndpoint struct {
 	Port    int  `yaml:"port"`
 }
 
+// Default ports: 9141 is the zookeeper exporter's entry in Prometheus's
+// default port allocations
+// (https://github.com/prometheus/prometheus/wiki/Default-port-allocations);
+// 7000 is PrometheusMetricsProvider's own default (httpPort).
+const (
+	DefaultExporterPort  = 9141
+	DefaultZooKeeperPort = 7000
+)
+
 func defaultMetrics() Metrics {
-	return Metrics{Exporter: MetricsEndpoint{Port: 9141}, ZooKeeper: MetricsEndpoint{Port: 7000}}
+	return Metrics{
+		Exporter:  MetricsEndpoint{Port: DefaultExporterPort},
+		ZooKeeper: MetricsEndpoint{Port: DefaultZooKeeperPort},
+	}
 }
 
-// metrics validates the metrics section.
-func (v *validator) metrics(c *Config) {}
+// PrometheusProviderClass is ZooKeeper's Prometheus metrics provider
+// (zookeeper-prometheus-metrics-<version>.jar, in the release tarball's lib/
+// since 3.6.0).
+const PrometheusProviderClass = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+
+// Ports lists the TCP ports the enabled endpoints listen on, exporter first:
+// what the nodes' security group must open to the scrapers.
+func (m Metrics) Ports() []int {
+	var ps []int
+	if m.Exporter.Enabled {
+		ps = append(ps, m.Exporter.Port)
+	}
+	if m.ZooKeeper.Enabled {
+		ps = append(ps, m.ZooKeeper.Port)
+	}
+	return ps
+}
+
+// metrics validates the metrics section. A disabled endpoint's port is
+// still checked: turning it on later must not need a second edit.
+func (v *validator) metrics(c *Config) {
+	z := &c.ZooKeeper
+	taken := []struct {
+		field string
+		port  int
+	}{
+		{"zookeeper.client_port", z.ClientPort},
+		{"zookeeper.quorum_port", z.QuorumPort},
+		{"zookeeper.election_port", z.ElectionPort},
+		{"zookeeper.admin_server.port", z.AdminServer.Port},
+	}
+	for _, e := range []struct {
+		field string
+		ep    MetricsEndpoint
+	}{
+		{"metrics.exporter.port", c.Metrics.Exporter},
+		{"metrics.zookeeper.port", c.Metrics.ZooKeeper},
+	} {
+		if e.ep.Port < 1 || e.ep.Port > 65535 {
+			v.errorf(e.field, "%d is not a TCP port", e.ep.Port)
+			continue
+		}
+		clash := ""
+		for _, t := range taken {
+			if t.port == e.ep.Port {
+				clash = t.field
+				break
+			}
+		}
+		if clash != "" {
+			v.errorf(e.field, "%d is also %s", e.ep.Port, clash)
+			continue
+		}
+		taken = append(taken, struct {
+			field string
+			port  int
+		}{e.field, e.ep.Port})
+	}
+	// The exporter's ZooKeeper figures come from mntr, which the server
+	// answers only when whitelisted (srvr alone lacks the watch, znode and
+	// file descriptor counts). Refusing here beats an exporter that serves
+	// zk_up 1 and nothing else.
+	if c.Metrics.Exporter.Enabled && !slices.Contains(z.FourLetterWords, "mntr") && !slices.Contains(z.FourLetterWords, "*") {
+		v.errorf("metrics.exporter.enabled", "the exporter reads ZooKeeper's figures with mntr: add mntr to zookeeper.four_letter_words")
+	}
+}
+
+// noPrometheusProvider is Options.NoPrometheusProvider: the image's
+// ZooKeeper cannot load PrometheusProviderClass, and a server told to use it
+// refuses to start, so the config is refused before anything is touched.
+func (v *validator) noPrometheusProvider(c *Config, why string) {
+	if c.Metrics.ZooKeeper.Enabled {
+		v.errorf("metrics.zookeeper.enabled", "this image's ZooKeeper has no Prometheus metrics provider (%s): use metrics.exporter, or bake the image with the release tarball (role zookeeper, source tarball)", why)
+	}
+}

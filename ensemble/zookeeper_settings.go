@@ -141,12 +141,6 @@ var knownSettings = map[string]setting{
 	"jvm.pause.info-threshold.ms": {kind: kindInt, min: 1, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
 	"jvm.pause.warn-threshold.ms": {kind: kindInt, min: 1, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
 	"jvm.pause.sleep.time.ms":     {kind: kindInt, min: 1, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
-	// The server loads the class while parsing zoo.cfg and refuses to start
-	// without it: the Prometheus provider ships in the 3.6+ release
-	// tarball's lib/, not in every distribution's package.
-	"metricsProvider.className":     {kind: kindClass, doc: "#sc_metrics"},
-	"metricsProvider.httpPort":      {kind: kindPort, doc: "#sc_metrics"},
-	"metricsProvider.exportJvmInfo": {kind: kindBool, doc: "#sc_metrics"},
 }
 
 // ownedSetting is a key zkaas renders itself: why, and what to set instead.
@@ -182,6 +176,9 @@ var ownedPrefixes = []struct {
 	{"weight.", ownedSetting{"hierarchical quorums are not supported: every node votes with weight 1", "nodes"}},
 	{"admin.", ownedSetting{"zkaas renders the AdminServer (off, or on localhost only)", "zookeeper.admin_server"}},
 	{"autopurge.", ownedSetting{"zkaas renders it", "zookeeper.autopurge"}},
+	// The provider's endpoint is bound to the ENI address and opened in the
+	// security group, and the image is checked to have the jar (metrics.go).
+	{"metricsProvider.", ownedSetting{"zkaas renders the Prometheus provider, bound to the node's ENI address, where the image has its jar", "metrics.zookeeper"}},
 }
 
 func owned(key string) (ownedSetting, bool) {

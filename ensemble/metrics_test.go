@@ -1,0 +1,71 @@
+package ensemble
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMetricsDefaults(t *testing.T) {
+	cfg, _, err := Parse("ensemble.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Metrics
+	if m.Exporter.Enabled || m.ZooKeeper.Enabled || m.Exporter.Port != 9141 || m.ZooKeeper.Port != 7000 {
+		t.Errorf("defaults = %+v, want both off on 9141 and 7000", m)
+	}
+	if p := m.Ports(); len(p) != 0 {
+		t.Errorf("Ports() = %v with both off", p)
+	}
+	on, _, err := Parse("ensemble.yaml", []byte(base+"metrics:\n  exporter: {enabled: true}\n  zookeeper: {enabled: true, port: 7001}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := on.Metrics.Ports(); !slices.Equal(p, []int{9141, 7001}) {
+		t.Errorf("Ports() = %v, want [9141 7001]", p)
+	}
+}
+
+func TestMetricsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		opt  Options
+		want string // "" = accepted
+	}{
+		{"exporter on", "metrics:\n  exporter: {enabled: true}\n", Options{}, ""},
+		{"exporter port clash", "metrics:\n  exporter: {enabled: true, port: 2181}\n", Options{}, "line 7: metrics.exporter.port: 2181 is also zookeeper.client_port"},
+		{"disabled port still checked", "metrics:\n  zookeeper:\n    port: 3888\n", Options{}, "line 8: metrics.zookeeper.port: 3888 is also zookeeper.election_port"},
+		{"same port twice", "metrics:\n  exporter: {port: 7000}\n", Options{}, "line 6: metrics.zookeeper.port: 7000 is also metrics.exporter.port"},
+		{"admin port", "zookeeper: {admin_server: {port: 9141}}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, "metrics.exporter.port: 9141 is also zookeeper.admin_server.port"},
+		{"not a port", "metrics:\n  exporter: {port: 70000}\n", Options{}, "line 7: metrics.exporter.port: 70000 is not a TCP port"},
+		{"unknown field", "metrics:\n  exporter: {enabled: true, listen: 0.0.0.0}\n", Options{}, "metrics.exporter.listen"},
+		{"exporter without mntr", "zookeeper: {four_letter_words: [srvr, ruok]}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, "line 8: metrics.exporter.enabled: the exporter reads ZooKeeper's figures with mntr: add mntr to zookeeper.four_letter_words"},
+		{"exporter with *", "zookeeper: {four_letter_words: [\"*\"]}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, ""},
+		{"exporter off without mntr", "zookeeper: {four_letter_words: [srvr]}\n", Options{}, ""},
+		{"provider on an image without it", "metrics:\n  zookeeper:\n    enabled: true\n", Options{NoPrometheusProvider: "no jar"},
+			"line 8: metrics.zookeeper.enabled: this image's ZooKeeper has no Prometheus metrics provider (no jar): use metrics.exporter"},
+		{"provider off on an image without it", "metrics:\n  exporter: {enabled: true}\n", Options{NoPrometheusProvider: "no jar"}, ""},
+		{"provider where it is installed", "metrics:\n  zookeeper: {enabled: true}\n", Options{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := ParseWith("ensemble.yaml", []byte(base+tt.yaml), tt.opt)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var p *Problems
+			if !errors.As(err, &p) {
+				t.Fatalf("accepted (err=%v), want %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error does not contain %q:\n%s", tt.want, err)
+			}
+		})
+	}
+}
