@@ -11,11 +11,10 @@ import (
 	sdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
-	"github.com/zkaas/zkaas/ops/zk"
+	"github.com/zkaas/zkaas/localcloud/opsrig"
 )
 
 // defaultImage is the image ec2sim knows from the start: the first
@@ -48,8 +47,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 	// What the operator provides besides the VPC and its subnets (the
 	// local cloud's) and the image: DLM's execution role, as
 	// `aws dlm create-default-role` makes it.
-	if _, err := a.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: sdk.String("AWSDataLifecycleManagerDefaultRole"),
-		AssumeRolePolicyDocument: sdk.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"dlm.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+	if err := opsrig.CreateDLMRole(ctx, cloud); err != nil {
 		t.Fatal(err)
 	}
 	cfg := op.config(t, "ensemble.yaml", config(defaultImage))
@@ -65,8 +63,8 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 
 	step("plan", func(t *testing.T) {
 		r := op.must(t, "plan", "-config", cfg)
-		if n := len(slices.Collect(maps.Keys(kindsOf(r.stdout)))); !strings.Contains(r.stdout, fmt.Sprintf("%d to change, 0 conflicting, 0 unchanged", wantResources)) || n != 8 {
-			t.Errorf("plan from nothing (%d kinds):\n%s", n, r.stdout)
+		if n := len(slices.Collect(maps.Keys(kindsOf(r.Stdout)))); !strings.Contains(r.Stdout, fmt.Sprintf("%d to change, 0 conflicting, 0 unchanged", wantResources)) || n != 8 {
+			t.Errorf("plan from nothing (%d kinds):\n%s", n, r.Stdout)
 		}
 		if got := a.resources(t); got != (resources{}) {
 			t.Errorf("plan made %+v", got)
@@ -84,7 +82,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 		cloud.IAM().LoseNextResponse("CreateRole", 1)
 		cloud.IAM().FailNext("CreateInstanceProfile", 1, "LimitExceeded")
 		r := op.run(t, "up", "-config", cfg)
-		if r.code != 1 || !strings.Contains(r.stderr, "LimitExceeded") || !strings.Contains(r.stderr, "run up again to resume") {
+		if r.Code != 1 || !strings.Contains(r.Stderr, "LimitExceeded") || !strings.Contains(r.Stderr, "run up again to resume") {
 			t.Fatalf("up with IAM refusing the profile: want exit 1 and a resume hint\n%s", r)
 		}
 		want := resources{ENIs: 3, Volumes: 3, SecurityGroups: 2, Role: true}
@@ -99,7 +97,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 	step("up resumes", func(t *testing.T) {
 		r := op.must(t, "up", "-config", cfg)
 		// The profile, the template, three groups and the policy.
-		if !strings.Contains(r.stdout, "up: 6 change(s)") {
+		if !strings.Contains(r.Stdout, "up: 6 change(s)") {
 			t.Errorf("resumed up: want 6 changes\n%s", r)
 		}
 		if got := a.resources(t); got != complete {
@@ -107,17 +105,17 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 		}
 		start := time.Now()
 		stats := waitServing(t, cloud, 4*time.Minute)
-		t.Logf("ensemble serving %s after up returned: %s", time.Since(start).Round(time.Millisecond), modes(stats))
+		t.Logf("ensemble serving %s after up returned: %s", time.Since(start).Round(time.Millisecond), opsrig.Modes(stats, spec.IDs()))
 	})
 
 	holders := map[int]string{}
 	step("status", func(t *testing.T) {
 		// The launch hook completes once ZooKeeper serves: InService
 		// follows serving by a moment.
-		var rows map[int]statusRow
+		var rows map[int]opsrig.StatusRow
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
 			rows = parseStatus(t, op.must(t, "status", "-config", cfg, "-o", "json"))
-			if allInService(rows) || time.Now().After(deadline) {
+			if opsrig.AllInService(rows, spec.IDs()) || time.Now().After(deadline) {
 				break
 			}
 		}
@@ -136,21 +134,21 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 		if leaders != 1 {
 			t.Errorf("%d leaders", leaders)
 		}
-		t.Logf("zkaas status:\n%s", op.must(t, "status", "-config", cfg).stdout)
+		t.Logf("zkaas status:\n%s", op.must(t, "status", "-config", cfg).Stdout)
 	})
 
 	step("doctor", func(t *testing.T) {
 		r := op.run(t, "doctor", "-config", cfg)
-		if r.code != 0 || !strings.Contains(r.stdout, "0 check(s) failed") {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "0 check(s) failed") {
 			t.Fatal(r)
 		}
-		t.Logf("zkaas doctor:\n%s", r.stdout)
+		t.Logf("zkaas doctor:\n%s", r.Stdout)
 	})
 
 	step("up again changes nothing", func(t *testing.T) {
 		ec2Before, iamBefore, dlmBefore := cloud.EC2Calls("operator"), cloud.IAM().Calls(), cloud.DLM().Calls()
 		r := op.must(t, "up", "-config", cfg)
-		if !strings.Contains(r.stdout, "up: 0 change(s)") {
+		if !strings.Contains(r.Stdout, "up: 0 change(s)") {
 			t.Errorf("a converged up changed something:\n%s", r)
 		}
 		for action, n := range cloud.EC2Calls("operator") {
@@ -190,8 +188,8 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 	cfg2 := op.config(t, "ensemble-next.yaml", config(img.ID))
 	step("roll", func(t *testing.T) {
 		w := startWriter(t, cloud, "/roll", 20*time.Second)
-		m := startMonitor(cloud)
-		var first rollStep
+		m := opsrig.StartMonitor(cloud, nodeIPs)
+		var first opsrig.RollStep
 		t.Run("stopped midway", func(t *testing.T) {
 			// A step that cannot converge: no group may launch, so the
 			// first node taken out stays out until roll gives up (its
@@ -199,8 +197,8 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 			a.suspend(t, "Launch", true)
 			r := op.run(t, "roll", "-config", cfg2, "-image", img.ID, "-timeout", "40s")
 			a.suspend(t, "Launch", false)
-			steps := rollSteps(r.stderr)
-			if r.code != 1 || len(steps) != 1 || steps[0].Leader {
+			steps := opsrig.RollSteps(r.Stderr)
+			if r.Code != 1 || len(steps) != 1 || steps[0].Leader {
 				t.Fatalf("roll with launches suspended: want exit 1 after replacing one follower\n%s", r)
 			}
 			first = steps[0]
@@ -222,7 +220,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 			// the roll then took 5m32s and finished) for what "stopped
 			// midway" shows already.
 			r := op.must(t, "roll", "-config", cfg2, "-image", img.ID)
-			steps := rollSteps(r.stderr)
+			steps := opsrig.RollSteps(r.Stderr)
 			if len(steps) != 2 || steps[0].Leader || !steps[1].Leader {
 				t.Fatalf("resumed roll: want the other follower, then the leader\n%s", r)
 			}
@@ -231,10 +229,10 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 					t.Errorf("resumed roll replaced node %s again (already on the new version)", s.Node)
 				}
 			}
-			t.Logf("roll: %s; first run replaced node %s", strings.TrimSpace(r.stdout), first.Node)
+			t.Logf("roll: %s; first run replaced node %s", strings.TrimSpace(r.Stdout), first.Node)
 		})
-		w.finish(t)
-		m.finish(t)
+		finishWriter(t, w, 20*time.Second)
+		finishMonitor(t, m)
 
 		rows := parseStatus(t, op.must(t, "status", "-config", cfg2, "-o", "json"))
 		for id := 1; id <= 3; id++ {
@@ -247,7 +245,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 				t.Errorf("node %d's %s launched from %+v, want image %s", id, row.Holder, d, img.ID)
 			}
 			if inst, ok := cloud.Instance(row.Holder); ok && row.Mode == "follower" {
-				if s := lastSync(ctx, inst); s != "DIFF" {
+				if s := opsrig.LastSync(ctx, inst); s != "DIFF" {
 					t.Errorf("node %d (%s) synced by %q, want DIFF", id, row.Holder, s)
 				}
 			}
@@ -265,7 +263,7 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 		if n := len(slices.DeleteFunc(kids, func(k string) bool { return !strings.HasPrefix(k, "seed-") })); n != 100 {
 			t.Errorf("%d seed znodes after the roll, want 100", n)
 		}
-		if r := op.run(t, "doctor", "-config", cfg2); r.code != 0 {
+		if r := op.run(t, "doctor", "-config", cfg2); r.Code != 0 {
 			t.Errorf("doctor after the roll:\n%s", r)
 		}
 	})
@@ -279,8 +277,8 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 		}
 		a.checkForeign(t, foreign)
 		for _, id := range []string{foreign.eni, foreign.volume} {
-			if !strings.Contains(r.stdout, id+"): not made by zkaas") {
-				t.Errorf("down does not say it kept %s, which zkaas did not make:\n%s", id, r.stdout)
+			if !strings.Contains(r.Stdout, id+"): not made by zkaas") {
+				t.Errorf("down does not say it kept %s, which zkaas did not make:\n%s", id, r.Stdout)
 			}
 		}
 		vols, err := a.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{tagFilter("zkaas:managed-by", "zkaas")}})
@@ -292,10 +290,10 @@ func TestZkaasOnTheLocalCloud(t *testing.T) {
 				t.Errorf("volume %s after down: %s, want available (detached, kept)", sdk.ToString(v.VolumeId), v.State)
 			}
 		}
-		t.Logf("zkaas down:\n%s", r.stdout)
+		t.Logf("zkaas down:\n%s", r.Stdout)
 
 		t.Run("delete data", func(t *testing.T) {
-			if r := op.run(t, "down", "-config", cfg2, "-delete-data"); r.code != 2 {
+			if r := op.run(t, "down", "-config", cfg2, "-delete-data"); r.Code != 2 {
 				t.Errorf("down -delete-data without -confirm: want exit 2 before any call\n%s", r)
 			}
 			r := op.must(t, "down", "-config", cfg2, "-delete-data", "-confirm", ensembleName)
@@ -322,27 +320,10 @@ func kindsOf(table string) map[string]bool {
 	return kinds
 }
 
-func allInService(rows map[int]statusRow) bool {
-	for id := 1; id <= 3; id++ {
-		if rows[id].Lifecycle != "InService" {
-			return false
-		}
-	}
-	return true
-}
-
 func atoi(s string) int {
 	var n int
 	fmt.Sscan(s, &n)
 	return n
-}
-
-func modes(stats map[int]zk.Stat) string {
-	var parts []string
-	for id := 1; id <= 3; id++ {
-		parts = append(parts, fmt.Sprintf("%d=%s", id, stats[id].Mode))
-	}
-	return strings.Join(parts, " ")
 }
 
 // foreignSet is what the operator made by hand, tagged with the
