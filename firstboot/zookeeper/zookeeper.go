@@ -156,7 +156,7 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout, mat
 		return Files{}, fmt.Errorf("render node %d: ENI address %s is not the node's configured address %s", nodeID, self, node.IP)
 	}
 	var sec security
-	for _, part := range []func(ensemble.Config, ensemble.Node, Layout, Material) (security, error){renderTLS, renderSASL} {
+	for _, part := range []func(ensemble.Config, ensemble.Node, Layout, Material) (security, error){renderTLS, renderSASL, renderMetrics} {
 		p, err := part(cfg, node, layout, mat)
 		if err != nil {
 			return Files{}, fmt.Errorf("render node %d: %w", nodeID, err)
