@@ -31,6 +31,12 @@ type Secret struct {
 	// JSONKey, when set, says the value is a JSON object and the material is
 	// this key's string (Secrets Manager's key/value secrets).
 	JSONKey string `yaml:"json_key"`
+	// KMSKey is the ARN of the customer managed KMS key the secret or
+	// SecureString is encrypted with: the instance policy then grants
+	// kms:Decrypt on it (through that service only). Unset for the AWS
+	// managed keys (aws/secretsmanager, aws/ssm), whose key policies let
+	// every principal of the account that may read the secret decrypt it.
+	KMSKey string `yaml:"kms_key"`
 }
 
 // IsSet reports whether any source is named.
@@ -100,6 +106,9 @@ var (
 	// up to 2048 characters including the ARN's prefix, at most 15 levels.
 	ssmNameRe = regexp.MustCompile(`^[A-Za-z0-9_./{}-]+$`)
 	ssmARNRe  = regexp.MustCompile(`^arn:aws[a-z-]*:ssm:([a-z0-9-]+):([0-9]{12}):parameter/([A-Za-z0-9_./{}-]+)$`)
+	// A KMS key ARN (not an alias: IAM matches kms:Decrypt against the
+	// key's ARN).
+	kmsKeyARNRe = regexp.MustCompile(`^arn:aws[a-z-]*:kms:([a-z0-9-]+):([0-9]{12}):key/[A-Za-z0-9-]+$`)
 )
 
 // secret checks one reference; required says it must be set. It reports
@@ -177,6 +186,19 @@ func (v *validator) secret(field string, s Secret, region string, required bool)
 	if s.JSONKey != "" && s.File != "" {
 		v.errorf(field+".json_key", "json_key picks a key of a secret's JSON value; a file is used whole")
 		ok = false
+	}
+	if s.KMSKey != "" {
+		switch m := kmsKeyARNRe.FindStringSubmatch(s.KMSKey); {
+		case s.File != "":
+			v.errorf(field+".kms_key", "a file is not encrypted with KMS; kms_key is for secretsmanager and ssm")
+			ok = false
+		case m == nil:
+			v.errorf(field+".kms_key", "%q is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key-id>; an alias does not scope kms:Decrypt)", s.KMSKey)
+			ok = false
+		case region != "" && m[1] != region:
+			v.errorf(field+".kms_key", "key %s is in region %s but the ensemble is in %s", s.KMSKey, m[1], region)
+			ok = false
+		}
 	}
 	return ok
 }

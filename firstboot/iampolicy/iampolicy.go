@@ -34,8 +34,17 @@ type Statement struct {
 //     node's identity onto a third instance;
 //   - CreateTags only for the initialized tag on the ensemble's volumes:
 //     identity tags are the operator's, and an instance that could write
-//     them could make itself any node.
+//     them could make itself any node;
+//   - reading exactly the secrets zookeeper.tls and zookeeper.sasl name
+//     (every node's), and kms:Decrypt only on the customer managed keys
+//     named for them (secrets.go).
 func For(cfg ensemble.Config) Document {
+	d := forEC2(cfg)
+	d.Statement = append(d.Statement, secretStatements(cfg)...)
+	return d
+}
+
+func forEC2(cfg ensemble.Config) Document {
 	region := cfg.Region()
 	arn := func(kind string) string {
 		return "arn:" + partition(region) + ":ec2:" + region + ":*:" + kind + "/*"

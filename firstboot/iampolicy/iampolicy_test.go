@@ -23,7 +23,7 @@ func TestForGolden(t *testing.T) {
 }
 
 func TestForScoping(t *testing.T) {
-	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +38,15 @@ func TestForScoping(t *testing.T) {
 					t.Errorf("%s: CreateTags not limited to the initialized tag: %v", st.Sid, st.Condition)
 				}
 			}
-			mutating := !strings.Contains(a, ":Describe")
+			// Reading a secret needs no condition, but a named
+			// resource; everything else but Describe needs both.
+			read := strings.Contains(a, ":Get")
+			mutating := !strings.Contains(a, ":Describe") && !read
 			if mutating && (len(st.Condition) == 0 || st.Resource[0] == "*") {
 				t.Errorf("%s grants %s without a resource scope and condition", st.Sid, a)
+			}
+			if read && slices.ContainsFunc(st.Resource, func(r string) bool { return strings.HasSuffix(r, "*") }) {
+				t.Errorf("%s grants %s on a wildcard: %v", st.Sid, a, st.Resource)
 			}
 		}
 	}
@@ -52,7 +58,7 @@ func TestForScoping(t *testing.T) {
 }
 
 func TestDocumentedKeys(t *testing.T) {
-	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +91,7 @@ func TestDocumentedKeys(t *testing.T) {
 }
 
 func TestResourceTypes(t *testing.T) {
-	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +161,71 @@ func TestInitializedTagValue(t *testing.T) {
 	} {
 		if got := stringLike(pattern, tc.value); got != tc.want {
 			t.Errorf("StringLike(%q, %q) = %v, want %v", pattern, tc.value, got, tc.want)
+		}
+	}
+}
+
+// TestForSecretsGolden: the secret statements of a config naming secrets in
+// every way, as a whole policy.
+func TestForSecretsGolden(t *testing.T) {
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "testdata/policy-secrets.golden.json", For(cfg).JSON())
+}
+
+// TestSecretResources: exactly the referenced secrets, every node's, and
+// the wildcard only as Secrets Manager's six-character suffix.
+func TestSecretResources(t *testing.T) {
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, st := range For(cfg).Statement {
+		for _, a := range st.Action {
+			if strings.HasPrefix(a, "secretsmanager:") || strings.HasPrefix(a, "ssm:") || strings.HasPrefix(a, "kms:") {
+				got[a] = append(got[a], st.Resource...)
+			}
+		}
+	}
+	want := map[string][]string{
+		"secretsmanager:GetSecretValue": {
+			// A partial ARN gets the suffix; a complete one is kept.
+			"arn:aws:secretsmanager:us-east-1:*:secret:zkaas/prod/node-1/keystore-??????",
+			"arn:aws:secretsmanager:us-east-1:*:secret:zkaas/prod/node-2/keystore-??????",
+			"arn:aws:secretsmanager:us-east-1:*:secret:zkaas/prod/node-3/keystore-??????",
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:zkaas/prod/monitor-??????",
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:zkaas/prod/sasl-a1B2c3",
+		},
+		"ssm:GetParameter": {
+			"arn:aws:ssm:us-east-1:*:parameter/zkaas/prod/truststore",
+			"arn:aws:ssm:us-east-1:123456789012:parameter/zkaas/prod/kafka",
+		},
+		"kms:Decrypt": {"arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+	}
+	for a, w := range want {
+		if !slices.Equal(got[a], w) {
+			t.Errorf("%s on\n%s\nwant\n%s", a, strings.Join(got[a], "\n"), strings.Join(w, "\n"))
+		}
+	}
+	// Without secrets, no secret statement at all; AWS managed keys
+	// (no kms_key) need no Decrypt.
+	plain, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range For(plain).Statement {
+		if strings.Contains(st.Sid, "Secret") || strings.Contains(st.Sid, "Parameter") {
+			t.Errorf("config without secrets: %s", st.Sid)
+		}
+	}
+	cfg.ZooKeeper.TLS.Keystore.KMSKey = ""
+	cfg.ZooKeeper.SASL.Clients[0].Password.KMSKey = ""
+	for _, st := range For(cfg).Statement {
+		if slices.Contains(st.Action, "kms:Decrypt") {
+			t.Errorf("kms:Decrypt granted without a kms_key: %v", st.Resource)
 		}
 	}
 }

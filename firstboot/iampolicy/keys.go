@@ -7,6 +7,7 @@ var Documented = map[string]string{
 	"aws:RequestTag/":       "tag key/value in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-requesttag; EC2 lists aws:RequestTag/${TagKey} for CreateTags in https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html",
 	"aws:TagKeys":           "tag keys in the request (CreateTags): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-tagkeys",
 	"ec2:SourceInstanceARN": "ARN of the instance the request comes from (role credentials of an instance profile): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html",
+	"kms:ViaService":        "limits a KMS key's use to requests a named AWS service makes on the principal's behalf (values <service>.<region>.amazonaws.com): https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service; Decrypt lists it in https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html",
 	"ec2:InstanceId":        "policy variable: EC2's single-valued condition key ec2:InstanceID (\"Filters access by the ID of an instance\", https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html#amazonec2-policy-keys; IAM keys are case-insensitive) used as a variable, which IAM allows for any single-valued context key (\"You can use any available single-valued context key as a policy variable\", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html); in exactly this form in AWS's managed policy AWSEC2VssSnapshotPolicy (arn:aws:iam::aws:policy/AWSEC2VssSnapshotPolicy)",
 }
 
@@ -33,4 +34,16 @@ var ResourceTypes = map[string][]string{
 	"autoscaling:CompleteLifecycleAction":        {"autoScalingGroup"},
 	"autoscaling:RecordLifecycleActionHeartbeat": {"autoScalingGroup"},
 	"autoscaling:SetInstanceHealth":              {"autoScalingGroup"},
+	// https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecretsmanager.html:
+	// GetSecretValue on the Secret resource type
+	// (arn:${Partition}:secretsmanager:${Region}:${Account}:secret:${SecretId}).
+	"secretsmanager:GetSecretValue": {"secret"},
+	// https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html:
+	// GetParameter on the parameter resource type
+	// (arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}).
+	"ssm:GetParameter": {"parameter"},
+	// https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html:
+	// Decrypt on the key resource type
+	// (arn:${Partition}:kms:${Region}:${Account}:key/${KeyId}).
+	"kms:Decrypt": {"key"},
 }
