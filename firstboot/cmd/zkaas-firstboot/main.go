@@ -40,6 +40,7 @@ const usage = `usage: zkaas-firstboot <command> [flags]
 commands:
   run         everything, on every boot: claim, network, disk, ZooKeeper config
   ready       once ZooKeeper serves, complete the Auto Scaling launch (zkaas-ready.service)
+  exporter    serve Prometheus metrics on the node's ENI address when metrics.exporter.enabled (zkaas-exporter.service)
   unhealthy   tell the Auto Scaling group this instance failed (OnFailure= of the units)
   validate    check the ensemble config and list every problem
   claim       claim this instance's node (ENI + volume) and print it as JSON
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	switch cmd {
-	case "validate", "claim", "iam-policy", "render", "run", "ready", "unhealthy":
+	case "validate", "claim", "iam-policy", "render", "run", "ready", "unhealthy", "exporter":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cmd == "unhealthy" {
 		return unhealthy(ctx, *cfgPath, *unit, state, stdout, log)
 	}
-	onInstance := cmd == "run" || cmd == "claim" || cmd == "ready"
+	onInstance := cmd == "run" || cmd == "claim" || cmd == "ready" || cmd == "exporter"
 	var awsCfg aws.Config
 	var ud []byte
 	if onInstance {
@@ -139,7 +140,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return exitError{2, fmt.Errorf("-user-data: %w", err)}
 		}
 	}
-	cfg, src, warns, err := ensemble.Resolve(ud, *cfgPath, ensemble.Options{Hardened: fileExists(ensemble.HardenedMarker)})
+	cfg, src, warns, err := ensemble.Resolve(ud, *cfgPath, ensemble.Options{
+		Hardened: fileExists(ensemble.HardenedMarker),
+		// On an image (the bake's validate step, every boot): refuse
+		// metrics.zookeeper when its server cannot load the provider.
+		NoPrometheusProvider: zookeeper.DefaultInstall().NoPrometheusProvider(),
+	})
 	for _, w := range warns {
 		log.Warn("config", "step", "config", "source", src.String(), "warning", w.Error())
 	}
@@ -168,6 +174,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cmd == "ready" {
 		return ready(ctx, awsCfg, cfg, state, stdout, log)
+	}
+	if cmd == "exporter" {
+		return exporter(ctx, cfg, state, log) // exporter.go
 	}
 	r, err := runner(awsCfg, cfg, log)
 	if err != nil {

@@ -90,6 +90,11 @@ func TestValidate(t *testing.T) {
 		{"typo", ensembleYAML + "volume: {fstype: xfs}\n", 2, "", []string{"line 7: volume.fstype: unknown field (did you mean \"fs_type\"?)", "invalid config"}},
 		{"two problems", strings.Replace(ensembleYAML, "id: 2", "id: 1", 1) + "zookeeper: {heap: big}\n", 2, "", []string{"2 problem(s)", "nodes[1].id", "zookeeper.heap"}},
 		{"empty", "", 2, "", []string{"file is empty"}},
+		// zookeeper.extra: a key zkaas owns is refused with its line; an
+		// unknown key passes with a warning naming its line.
+		{"extra owned key", ensembleYAML + "zookeeper:\n  extra:\n    clientPort: 2182\n", 2, "", []string{"line 9: zookeeper.extra.clientPort: clientPort is zkaas's to set (zkaas renders it): use zookeeper.client_port", "invalid config"}},
+		{"extra owned dataDir", ensembleYAML + "zookeeper:\n  extra:\n    snapCount: 50000\n    dataDir: /data\n", 2, "", []string{"line 10: zookeeper.extra.dataDir: dataDir is zkaas's to set", "1 problem(s)"}},
+		{"extra unknown key", ensembleYAML + "zookeeper:\n  extra:\n    myCompany.auditLog: \"on\"\n", 0, "ok (3 nodes)", []string{"level=WARN", "line 9: zookeeper.extra.myCompany.auditLog: myCompany.auditLog is not a setting zkaas knows: written to zoo.cfg unchecked"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
