@@ -16,6 +16,8 @@ const (
 	Firstboot = "zkaas-firstboot.service"
 	ZooKeeper = "zookeeper.service"
 	Ready     = "zkaas-ready.service"
+	// Exporter serves Prometheus metrics (metrics.exporter).
+	Exporter = "zkaas-exporter.service"
 	// Unhealthy is the template OnFailure= instantiates with the failed
 	// unit's name: zkaas-unhealthy@zookeeper.service.service.
 	Unhealthy = "zkaas-unhealthy@.service"
@@ -31,12 +33,12 @@ const DropInName = "10-zkaas-volume.conf"
 
 var plainPath = regexp.MustCompile(`^[A-Za-z0-9/._-]+$`)
 
-//go:embed zkaas-firstboot.service zookeeper.service zkaas-ready.service zkaas-unhealthy@.service
+//go:embed zkaas-firstboot.service zookeeper.service zkaas-ready.service zkaas-unhealthy@.service zkaas-exporter.service
 var units embed.FS
 
 // Names lists the units in the order they start (the OnFailure= template
 // last: it starts only when one of the others fails).
-func Names() []string { return []string{Firstboot, ZooKeeper, Ready, Unhealthy} }
+func Names() []string { return []string{Firstboot, ZooKeeper, Ready, Exporter, Unhealthy} }
 
 // Unit returns the bytes of a unit file by name.
 func Unit(name string) ([]byte, error) {

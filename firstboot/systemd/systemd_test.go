@@ -31,10 +31,14 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 		t.Errorf("config's default mount point %s != ensemble.DefaultMountPoint %s", mp, ensemble.DefaultMountPoint)
 	}
 	layout := zookeeper.DefaultLayout(ensemble.DefaultMountPoint)
+	if in := zookeeper.DefaultInstall(); in.Unit != filepath.Join(UnitDir, ZooKeeper) || filepath.Dir(in.DistroDropIn) != filepath.Join(UnitDir, ZooKeeper+".d") {
+		t.Errorf("zookeeper.DefaultInstall() = %+v: not where the bake installs %s and its drop-ins", in, ZooKeeper)
+	}
 	fb, _ := Unit(Firstboot)
 	zk, _ := Unit(ZooKeeper)
 	rd, _ := Unit(Ready)
 	uh, _ := Unit(Unhealthy)
+	ex, _ := Unit(Exporter)
 	onFailure := "OnFailure=" + strings.TrimSuffix(Unhealthy, "@.service") + "@%n.service\n"
 	for _, c := range []struct {
 		unit []byte
@@ -55,6 +59,11 @@ func TestUnitsAgreeWithFirstboot(t *testing.T) {
 		{rd, Ready, "ExecStart=/usr/local/bin/zkaas-firstboot ready -config " + ensemble.DefaultPath + "\n"},
 		{rd, Ready, "Requires=" + ZooKeeper + "\n"},
 		{rd, Ready, "After=" + ZooKeeper + "\n"},
+		// The exporter binds the ENI address run claimed.
+		{ex, Exporter, "ExecStart=/usr/local/bin/zkaas-firstboot exporter -config " + ensemble.DefaultPath + "\n"},
+		{ex, Exporter, "Requires=" + Firstboot + "\n"},
+		{ex, Exporter, "After=" + Firstboot + "\n"},
+		{ex, Exporter, "Restart=on-failure\n"},
 	} {
 		if !bytes.Contains(c.unit, []byte(c.line)) {
 			t.Errorf("%s lacks %q", c.name, strings.TrimSpace(c.line))
@@ -138,6 +147,7 @@ func TestVerify(t *testing.T) {
 	zk, _ := Unit(ZooKeeper)
 	rd, _ := Unit(Ready)
 	uh, _ := Unit(Unhealthy)
+	ex, _ := Unit(Exporter)
 	dropIn, err := ReadWriteDropIn("/data/zk")
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +165,8 @@ func TestVerify(t *testing.T) {
 		units map[string][]byte
 		want  string // "" for clean, else a substring of the complaint
 	}{
-		{"shipped units", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Ready: rd, Unhealthy: uh}, ""},
+		{"shipped units", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Ready: rd, Unhealthy: uh, Exporter: ex}, ""},
+		{"typo'd exporter", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Exporter: replace(ex, "DynamicUser=yes", "DynamicUsers=yes")}, "Unknown key 'DynamicUsers'"},
 		{"typo'd ready", map[string][]byte{Firstboot: fb, ZooKeeper: zk, Ready: replace(rd, "After=zookeeper.service", "Afterr=zookeeper.service"), Unhealthy: uh}, "Unknown key 'Afterr'"},
 		{"with the mount-point drop-in", map[string][]byte{Firstboot: fb, ZooKeeper: zk, dropInPath: dropIn}, ""},
 		{"typo'd directive", map[string][]byte{Firstboot: replace(fb, "RemainAfterExit=", "RemainAfterExits="), ZooKeeper: zk}, "Unknown key 'RemainAfterExits'"},
@@ -170,6 +181,9 @@ func TestVerify(t *testing.T) {
 			names := []string{Firstboot, ZooKeeper}
 			if tt.units[Ready] != nil {
 				names = append(names, Ready)
+			}
+			if tt.units[Exporter] != nil {
+				names = append(names, Exporter)
 			}
 			if tt.units[Unhealthy] != nil {
 				// A template is verified through an instance, as OnFailure= makes it.
@@ -204,5 +218,21 @@ func TestZooKeeperHardening(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("exposure above 4.0 (%v):\n%s", err, out)
+	}
+}
+
+// TestExporterHardening: the exporter runs as a dynamic user in a tight
+// sandbox; systemd-analyze security must rate it at most 2.0.
+func TestExporterHardening(t *testing.T) {
+	analyze := systemdAnalyze(t)
+	ex, _ := Unit(Exporter)
+	fb, _ := Unit(Firstboot)
+	root := analyzeRoot(t, map[string][]byte{Firstboot: fb, Exporter: ex})
+	out, err := exec.Command(analyze, "security", "--offline=yes", "--root="+root, "--threshold=20", Exporter).CombinedOutput()
+	if bytes.Contains(out, []byte("unrecognized option")) {
+		t.Skipf("this systemd-analyze cannot score units offline: %s", bytes.TrimSpace(out))
+	}
+	if err != nil {
+		t.Errorf("exposure above 2.0 (%v):\n%s", err, out)
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"strconv"
 
 	"github.com/zkaas/zkaas/ensemble"
-	"github.com/zkaas/zkaas/firstboot/systemd"
 )
 
 // renderMetrics is metrics.zookeeper's part of zoo.cfg: the provider bound
@@ -58,12 +57,14 @@ type Install struct {
 	DistroDropIn string // /etc/systemd/system/zookeeper.service.d/20-zkaas-distro.conf
 }
 
-// DefaultInstall is the image's layout.
+// DefaultInstall is the image's layout: roles/zookeeper's paths, and
+// firstboot/systemd's UnitDir (spelled out here because that package's
+// tests import this one; its TestUnitsAgreeWithFirstboot pins them).
 func DefaultInstall() Install {
 	return Install{
 		LibDir:       "/opt/zookeeper/lib",
-		Unit:         filepath.Join(systemd.UnitDir, systemd.ZooKeeper),
-		DistroDropIn: filepath.Join(systemd.UnitDir, systemd.ZooKeeper+".d", "20-zkaas-distro.conf"),
+		Unit:         "/etc/systemd/system/zookeeper.service",
+		DistroDropIn: "/etc/systemd/system/zookeeper.service.d/20-zkaas-distro.conf",
 	}
 }
 
