@@ -286,7 +286,7 @@ func TestProvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every step changes the fresh host but the two checks (java, firstboot validate).
-	if m.Steps != 19 || m.Changed != 17 || len(m.Entries) != 13 || m.Entries[0].Path != "/etc/systemd/system/zookeeper.service.d/20-zkaas-distro.conf" {
+	if m.Steps != 20 || m.Changed != 18 || len(m.Entries) != 14 || m.Entries[0].Path != "/etc/systemd/system/zookeeper.service.d/20-zkaas-distro.conf" {
 		t.Errorf("manifest: %d of %d changed, entries %+v", m.Changed, m.Steps, m.Entries)
 	}
 }
