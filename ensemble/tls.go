@@ -2,30 +2,58 @@ package ensemble
 
 // zookeeper.tls: TLS for client and quorum traffic. Owned by the TLS work of
 // issue 13 (firstboot/secrets fetches the material, firstboot/zookeeper
-// renders it); this file holds the schema and its validation.
+// renders it and checks the certificate before ZooKeeper starts); this file
+// holds the schema and its validation.
 
 // TLS turns on ZooKeeper's TLS (Netty) for clients and/or the quorum.
+//
+// The nodes are addressed by IP (nodes[].ip, the ENI's address), so each
+// node's certificate must carry that IP as a subject alternative name:
+// quorum peers verify each other's certificate against the address they
+// connect to or are connected from (ssl.quorum.hostnameVerification), and
+// the boot refuses a certificate that does not cover the node's IP before
+// ZooKeeper starts.
 type TLS struct {
-	// Client serves secureClientPort (ZooKeeper's NettyServerCnxnFactory).
+	// Client serves secureClientPort (ZooKeeper's NettyServerCnxnFactory)
+	// on the node's ENI address. The plaintext client_port keeps serving:
+	// zkaas's own probes (ready, status, doctor, roll) speak plaintext
+	// srvr; limit it with the security groups.
 	Client           bool `yaml:"client"`
 	SecureClientPort int  `yaml:"secure_client_port"`
-	// Quorum is sslQuorum: quorum and election connections in TLS.
+	// Quorum is sslQuorum: quorum and election connections in TLS, both
+	// sides presenting their certificate.
 	Quorum bool `yaml:"quorum"`
 	// PortUnification accepts TLS and plaintext on the same ports while a
-	// running ensemble migrates (client.portUnification and
-	// sslQuorumReloadCertFiles' companion portUnification).
+	// running ensemble migrates: portUnification on the quorum and
+	// election ports, client.portUnification on client_port. ZooKeeper's
+	// rolling migration to sslQuorum is three rolls: port_unification on,
+	// then quorum on, then port_unification off.
 	PortUnification bool `yaml:"port_unification"`
-	// Keystore is this node's certificate chain and private key (PEM);
-	// Truststore the CA certificates that issued the nodes' and clients'
-	// certificates (PEM).
+	// Keystore is this node's certificate chain and private key (PEM:
+	// the certificate first, then any intermediates, and the key as an
+	// unencrypted PKCS #8 "PRIVATE KEY" block, the one form ZooKeeper's
+	// PEM loader reads); usually per node with {node}. Truststore the CA
+	// certificates that issued the nodes' and clients' certificates (PEM).
 	Keystore   Secret `yaml:"keystore"`
 	Truststore Secret `yaml:"truststore"`
 }
 
-func defaultTLS() TLS { return TLS{SecureClientPort: 2281} }
+// DefaultSecureClientPort is the port ZooKeeper's documentation uses for
+// secureClientPort.
+const DefaultSecureClientPort = 2281
 
-// secrets lists the references this section names.
+func defaultTLS() TLS { return TLS{SecureClientPort: DefaultSecureClientPort} }
+
+// On reports whether any part of the node speaks TLS (and so needs the
+// keystore and truststore).
+func (t TLS) On() bool { return t.Client || t.Quorum || t.PortUnification }
+
+// secrets lists the references this section names, none when TLS is off
+// (a node fetches only what it uses, and its policy grants only that).
 func (t TLS) secrets() []NamedSecret {
+	if !t.On() {
+		return nil
+	}
 	return []NamedSecret{
 		{"zookeeper.tls.keystore", t.Keystore},
 		{"zookeeper.tls.truststore", t.Truststore},
@@ -35,7 +63,35 @@ func (t TLS) secrets() []NamedSecret {
 // tls validates zookeeper.tls.
 func (v *validator) tls(c *Config) {
 	t := &c.ZooKeeper.TLS
-	on := t.Client || t.Quorum
-	v.secret("zookeeper.tls.keystore", t.Keystore, c.Region(), on)
-	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), on)
+	z := &c.ZooKeeper
+	// The port is checked even when off, so turning TLS on later needs
+	// no second edit.
+	switch p := t.SecureClientPort; {
+	case p < 1 || p > 65535:
+		v.errorf("zookeeper.tls.secure_client_port", "%d is not a TCP port", p)
+	default:
+		for _, o := range []struct {
+			field string
+			port  int
+		}{
+			{"zookeeper.client_port", z.ClientPort},
+			{"zookeeper.quorum_port", z.QuorumPort},
+			{"zookeeper.election_port", z.ElectionPort},
+			{"zookeeper.admin_server.port", z.AdminServer.Port},
+		} {
+			if p == o.port {
+				v.errorf("zookeeper.tls.secure_client_port", "%d is also %s", p, o.field)
+			}
+		}
+	}
+	v.secret("zookeeper.tls.keystore", t.Keystore, c.Region(), t.On())
+	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), t.On())
+	if !t.On() && (t.Keystore.IsSet() || t.Truststore.IsSet()) {
+		v.warnf("zookeeper.tls", "a keystore or truststore is named but client, quorum and port_unification are all off: nothing is fetched")
+	}
+	if t.Keystore.IsSet() && !t.Keystore.PerNode() && len(c.Nodes) > 1 {
+		// One certificate for every node must carry every node's IP:
+		// possible, but any node could then pose as any other.
+		v.warnf("zookeeper.tls.keystore", "one keystore for all %d nodes: its certificate must carry every node's IP; a per-node keystore (%s in the name) keeps a node from posing as another", len(c.Nodes), NodePlaceholder)
+	}
 }

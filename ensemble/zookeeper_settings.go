@@ -164,6 +164,18 @@ var ownedSettings = map[string]ownedSetting{
 	"db.autocreate":           {"firstboot decides when an empty data tree is trusted (the initialize marker)", "claim.bootstrap_window"},
 	"snapshot.trust.empty":    {"firstboot decides when an empty data tree is trusted (the initialize marker)", "claim.bootstrap_window"},
 	"zookeeper.db.autocreate": {"firstboot decides when an empty data tree is trusted (the initialize marker)", "claim.bootstrap_window"},
+	// TLS (tls.go): the stores are fetched at boot into a private tmpfs
+	// directory, the secure port binds to the ENI address, and the
+	// certificate is checked against the node before ZooKeeper starts.
+	"serverCnxnFactory":               {"zkaas renders it (Netty when client TLS is on)", "zookeeper.tls.client"},
+	"secureClientPort":                {"zkaas renders it", "zookeeper.tls.secure_client_port"},
+	"secureClientPortAddress":         {"zkaas binds the secure client port to the node's ENI address", "nodes[].ip"},
+	"sslQuorum":                       {"zkaas renders it", "zookeeper.tls.quorum"},
+	"portUnification":                 {"zkaas renders it", "zookeeper.tls.port_unification"},
+	"client.portUnification":          {"zkaas renders it", "zookeeper.tls.port_unification"},
+	"authProvider.x509":               {"zkaas registers the x509 provider TLS clients need", "zookeeper.tls.client"},
+	"ssl.quorum.hostnameVerification": {"peers are verified against their ENI address, which their certificate must carry", "zookeeper.tls.keystore"},
+	"sslQuorumReloadCertFiles":        {"the stores are fetched at every boot into tmpfs, not reloaded", "zookeeper.tls.keystore"},
 }
 
 // ownedPrefixes are families of keys zkaas renders.
@@ -176,6 +188,12 @@ var ownedPrefixes = []struct {
 	{"weight.", ownedSetting{"hierarchical quorums are not supported: every node votes with weight 1", "nodes"}},
 	{"admin.", ownedSetting{"zkaas renders the AdminServer (off, or on localhost only)", "zookeeper.admin_server"}},
 	{"autopurge.", ownedSetting{"zkaas renders it", "zookeeper.autopurge"}},
+	// TLS stores: fetched at boot (zookeeper.tls); other ssl.* keys
+	// (protocol, ciphersuites, clientAuth, ...) stay the operator's.
+	{"ssl.keyStore.", ownedSetting{"zkaas writes the keystore it fetched at boot", "zookeeper.tls.keystore"}},
+	{"ssl.trustStore.", ownedSetting{"zkaas writes the truststore it fetched at boot", "zookeeper.tls.truststore"}},
+	{"ssl.quorum.keyStore.", ownedSetting{"zkaas writes the keystore it fetched at boot", "zookeeper.tls.keystore"}},
+	{"ssl.quorum.trustStore.", ownedSetting{"zkaas writes the truststore it fetched at boot", "zookeeper.tls.truststore"}},
 	// The provider's endpoint is bound to the ENI address and opened in the
 	// security group, and the image is checked to have the jar (metrics.go).
 	{"metricsProvider.", ownedSetting{"zkaas renders the Prometheus provider, bound to the node's ENI address, where the image has its jar", "metrics.zookeeper"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
@@ -18,6 +19,12 @@ import (
 // Passwords lose one trailing newline ("\n" or "\r\n"): a file written by
 // an editor or `echo` ends in one, and a DIGEST-MD5 password never does.
 // Keystores and truststores are kept byte for byte (PEM ignores it).
+//
+// With zookeeper.tls on, the keystore is then checked against the node
+// (zookeeper.CheckKeyStore: the key matches the certificate, which carries
+// the node's IP, is valid now and chains to the truststore): a node whose
+// certificate cannot work is refused here, before ZooKeeper starts, rather
+// than started to fail every handshake with its peers.
 func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (zookeeper.Material, []string, error) {
 	var m zookeeper.Material
 	var refs []string
@@ -46,6 +53,20 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 				m.ClientPasswords = map[string]string{}
 			}
 			m.ClientPasswords[sasl.Clients[i].Name] = password(data)
+		}
+	}
+	if t := cfg.ZooKeeper.TLS; t.On() {
+		n, ok := cfg.NodeByID(node)
+		if !ok {
+			return zookeeper.Material{}, refs, fmt.Errorf("node %d: not in the ensemble config", node)
+		}
+		now := time.Now
+		if f.Now != nil {
+			now = f.Now
+		}
+		err := zookeeper.CheckKeyStore(m.KeyStore, m.TrustStore, zookeeper.KeyStoreCheck{IP: n.IP, Now: now(), Quorum: t.Quorum || t.PortUnification})
+		if err != nil {
+			return zookeeper.Material{}, refs, unusable("zookeeper.tls: %s with %s: %v", t.Keystore.ForNode(node), t.Truststore.ForNode(node), err)
 		}
 	}
 	return m, refs, nil

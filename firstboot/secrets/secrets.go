@@ -87,6 +87,9 @@ type Fetcher struct {
 	SecretsManager SecretsManagerAPI
 	SSM            SSMAPI
 	Log            *slog.Logger
+	// Now is the clock the certificate's validity is checked against
+	// (time.Now when nil).
+	Now func() time.Time
 }
 
 // New builds a Fetcher on the real clients, from the standard

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/secrets"
+	"github.com/zkaas/zkaas/internal/testca"
 	"github.com/zkaas/zkaas/localcloud/secretsim"
 )
 
@@ -247,34 +249,61 @@ func TestFetchRetries(t *testing.T) {
 }
 
 // TestMaterial: the config's references, expanded for the node, fill the
-// ZooKeeper stage's Material; the report lists the references.
+// ZooKeeper stage's Material; the report lists the references; with TLS on
+// the keystore is checked against the node before anything uses it.
 func TestMaterial(t *testing.T) {
 	r := newRig(t)
 	c := ctx(t)
-	for name, v := range map[string]string{"zk/node-2/keystore": "KS2", "zk/truststore": "CA", "zk/quorum": "q\n", "zk/kafka": "k\r\n"} {
+	now := time.Now()
+	ca := testca.New(t, "test CA", now)
+	ip := func(id int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(id), 10}) }
+	put := func(name, v string) {
+		t.Helper()
 		if _, err := r.sm.CreateSecret(c, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(v)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var cfg ensemble.Config
-	cfg.ZooKeeper.TLS = ensemble.TLS{Client: true, Keystore: ensemble.Secret{SecretsManager: "zk/node-{node}/keystore"}, Truststore: ensemble.Secret{SecretsManager: "zk/truststore"}}
+	put("zk/node-1/keystore", string(ca.Issue(t, testca.Cert{CN: "zk-1", IPs: []netip.Addr{ip(1)}}).KeyStore()))
+	put("zk/node-2/keystore", string(ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip(2)}}).KeyStore()))
+	// Node 3's secret holds node 1's certificate.
+	put("zk/node-3/keystore", string(ca.Issue(t, testca.Cert{CN: "zk-1", IPs: []netip.Addr{ip(1)}}).KeyStore()))
+	put("zk/truststore", string(ca.PEM()))
+	put("zk/quorum", "q\n")
+	put("zk/kafka", "k\r\n")
+
+	cfg := ensemble.Default()
+	for id := 1; id <= 4; id++ {
+		cfg.Nodes = append(cfg.Nodes, ensemble.Node{ID: id, AZ: "us-east-1a", IP: ip(id)})
+	}
+	cfg.ZooKeeper.TLS = ensemble.TLS{Client: true, Quorum: true, Keystore: ensemble.Secret{SecretsManager: "zk/node-{node}/keystore"}, Truststore: ensemble.Secret{SecretsManager: "zk/truststore"}}
 	cfg.ZooKeeper.SASL = ensemble.SASL{Quorum: true, QuorumPassword: ensemble.Secret{SecretsManager: "zk/quorum"},
 		Clients: []ensemble.SASLUser{{Name: "kafka", Password: ensemble.Secret{SecretsManager: "zk/kafka"}}}}
+
 	m, refs, err := r.f.Material(c, cfg, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(m.KeyStore) != "KS2" || string(m.TrustStore) != "CA" || m.QuorumPassword != "q" || m.ClientPasswords["kafka"] != "k" || len(m.ClientPasswords) != 1 {
+	if !strings.Contains(string(m.KeyStore), "PRIVATE KEY") || string(m.TrustStore) != string(ca.PEM()) || m.QuorumPassword != "q" || m.ClientPasswords["kafka"] != "k" || len(m.ClientPasswords) != 1 {
 		t.Fatalf("material %+v", m)
 	}
 	want := "secretsmanager:zk/node-2/keystore secretsmanager:zk/truststore secretsmanager:zk/quorum secretsmanager:zk/kafka"
 	if strings.Join(refs, " ") != want {
 		t.Fatalf("refs %v, want %s", refs, want)
 	}
-	// Node 3 has no keystore: the error names the field and the reference.
-	_, _, err = r.f.Material(c, cfg, 3)
-	if err == nil || !strings.HasPrefix(err.Error(), "zookeeper.tls.keystore: secretsmanager:zk/node-3/keystore: GetSecretValue: ResourceNotFoundException") {
-		t.Fatalf("node 3: %v", err)
+	for _, tc := range []struct {
+		node int
+		want string
+	}{
+		{3, `zookeeper.tls: secretsmanager:zk/node-3/keystore with secretsmanager:zk/truststore: keystore: certificate "CN=zk-1" (serial `},
+		{4, "zookeeper.tls.keystore: secretsmanager:zk/node-4/keystore: GetSecretValue: ResourceNotFoundException"},
+	} {
+		_, _, err = r.f.Material(c, cfg, tc.node)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !errors.Is(err, secrets.ErrUnusable) {
+			t.Errorf("node %d: %v, want a refusal starting %q", tc.node, err, tc.want)
+		}
+	}
+	if _, _, err := r.f.Material(c, cfg, 3); err == nil || !strings.Contains(err.Error(), "does not cover the node's address 10.0.3.10") {
+		t.Errorf("node 3: %v", err)
 	}
 }
 

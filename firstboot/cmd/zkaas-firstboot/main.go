@@ -268,7 +268,9 @@ func render(cfg ensemble.Config, node int, dir string, stdout io.Writer) error {
 	if !ok || dir == "" {
 		return exitError{2, fmt.Errorf("render needs -node (one of the config's node ids) and -out DIR")}
 	}
-	files, err := zookeeper.Render(cfg, n.ID, n.IP, zookeeper.DefaultLayout(cfg.Volume.MountPoint), zookeeper.Material{})
+	// No secret is fetched offline: placeholders stand in, so that zoo.cfg
+	// and java.env come out as at boot; the private files are not written.
+	files, err := zookeeper.Render(cfg, n.ID, n.IP, zookeeper.DefaultLayout(cfg.Volume.MountPoint), zookeeper.PlaceholderMaterial(cfg))
 	if err != nil {
 		return err
 	}
