@@ -26,7 +26,7 @@ const ensembleYAML = "../../ensemble/testdata/ensemble.yaml"
 // ensemble configs (valid, invalid, one enabling the AdminServer) and a
 // directory of operator roles.
 type fixture struct {
-	binary, ensemble, badEnsemble, adminEnsemble, roleDir string
+	binary, ensemble, badEnsemble, adminEnsemble, metricsEnsemble, roleDir string
 }
 
 func newFixture(t *testing.T) fixture {
@@ -41,13 +41,16 @@ func newFixture(t *testing.T) fixture {
 		ensemble:      filepath.Join(dir, "ensemble.yaml"),
 		badEnsemble:   filepath.Join(dir, "bad.yaml"),
 		adminEnsemble: filepath.Join(dir, "admin.yaml"),
-		roleDir:       filepath.Join(dir, "roles"),
+		// metrics.zookeeper on: the server must ship the provider.
+		metricsEnsemble: filepath.Join(dir, "metrics.yaml"),
+		roleDir:         filepath.Join(dir, "roles"),
 	}
 	files := map[string]string{
-		f.binary:        "\x7fELF not really\x00",
-		f.ensemble:      string(good),
-		f.badEnsemble:   "ensemble: prod-zk\nnodes:\n  - id: 300\n    az: us-east-1a\n    ip: 10.0.1.10\n",
-		f.adminEnsemble: string(good) + "  admin_server: {enabled: true, port: 8080}\n",
+		f.binary:          "\x7fELF not really\x00",
+		f.ensemble:        string(good),
+		f.badEnsemble:     "ensemble: prod-zk\nnodes:\n  - id: 300\n    az: us-east-1a\n    ip: 10.0.1.10\n",
+		f.adminEnsemble:   string(good) + "  admin_server: {enabled: true, port: 8080}\n",
+		f.metricsEnsemble: string(good) + "metrics:\n  zookeeper: {enabled: true}\n",
 		filepath.Join(f.roleDir, "custom/role.yaml"): `name: custom
 variables:
   url: {default: "http://198.18.0.1:8080/tool.tgz"}
@@ -158,11 +161,12 @@ func TestPrepare(t *testing.T) {
 			},
 		},
 		{
-			// Both roles using the config say so once; the steps rendering
-			// it (firstboot's drop-in, hardening's asserts) add nothing.
+			// Each role using the config says so once; the steps rendering
+			// it (firstboot's drop-in, the asserts) add nothing.
 			name: "every role: invalid ensemble config",
 			cfg:  map[string]any{"roles": all, "variables": vars("ensemble_config", f.badEnsemble)},
 			want: []string{
+				`role zookeeper: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
 				`role firstboot: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
 				`role hardening: variable ensemble_config: value "` + f.badEnsemble + `": not a valid ensemble config:`,
 			},
@@ -187,6 +191,12 @@ func TestPrepare(t *testing.T) {
 			cfg:  map[string]any{"roles": all, "variables": vars("ensemble_config", f.adminEnsemble)},
 			want: []string{"role hardening: steps[3] (assert): that: the ensemble config enables the ZooKeeper AdminServer"},
 		},
+		{
+			name: "distro zookeeper refuses metrics.zookeeper",
+			cfg:  map[string]any{"roles": all, "variables": vars("zookeeper.source", "distro", "ensemble_config", f.metricsEnsemble)},
+			want: []string{`role zookeeper: steps[8] (assert): that: the ensemble config enables metrics.zookeeper (ZooKeeper's Prometheus provider), but source "distro" installs the distribution's ZooKeeper, which does not ship zookeeper-prometheus-metrics`},
+		},
+		{name: "tarball zookeeper with metrics.zookeeper", cfg: map[string]any{"roles": all, "variables": vars("ensemble_config", f.metricsEnsemble)}},
 		{
 			name: "variables naming nothing",
 			cfg:  map[string]any{"roles": []string{"java"}, "variables": map[string]string{"zookeeper.version": "3.9.3", "heap": "2g", "java.verison": "21"}},
