@@ -19,6 +19,8 @@ type Deploy struct {
 	ImageID      string       `yaml:"image_id"`
 	Volume       DeployVolume `yaml:"volume"`
 	Client       ClientAccess `yaml:"client"`
+	// Metrics is who may scrape the metrics ports (metrics.go).
+	Metrics ClientAccess `yaml:"metrics"`
 	// InstanceProfile is an existing instance profile's name; empty means
 	// zkaas creates a role and profile with firstboot's policy.
 	InstanceProfile string    `yaml:"instance_profile"`

@@ -4,6 +4,8 @@ package ensemble
 // issue 13; this file holds the schema and its validation.
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -58,9 +60,46 @@ func (m Metrics) Ports() []int {
 	return ps
 }
 
+// MetricsSources is who the nodes' security group admits to the metrics
+// ports: deploy.metrics, or, when it names no CIDR and no group, the
+// client port's sources (deploy.client) — whoever may use ZooKeeper may
+// read its figures, which carry no data.
+func (d *Deploy) MetricsSources() (prefixes []netip.Prefix, groups []string) {
+	a := d.Metrics
+	if len(a.CIDRs)+len(a.SecurityGroups) == 0 {
+		a = d.Client
+	}
+	for _, c := range a.CIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			prefixes = append(prefixes, p.Masked())
+		}
+	}
+	return prefixes, a.SecurityGroups
+}
+
+// deployMetrics validates deploy.metrics as deploy.client is validated.
+func (v *validator) deployMetrics(d *Deploy) {
+	for i, cidr := range d.Metrics.CIDRs {
+		f := fmt.Sprintf("deploy.metrics.cidrs[%d]", i)
+		p, err := netip.ParsePrefix(cidr)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			v.errorf(f, "%q is not an IPv4 CIDR such as 10.0.0.0/16", cidr)
+		case p.Bits() == 0:
+			v.errorf(f, "%s opens the metrics ports to every address: name the scrapers' subnets or security groups", cidr)
+		}
+	}
+	for i, sg := range d.Metrics.SecurityGroups {
+		if !sgIDRe.MatchString(sg) {
+			v.errorf(fmt.Sprintf("deploy.metrics.security_groups[%d]", i), "%q is not a security group id such as sg-0123456789abcdef0", sg)
+		}
+	}
+}
+
 // metrics validates the metrics section. A disabled endpoint's port is
 // still checked: turning it on later must not need a second edit.
 func (v *validator) metrics(c *Config) {
+	v.deployMetrics(&c.Deploy)
 	z := &c.ZooKeeper
 	taken := []struct {
 		field string

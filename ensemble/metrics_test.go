@@ -26,6 +26,15 @@ func TestMetricsDefaults(t *testing.T) {
 	if p := on.Metrics.Ports(); !slices.Equal(p, []int{9141, 7001}) {
 		t.Errorf("Ports() = %v, want [9141 7001]", p)
 	}
+	// deploy.metrics falls back to the client port's sources.
+	d := Deploy{Client: ClientAccess{CIDRs: []string{"10.0.0.0/16"}, SecurityGroups: []string{"sg-1"}}}
+	if p, g := d.MetricsSources(); len(p) != 1 || p[0].String() != "10.0.0.0/16" || !slices.Equal(g, []string{"sg-1"}) {
+		t.Errorf("MetricsSources() without deploy.metrics = %v %v", p, g)
+	}
+	d.Metrics = ClientAccess{SecurityGroups: []string{"sg-2"}}
+	if p, g := d.MetricsSources(); len(p) != 0 || !slices.Equal(g, []string{"sg-2"}) {
+		t.Errorf("MetricsSources() with deploy.metrics = %v %v", p, g)
+	}
 }
 
 func TestMetricsErrors(t *testing.T) {
@@ -49,6 +58,9 @@ func TestMetricsErrors(t *testing.T) {
 			"line 8: metrics.zookeeper.enabled: this image's ZooKeeper has no Prometheus metrics provider (no jar): use metrics.exporter"},
 		{"provider off on an image without it", "metrics:\n  exporter: {enabled: true}\n", Options{NoPrometheusProvider: "no jar"}, ""},
 		{"provider where it is installed", "metrics:\n  zookeeper: {enabled: true}\n", Options{}, ""},
+		{"scrapers to the world", "deploy:\n  metrics: {cidrs: [0.0.0.0/0]}\n", Options{}, "line 7: deploy.metrics.cidrs[0]: 0.0.0.0/0 opens the metrics ports to every address"},
+		{"scrapers not a CIDR", "deploy:\n  metrics: {cidrs: [10.9.0.0/33]}\n", Options{}, "deploy.metrics.cidrs[0]: \"10.9.0.0/33\" is not an IPv4 CIDR"},
+		{"scrapers' group", "deploy:\n  metrics: {security_groups: [monitoring]}\n", Options{}, "deploy.metrics.security_groups[0]: \"monitoring\" is not a security group id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

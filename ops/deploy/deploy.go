@@ -239,6 +239,7 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 	for _, g := range d.Client.SecurityGroups {
 		ingress = append(ingress, Rule{Port: z.ClientPort, GroupID: g, Description: "ZooKeeper clients"})
 	}
+	ingress = append(ingress, metricsRules(cfg)...)
 	// The nodes reach each other's client port too (zkCli on a node, the
 	// quorum probe of a booting node), quorum and election only between them.
 	ingress = append(ingress,
