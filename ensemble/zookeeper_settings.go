@@ -176,6 +176,10 @@ var ownedSettings = map[string]ownedSetting{
 	"authProvider.x509":               {"zkaas registers the x509 provider TLS clients need", "zookeeper.tls.client"},
 	"ssl.quorum.hostnameVerification": {"peers are verified against their ENI address, which their certificate must carry", "zookeeper.tls.keystore"},
 	"sslQuorumReloadCertFiles":        {"the stores are fetched at every boot into tmpfs, not reloaded", "zookeeper.tls.keystore"},
+	// SASL (sasl.go): the quorum's authentication threads are sized to the
+	// ensemble, and client enforcement follows zookeeper.sasl.
+	"quorum.cnxn.threads.size":     {"zkaas sizes the quorum's SASL threads to the ensemble (twice the nodes, at least 20)", "zookeeper.sasl.quorum"},
+	"sessionRequireClientSASLAuth": {"zkaas renders client SASL enforcement (enforce.auth.*)", "zookeeper.sasl.client_required"},
 }
 
 // ownedPrefixes are families of keys zkaas renders.
@@ -197,6 +201,14 @@ var ownedPrefixes = []struct {
 	// The provider's endpoint is bound to the ENI address and opened in the
 	// security group, and the image is checked to have the jar (metrics.go).
 	{"metricsProvider.", ownedSetting{"zkaas renders the Prometheus provider, bound to the node's ENI address, where the image has its jar", "metrics.zookeeper"}},
+	// SASL (sasl.go): the JAAS file is rendered from secrets, so nothing of
+	// it may come from zoo.cfg, which every user of the instance can read.
+	// (authProvider.x509 is TLS's, above.)
+	{"quorum.auth.", ownedSetting{"zkaas renders quorum SASL and the JAAS sections it logs in with", "zookeeper.sasl"}},
+	{"authProvider.", ownedSetting{"zkaas registers the SASL provider with zookeeper.sasl.clients", "zookeeper.sasl"}},
+	{"enforce.auth.", ownedSetting{"zkaas renders client SASL enforcement", "zookeeper.sasl.client_required"}},
+	{"sasl.", ownedSetting{"zkaas renders the JAAS file and names its sections", "zookeeper.sasl"}},
+	{"SASLAuthenticationProvider.", ownedSetting{"a password in zoo.cfg is readable by every user of the instance", "zookeeper.sasl"}},
 }
 
 func owned(key string) (ownedSetting, bool) {
