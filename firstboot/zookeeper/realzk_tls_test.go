@@ -1,0 +1,198 @@
+package zookeeper
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/internal/testca"
+)
+
+// tlsClasspath is what the distro drop-in (roles/zookeeper/files/distro.conf)
+// puts on the classpath: Debian's zookeeper.jar manifest names netty-handler
+// and netty-transport but not the jars they need, so without netty-codec
+// every TLS connection dies with NoClassDefFoundError
+// io/netty/handler/codec/ByteToMessageDecoder (seen with 3.8.0-11+deb12u2).
+var tlsClasspath = append(append([]string{}, debianClasspath...), "/usr/share/java/netty-codec.jar",
+	"/usr/share/java/netty-resolver.jar", "/usr/share/java/netty-transport-native-unix-common.jar")
+
+// TestRealZooKeeperTLS runs three real ZooKeeper 3.8 servers from rendered
+// TLS configs (client and quorum) on loopback addresses of one fresh
+// network namespace: the quorum forms over TLS, and the secure client port
+// answers a TLS client holding a certificate of the CA, and no other.
+//
+// One namespace means every server's outgoing connections leave from
+// 127.0.0.1 whatever its own address, so each certificate carries all
+// three addresses here; that a certificate must carry its own node's
+// address (peers check it) is the local cloud's TLS scenario, where each
+// node has its own network and address.
+func TestRealZooKeeperTLS(t *testing.T) {
+	requireRoot(t)
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("java not installed (apt-get install zookeeper)")
+	}
+	for _, jar := range tlsClasspath {
+		if _, err := os.Stat(jar); err != nil {
+			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
+		}
+	}
+	ns := newTestNS(t)
+	ips := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+	cfg := ensemble.Default()
+	cfg.Ensemble = "zk-tls"
+	for i, ip := range ips {
+		cfg.Nodes = append(cfg.Nodes, ensemble.Node{ID: i + 1, AZ: "us-east-1a", IP: ip})
+	}
+	cfg.ZooKeeper.TickTime = 200
+	cfg.ZooKeeper.Heap = "128m"
+	cfg.ZooKeeper.GCLog = false
+	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
+	cfg.ZooKeeper.TLS = ensemble.TLS{Client: true, Quorum: true, SecureClientPort: 42281,
+		Keystore: ensemble.Secret{File: "/unused/{node}"}, Truststore: ensemble.Secret{File: "/unused"}}
+
+	now := time.Now()
+	ca := testca.New(t, "zkaas test CA", now)
+	zk := Owner{os.Getuid(), os.Getgid()}
+	if o, err := LookupOwner("zookeeper"); err == nil {
+		zk = o
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs []string
+	var mu sync.Mutex
+	for _, n := range cfg.Nodes {
+		nd := filepath.Join(dir, fmt.Sprint("node", n.ID))
+		mount := filepath.Join(nd, "mnt")
+		if err := os.MkdirAll(mount, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		layout := DefaultLayout(mount)
+		layout.ConfDir, layout.SecretDir = filepath.Join(nd, "conf"), filepath.Join(nd, "run/zkaas/zookeeper")
+		ks := ca.Issue(t, testca.Cert{CN: fmt.Sprint("zk-", n.ID), IPs: ips}).KeyStore()
+		if err := CheckKeyStore(ks, ca.PEM(), KeyStoreCheck{IP: n.IP, Now: now, Quorum: true}); err != nil {
+			t.Fatal(err)
+		}
+		files, err := Render(cfg, n.ID, n.IP, layout, Material{KeyStore: ks, TrustStore: ca.PEM()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Write(files, zk); err != nil {
+			t.Fatal(err)
+		}
+		// A new ensemble: every node trusts its empty tree once.
+		if _, err := SetInitializeMarker(layout, true, zk); err != nil {
+			t.Fatal(err)
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("zk%d.log", n.ID))
+		logs = append(logs, logPath)
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append(strings.Fields(envFile(t, files.JavaEnv)["SERVER_JVMFLAGS"]), "-XX:-UsePerfData",
+			"-cp", strings.Join(tlsClasspath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain", layout.ZooCfgPath())
+		cmd := exec.Command(java, args...)
+		cmd.Dir = layout.ConfDir
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(zk.UID), Gid: uint32(zk.GID)}}
+		err = ns.Do(cmd.Start)
+		logFile.Close()
+		if err != nil {
+			t.Fatalf("start ZooKeeper %d: %v", n.ID, err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	}
+	dump := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			fmt.Fprintf(&b, "==> %s <==\n%s\n", l, tail(data, 25))
+		}
+		return b.String()
+	}
+
+	// The quorum forms: sslQuorum=true leaves no plaintext quorum path.
+	modes := map[string]int{}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		clear(modes)
+		for _, ip := range ips {
+			m, _ := Prober{PerPeerTimeout: time.Second, Dial: ns.dial}.srvr(t.Context(), netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ClientPort)))
+			modes[m]++
+		}
+		if modes[ModeLeader] == 1 && modes[ModeFollower] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS quorum after 60s: %v\n%s", modes, dump())
+		}
+	}
+
+	// The secure client port, over TLS: srvr answers a client with a
+	// certificate of the CA; others fail the handshake.
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	client := ca.Issue(t, testca.Cert{CN: "client", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	clientCert := tls.Certificate{Certificate: [][]byte{client.Cert.Raw}, PrivateKey: client.Key, Leaf: client.Cert}
+	stranger := testca.New(t, "another CA", now)
+	strangerClient := stranger.Issue(t, testca.Cert{CN: "intruder", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	strangerCert := tls.Certificate{Certificate: [][]byte{strangerClient.Cert.Raw}, PrivateKey: strangerClient.Key}
+	secure := netip.AddrPortFrom(ips[1], uint16(cfg.ZooKeeper.TLS.SecureClientPort))
+	srvr := func(conf *tls.Config) (string, error) {
+		raw, err := ns.dial(t.Context(), "tcp", secure.String())
+		if err != nil {
+			return "", err
+		}
+		c := tls.Client(raw, conf)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := c.Handshake(); err != nil {
+			return "", err
+		}
+		if _, err := c.Write([]byte("srvr")); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	name := secure.Addr().String() // the server's certificate is checked against it
+	for _, tc := range []struct {
+		name    string
+		conf    *tls.Config
+		ok      bool
+		wantErr string // in the client's error, when not ok
+	}{
+		{"client of the CA", &tls.Config{ServerName: name, RootCAs: roots, Certificates: []tls.Certificate{clientCert}}, true, ""},
+		// The server refuses after the handshake (TLS 1.3) or during it.
+		{"no client certificate (clientAuth=need)", &tls.Config{ServerName: name, RootCAs: roots}, false, "bad certificate"},
+		{"client certificate of another CA", &tls.Config{ServerName: name, RootCAs: roots, Certificates: []tls.Certificate{strangerCert}}, false, "bad certificate"},
+		{"client without the CA", &tls.Config{ServerName: name, Certificates: []tls.Certificate{clientCert}}, false, "certificate signed by unknown authority"},
+		{"server certificate checked against another address", &tls.Config{ServerName: "127.0.0.9", RootCAs: roots, Certificates: []tls.Certificate{clientCert}}, false, "certificate is valid for 127.0.0.1, 127.0.0.2, 127.0.0.3, not 127.0.0.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ans, err := srvr(tc.conf)
+			ok := err == nil && strings.Contains(ans, "Mode: ")
+			if ok != tc.ok || (tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr))) {
+				t.Fatalf("srvr over TLS: %q, %v; want success %v %s\n%s", ans, err, tc.ok, tc.wantErr, dump())
+			}
+			t.Logf("srvr over TLS: %.40q, %v", ans, err)
+		})
+	}
+}
