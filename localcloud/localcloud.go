@@ -74,6 +74,7 @@ import (
 
 	"github.com/zkaas/zkaas/internal/steplog"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	"github.com/zkaas/zkaas/localcloud/secretsim"
 )
 
 // Prefix starts the name of every network namespace a Cloud creates:
@@ -115,10 +116,11 @@ type Cloud struct {
 	instances  instances
 	enis       enis
 	volumes    volumes
-	visible    visibility // when hot-plugged devices appear, against the API
-	groupState            // Auto Scaling (autoscaling.go)
-	opServices            // IAM and DLM (iam.go)
-	attachLog  holdLog    // attachments as the API had them (holds.go)
+	visible    visibility         // when hot-plugged devices appear, against the API
+	groupState                    // Auto Scaling (autoscaling.go)
+	opServices                    // IAM and DLM (iam.go)
+	secrets    *secretsim.Service // Secrets Manager and SSM (secrets.go)
+	attachLog  holdLog            // attachments as the API had them (holds.go)
 
 	stopCtx  func() bool
 	busy     sync.WaitGroup // Launch, Terminate and CreateVolume in progress
@@ -197,6 +199,9 @@ func New(ctx context.Context, opts Options) (_ *Cloud, err error) {
 		return nil, err
 	}
 	if err := c.startOperatorServices(); err != nil {
+		return nil, err
+	}
+	if err := c.startSecrets(); err != nil {
 		return nil, err
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() {

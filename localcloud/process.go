@@ -16,8 +16,9 @@ const imagePATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
 // Environ is the environment programs on the instance get from Command: the
 // harness's (with an image, PATH is systemd's default instead), without AWS
 // settings or proxies of the host, plus what points the AWS SDK at the
-// local cloud — the region, the EC2 and Auto Scaling endpoints (the SDK's
-// standard AWS_ENDPOINT_URL_<SERVICE> variables), and static credentials whose
+// local cloud — the region, the endpoints of EC2, Auto Scaling, IAM, DLM,
+// Secrets Manager and SSM (the SDK's standard AWS_ENDPOINT_URL_<SERVICE>
+// variables), and static credentials whose
 // access key id is the instance id (the simulator logs it as the caller).
 func (inst *Instance) Environ() []string {
 	var env []string
@@ -41,6 +42,7 @@ func (inst *Instance) Environ() []string {
 		"AWS_ENDPOINT_URL_EC2="+inst.cloud.EC2Endpoint(),
 		"AWS_ENDPOINT_URL_AUTO_SCALING="+inst.cloud.AutoScalingEndpoint(),
 		"AWS_ENDPOINT_URL_IAM="+inst.cloud.IAMEndpoint(), "AWS_ENDPOINT_URL_DLM="+inst.cloud.DLMEndpoint(),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER="+inst.cloud.SecretsEndpoint(), "AWS_ENDPOINT_URL_SSM="+inst.cloud.SecretsEndpoint(),
 		"AWS_ACCESS_KEY_ID="+inst.ID,
 		"AWS_SECRET_ACCESS_KEY=localcloud",
 	)
