@@ -50,6 +50,7 @@ var Checks = []Check{
 	{"az-rebalance", azRebalance},
 	{"imdsv2", imdsv2},
 	{"quorum-ports", quorumPorts},
+	{"metrics-ports", metricsPorts}, // metrics.go
 	{"permissions", permissions},
 	{"zookeeper", zookeeper},
 }
