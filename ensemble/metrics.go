@@ -110,6 +110,12 @@ func (v *validator) metrics(c *Config) {
 		{"zookeeper.election_port", z.ElectionPort},
 		{"zookeeper.admin_server.port", z.AdminServer.Port},
 	}
+	if z.TLS.Client {
+		taken = append(taken, struct {
+			field string
+			port  int
+		}{"zookeeper.tls.secure_client_port", z.TLS.SecureClientPort})
+	}
 	for _, e := range []struct {
 		field string
 		ep    MetricsEndpoint

@@ -49,6 +49,7 @@ func TestMetricsErrors(t *testing.T) {
 		{"disabled port still checked", "metrics:\n  zookeeper:\n    port: 3888\n", Options{}, "line 8: metrics.zookeeper.port: 3888 is also zookeeper.election_port"},
 		{"same port twice", "metrics:\n  exporter: {port: 7000}\n", Options{}, "line 6: metrics.zookeeper.port: 7000 is also metrics.exporter.port"},
 		{"admin port", "zookeeper: {admin_server: {port: 9141}}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, "metrics.exporter.port: 9141 is also zookeeper.admin_server.port"},
+		{"secure client port", "zookeeper: {tls: {client: true, secure_client_port: 9141, keystore: {file: /etc/zk/k.pem}, truststore: {file: /etc/zk/t.pem}}}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, "metrics.exporter.port: 9141 is also zookeeper.tls.secure_client_port"},
 		{"not a port", "metrics:\n  exporter: {port: 70000}\n", Options{}, "line 7: metrics.exporter.port: 70000 is not a TCP port"},
 		{"unknown field", "metrics:\n  exporter: {enabled: true, listen: 0.0.0.0}\n", Options{}, "metrics.exporter.listen"},
 		{"exporter without mntr", "zookeeper: {four_letter_words: [srvr, ruok]}\nmetrics:\n  exporter: {enabled: true}\n", Options{}, "line 8: metrics.exporter.enabled: the exporter reads ZooKeeper's figures with mntr: add mntr to zookeeper.four_letter_words"},
