@@ -3,11 +3,16 @@ package zookeeper
 import (
 	"archive/zip"
 	"bytes"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/internal/golden"
 )
 
@@ -102,5 +107,81 @@ func TestNoPrometheusProvider(t *testing.T) {
 				t.Errorf("NoPrometheusProvider() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRealZooKeeperWithoutProvider checks the fact the refusal rests on:
+// Debian's 3.8 server, told to use the Prometheus provider it does not
+// ship, exits instead of serving — so a config enabling metrics.zookeeper
+// on such an image must be refused before ZooKeeper starts.
+func TestRealZooKeeperWithoutProvider(t *testing.T) {
+	requireRoot(t)
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("java not installed (apt-get install zookeeper)")
+	}
+	for _, jar := range debianClasspath {
+		if _, err := os.Stat(jar); err != nil {
+			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
+		}
+	}
+	ns := newTestNS(t)
+	self := netip.MustParseAddr("127.0.0.1")
+	cfg := ensemble.Default()
+	cfg.Ensemble = "zk-provider"
+	cfg.Nodes = []ensemble.Node{{ID: 1, AZ: "us-east-1a", IP: self}}
+	cfg.ZooKeeper.TickTime, cfg.ZooKeeper.Heap, cfg.ZooKeeper.GCLog = 200, "128m", false
+	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
+	cfg.Metrics.ZooKeeper.Enabled = true
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zk := Owner{os.Getuid(), os.Getgid()}
+	if o, err := LookupOwner("zookeeper"); err == nil {
+		zk = o
+	}
+	mount := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	layout := DefaultLayout(mount)
+	layout.ConfDir = filepath.Join(dir, "conf")
+	files, err := Render(cfg, 1, self, layout, Material{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(files, zk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SetInitializeMarker(layout, true, zk); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(java, "-Xmx128m", "-XX:-UsePerfData", "-cp", strings.Join(debianClasspath, ":"),
+		"org.apache.zookeeper.server.quorum.QuorumPeerMain", layout.ZooCfgPath())
+	cmd.Dir = layout.ConfDir
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(zk.UID), Gid: uint32(zk.GID)}}
+	if err := ns.Do(cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("ZooKeeper exited 0 without its metrics provider:\n%s", tail(out.Bytes(), 20))
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("ZooKeeper still running after 60 s without its metrics provider:\n%s", tail(out.Bytes(), 20))
+	}
+	t.Logf("ZooKeeper without its provider:\n%s", tail(out.Bytes(), 6))
+	if !strings.Contains(out.String(), ensemble.PrometheusProviderClass) {
+		t.Errorf("ZooKeeper's log does not name the missing provider:\n%s", tail(out.Bytes(), 20))
 	}
 }
