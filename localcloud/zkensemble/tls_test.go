@@ -66,7 +66,9 @@ func newTLSRig(t testing.TB, e *Ensemble) *tlsRig {
 	return r
 }
 
-func (r *tlsRig) keystore(id int) string { return strings.ReplaceAll(tlsKeystore, "{node}", fmt.Sprint(id)) }
+func (r *tlsRig) keystore(id int) string {
+	return strings.ReplaceAll(tlsKeystore, "{node}", fmt.Sprint(id))
+}
 
 // rotate makes a new AWSCURRENT keystore for node id, its certificate
 // carrying ips.
