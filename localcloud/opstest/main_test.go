@@ -21,6 +21,15 @@ var zkaasBin string
 
 var quietLog = slog.New(slog.DiscardHandler)
 
+// cloudLog is the local cloud's log: quiet, unless OPSTEST_LOG=1 asks for
+// it on stderr (the groups' launches and failures, each machine's steps).
+func cloudLog() *slog.Logger {
+	if os.Getenv("OPSTEST_LOG") == "" {
+		return quietLog
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
 func TestMain(m *testing.M) {
 	code := func() int {
 		if os.Geteuid() != 0 {
@@ -96,7 +105,7 @@ func sharedImage(tb testing.TB) opsrig.Image {
 // when the test ends; machines' journals are printed if the test fails.
 func newCloud(tb testing.TB) *localcloud.Cloud {
 	tb.Helper()
-	cloud, err := opsrig.NewCloud(context.Background(), opsrig.CloudOptions{RootFS: sharedImage(tb).RootFS, Log: quietLog})
+	cloud, err := opsrig.NewCloud(context.Background(), opsrig.CloudOptions{RootFS: sharedImage(tb).RootFS, Log: cloudLog()})
 	if err != nil {
 		tb.Fatal(err)
 	}
