@@ -31,12 +31,14 @@ type SASL struct {
 	// Quorum is quorum.auth.enableSasl with learner and server requiring
 	// it: a server without the quorum password cannot join.
 	Quorum bool `yaml:"quorum"`
-	// QuorumMigration, with Quorum, authenticates to peers but accepts
-	// peers that do not (learnerRequireSasl and serverRequireSasl false):
-	// the first of two rolls that turn quorum SASL on in a running
-	// ensemble without losing quorum. Roll again without it to require
-	// the password.
-	QuorumMigration bool `yaml:"quorum_migration"`
+	// QuorumMigration, with Quorum, is one of the first two of the three
+	// rolls that turn quorum SASL on in a running ensemble without losing
+	// quorum (ZooKeeper's Server-Server mutual authentication guide):
+	// "accept" (every server can take an authenticating learner, none
+	// authenticates or requires it), then "authenticate" (every learner
+	// authenticates, servers still accept those that do not), then unset
+	// (both sides require it). Turning it off is the same rolls backwards.
+	QuorumMigration string `yaml:"quorum_migration"`
 	// QuorumPassword is the DIGEST-MD5 password every server shares.
 	QuorumPassword Secret `yaml:"quorum_password"`
 	// Clients are the SASL users clients (Kafka brokers) log in as.
@@ -56,6 +58,12 @@ type SASLUser struct {
 	Name     string `yaml:"name"`
 	Password Secret `yaml:"password"`
 }
+
+// The quorum_migration rolls.
+const (
+	QuorumMigrationAccept       = "accept"
+	QuorumMigrationAuthenticate = "authenticate"
+)
 
 func defaultSASL() SASL { return SASL{} }
 
@@ -99,6 +107,11 @@ var saslFlagPrefixes = []string{
 func (v *validator) sasl(c *Config) {
 	s := &c.ZooKeeper.SASL
 	const f = "zookeeper.sasl"
+	switch s.QuorumMigration {
+	case "", QuorumMigrationAccept, QuorumMigrationAuthenticate:
+	default:
+		v.errorf(f+".quorum_migration", "%q: want %s (the first roll), %s (the second) or nothing (quorum SASL required)", s.QuorumMigration, QuorumMigrationAccept, QuorumMigrationAuthenticate)
+	}
 	if s.Quorum {
 		if v.secret(f+".quorum_password", s.QuorumPassword, c.Region(), true) && s.QuorumPassword.PerNode() {
 			v.errorf(f+".quorum_password."+s.QuorumPassword.Source(), "%q: every server checks its peers against the one quorum password: remove %s", s.QuorumPassword.Name(), NodePlaceholder)
@@ -107,7 +120,7 @@ func (v *validator) sasl(c *Config) {
 		if s.QuorumPassword.IsSet() {
 			v.warnf(f+".quorum_password", "zookeeper.sasl.quorum is off: the quorum password is not fetched or used")
 		}
-		if s.QuorumMigration {
+		if s.QuorumMigration != "" {
 			v.errorf(f+".quorum_migration", "migrates a running ensemble to quorum SASL: set zookeeper.sasl.quorum too")
 		}
 	}

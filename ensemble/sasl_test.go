@@ -28,7 +28,7 @@ func TestSASLValid(t *testing.T) {
 		t.Errorf("warnings: %v", warns)
 	}
 	s := cfg.ZooKeeper.SASL
-	if !s.On() || !s.Quorum || s.QuorumMigration || !s.ClientRequired || len(s.Clients) != 2 || s.Clients[1].Name != "kafka-admin.ops_1" {
+	if !s.On() || !s.Quorum || s.QuorumMigration != "" || !s.ClientRequired || len(s.Clients) != 2 || s.Clients[1].Name != "kafka-admin.ops_1" {
 		t.Errorf("parsed %+v", s)
 	}
 	var fields []string
@@ -63,8 +63,11 @@ func TestSASLErrors(t *testing.T) {
 		{"quorum password two sources", sasl("    quorum: true", "    quorum_password: {ssm: /a, file: /b}"), "line 9: zookeeper.sasl.quorum_password: name exactly one of secretsmanager, ssm and file"},
 		{"quorum password bad ARN", sasl("    quorum: true", "    quorum_password:", "      secretsmanager: arn:aws:secretsmanager:us-west-2:123456789012:secret:zk"),
 			"line 10: zookeeper.sasl.quorum_password.secretsmanager: arn:aws:secretsmanager:us-west-2:123456789012:secret:zk is in region us-west-2 but the ensemble is in us-east-1"},
-		{"migration without quorum", sasl("    quorum_migration: true"), "line 8: zookeeper.sasl.quorum_migration: migrates a running ensemble to quorum SASL: set zookeeper.sasl.quorum too"},
-		{"migration", sasl("    quorum: true", "    quorum_migration: true", "    quorum_password: {file: /etc/zk/quorum}"), ""},
+		{"migration without quorum", sasl("    quorum_migration: accept"), "line 8: zookeeper.sasl.quorum_migration: migrates a running ensemble to quorum SASL: set zookeeper.sasl.quorum too"},
+		{"migration accept", sasl("    quorum: true", "    quorum_migration: accept", "    quorum_password: {file: /etc/zk/quorum}"), ""},
+		{"migration authenticate", sasl("    quorum: true", "    quorum_migration: authenticate", "    quorum_password: {file: /etc/zk/quorum}"), ""},
+		{"migration unknown", sasl("    quorum: true", "    quorum_migration: true", "    quorum_password: {file: /etc/zk/quorum}"),
+			"line 9: zookeeper.sasl.quorum_migration: \"true\": want accept (the first roll), authenticate (the second) or nothing (quorum SASL required)"},
 		{"client without name", sasl("    clients:", "      - password: {ssm: /k}"), "line 9: zookeeper.sasl.clients[0].name: required: the user name the client logs in as"},
 		{"client without password", sasl("    clients:", "      - name: kafka"), "line 9: zookeeper.sasl.clients[0].password: required: one of secretsmanager"},
 		{"client name with quote", sasl("    clients:", "      - {name: 'ka\"fka', password: {ssm: /k}}"), "line 9: zookeeper.sasl.clients[0].name: \"ka\\\"fka\" must be 1-64 letters, digits, '.', '_' or '-', starting with a letter"},

@@ -123,12 +123,20 @@ func renderSASL(cfg ensemble.Config, _ ensemble.Node, l Layout, m Material) (sec
 		if err := CheckSASLPassword(m.QuorumPassword); err != nil {
 			return security{}, fmt.Errorf("zookeeper.sasl.quorum_password: %w", err)
 		}
-		// The migration roll authenticates to every peer but lets peers
-		// that do not (the nodes not yet rolled) in.
-		require := !s.QuorumMigration
+		// The migration rolls (ensemble.SASL.QuorumMigration): with
+		// learnerRequireSasl=false a learner skips SASL altogether
+		// (SaslQuorumAuthLearner), with serverRequireSasl=false a server
+		// lets a learner in without it.
+		learner, server := true, true
+		switch s.QuorumMigration {
+		case ensemble.QuorumMigrationAccept:
+			learner, server = false, false
+		case ensemble.QuorumMigrationAuthenticate:
+			server = false
+		}
 		zoo("quorum.auth.enableSasl=true")
-		zoo("quorum.auth.learnerRequireSasl=%t", require)
-		zoo("quorum.auth.serverRequireSasl=%t", require)
+		zoo("quorum.auth.learnerRequireSasl=%t", learner)
+		zoo("quorum.auth.serverRequireSasl=%t", server)
 		zoo("quorum.auth.learner.saslLoginContext=%s", QuorumLearnerSection)
 		zoo("quorum.auth.server.saslLoginContext=%s", QuorumServerSection)
 		zoo("quorum.cnxn.threads.size=%d", max(minQuorumCnxThreads, 2*len(cfg.Nodes)))

@@ -43,10 +43,15 @@ func TestRenderSASLGolden(t *testing.T) {
 		cfg  func() ensemble.Config
 	}{
 		{"sasl-quorum", func() ensemble.Config { return saslEnsemble(quorumSASL) }},
-		// The first of the two rolls that turn quorum SASL on.
-		{"sasl-quorum-migration", func() ensemble.Config {
+		// The first two of the three rolls that turn quorum SASL on.
+		{"sasl-quorum-migration-accept", func() ensemble.Config {
 			s := quorumSASL
-			s.QuorumMigration = true
+			s.QuorumMigration = ensemble.QuorumMigrationAccept
+			return saslEnsemble(s)
+		}},
+		{"sasl-quorum-migration-authenticate", func() ensemble.Config {
+			s := quorumSASL
+			s.QuorumMigration = ensemble.QuorumMigrationAuthenticate
 			return saslEnsemble(s)
 		}},
 		// Nine nodes: the authentication threads grow past the default 20.
