@@ -55,6 +55,15 @@ var targets = []target{
 	// a timeout) without flaking on a small, busy machine.
 	{"BenchmarkSystemdBoot", "systemd_firstboot_started_ms", "host_firstboot_started_ms", "systemd/host_firstboot", 0, false, "launch to zkaas-firstboot started, systemd vs host mode (ms)"},
 	{"BenchmarkSystemdBoot", "systemd_replacement_serving_s", "host_replacement_serving_s", "systemd/host_serving", 1.5, false, "launch to a replacement serving, systemd vs host mode (s)"},
+	// TLS on the rejoin path: a replacement with its own volume, launch to
+	// the ensemble serving, zookeeper.tls (client and quorum) vs plaintext
+	// in the same run, both on machines booting the image. A generous
+	// 1.5×: the fetch and check cost milliseconds; what TLS adds is the
+	// JVM's TLS setup and the quorum's handshakes (1.24× here), and 1.5×
+	// still catches a handshake waiting on something (a reverse-DNS
+	// lookup when a certificate misses an address, a timeout).
+	{"BenchmarkTLSRejoin", "tls_rejoin_s", "plain_rejoin_s", "tls/plain_rejoin", 1.5, false, "own-volume rejoin, launch to serving, TLS vs plaintext (s)"},
+	{"BenchmarkTLSRejoin", "tls_secrets_stage_ms", "", "", 0, false, "TLS boot's secrets stage: keystore + truststore fetched and checked (ms)"},
 	{"BenchmarkBake", "zkaas_ms", "shell_ms", "zkaas/shell", 1.05, false, "local bake: zkaas provisioner vs Packer's shell, same commands (ms)"},
 	// Self-healing through the group: kill -9 a node, the group's
 	// replacement serving as the same node, against detection interval +
