@@ -240,6 +240,7 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 		ingress = append(ingress, Rule{Port: z.ClientPort, GroupID: g, Description: "ZooKeeper clients"})
 	}
 	ingress = append(ingress, metricsRules(cfg)...)
+	ingress = append(ingress, tlsRules(cfg)...) // tls.go
 	// The nodes reach each other's client port too (zkCli on a node, the
 	// quorum probe of a booting node), quorum and election only between them.
 	ingress = append(ingress,

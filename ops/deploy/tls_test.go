@@ -1,0 +1,57 @@
+package deploy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTLSRules: with zookeeper.tls.client the nodes' group opens the
+// secure client port to the clients and the peers, nothing when off or
+// quorum-only.
+func TestTLSRules(t *testing.T) {
+	withTLS := func(tls, client string) func(string) string {
+		return func(s string) string {
+			s = strings.Replace(s, "deploy:\n", "zookeeper:\n  tls:\n"+tls+
+				"    keystore: {secretsmanager: \"zk/node-{node}\"}\n    truststore: {ssm: /zk/ca}\ndeploy:\n", 1)
+			if client != "" {
+				s = strings.Replace(s, "    cidrs: [10.0.0.0/16]\n", client, 1)
+			}
+			return s
+		}
+	}
+	tests := []struct {
+		name string
+		edit func(string) string
+		want []string
+	}{
+		{"off", nil, nil},
+		{"quorum only", withTLS("    quorum: true\n", ""), nil},
+		{"client", withTLS("    client: true\n", ""), []string{"tcp/2281 from 10.0.0.0/16", "tcp/2281 from itself"}},
+		{"client on its own port, groups", withTLS("    client: true\n    secure_client_port: 3281\n",
+			"    cidrs: [10.1.0.0/16]\n    security_groups: [sg-0123456789abcdef0]\n"),
+			[]string{"tcp/3281 from 10.1.0.0/16", "tcp/3281 from sg-0123456789abcdef0", "tcp/3281 from itself"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, raw := load(t, tt.edit)
+			d, err := For(cfg, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes, ok := d.Find(KindSecurityGroup, NodesGroup)
+			if !ok {
+				t.Fatal("no nodes group")
+			}
+			var got []string
+			for _, r := range nodes.Spec.(SecurityGroupSpec).Ingress {
+				if strings.HasPrefix(r.Description, "ZooKeeper TLS") {
+					got = append(got, r.String())
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("TLS rules %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
