@@ -43,7 +43,9 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 		case "zookeeper.tls.truststore":
 			m.TrustStore = data
 		case "zookeeper.sasl.quorum_password":
-			m.QuorumPassword = password(data)
+			if m.QuorumPassword, err = checkedPassword(ns.Field, s, data); err != nil {
+				return zookeeper.Material{}, refs, err
+			}
 		default:
 			var i int
 			if _, err := fmt.Sscanf(ns.Field, "zookeeper.sasl.clients[%d].password", &i); err != nil || i < 0 || i >= len(sasl.Clients) {
@@ -52,7 +54,11 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 			if m.ClientPasswords == nil {
 				m.ClientPasswords = map[string]string{}
 			}
-			m.ClientPasswords[sasl.Clients[i].Name] = password(data)
+			pw, err := checkedPassword(ns.Field, s, data)
+			if err != nil {
+				return zookeeper.Material{}, refs, err
+			}
+			m.ClientPasswords[sasl.Clients[i].Name] = pw
 		}
 	}
 	if t := cfg.ZooKeeper.TLS; t.On() {
@@ -70,6 +76,17 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 		}
 	}
 	return m, refs, nil
+}
+
+// checkedPassword is a SASL password as the JAAS file can carry it
+// (zookeeper.CheckSASLPassword): one that cannot is a refusal, as every
+// replacement would fetch the same.
+func checkedPassword(field string, s ensemble.Secret, data []byte) (string, error) {
+	pw := password(data)
+	if err := zookeeper.CheckSASLPassword(pw); err != nil {
+		return "", unusable("%s: %s: %v", field, s, err)
+	}
+	return pw, nil
 }
 
 func password(b []byte) string {

@@ -305,6 +305,14 @@ func TestMaterial(t *testing.T) {
 	if _, _, err := r.f.Material(c, cfg, 3); err == nil || !strings.Contains(err.Error(), "does not cover the node's address 10.0.3.10") {
 		t.Errorf("node 3: %v", err)
 	}
+	// A password the JAAS file cannot carry is a refusal too, naming the
+	// field and the reference, never the password.
+	put("zk/bad", "line1\nline2")
+	cfg.ZooKeeper.SASL.Clients[0].Password = ensemble.Secret{SecretsManager: "zk/bad"}
+	_, _, err = r.f.Material(c, cfg, 2)
+	if err == nil || !strings.HasPrefix(err.Error(), "zookeeper.sasl.clients[0].password: secretsmanager:zk/bad: ") || !errors.Is(err, secrets.ErrUnusable) || strings.Contains(err.Error(), "line1") {
+		t.Errorf("bad password: %v", err)
+	}
 }
 
 // TestStandardConfigEndpoints: the clients New builds from the standard
