@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,24 +287,7 @@ func TestTLSQuorum(t *testing.T) {
 		if err := e.Terminate(ctx, old); err != nil {
 			t.Fatal(err)
 		}
-		var failed *GroupBoot
-		for deadline := time.Now().Add(3 * time.Minute); failed == nil; time.Sleep(200 * time.Millisecond) {
-			for _, b := range g.Boots() {
-				if b.Group != group || b.InstanceID == old.Instance.ID {
-					continue
-				}
-				select {
-				case <-b.Done:
-					if b.Node == nil && b.Err != nil {
-						failed = b
-					}
-				default:
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no failed boot in %s (boots: %s)", group, g.describe())
-			}
-		}
+		failed := waitFailedBoot(t, g, group, 3*time.Minute, old.Instance.ID)
 		var fe *FirstbootError
 		if !errors.As(failed.Err, &fe) {
 			t.Fatalf("%s: %v, want a firstboot failure", failed.InstanceID, failed.Err)
@@ -313,28 +297,15 @@ func TestTLSQuorum(t *testing.T) {
 			t.Errorf("%s: firstboot's last line %q, want the refusal (%s ... does not cover %s)", failed.InstanceID, fe.Line, want, old.IP)
 		}
 		t.Logf("%s refused: %s", failed.InstanceID, fe.Line)
-		// ZooKeeper never ran on it.
-		if j, err := fe.Instance.Journal(ctx, "-u", zookeeperUnit, "-o", "cat"); err == nil && strings.Contains(string(j), "org.apache.zookeeper") {
+		// ZooKeeper never ran on it (its journal is kept after the
+		// instance is gone).
+		if j, err := fe.Instance.Journal(ctx, "-u", zookeeperUnit, "-o", "cat"); err != nil {
+			t.Errorf("%s: journal of %s: %v", failed.InstanceID, zookeeperUnit, err)
+		} else if strings.Contains(string(j), "org.apache.zookeeper") {
 			t.Errorf("%s: ZooKeeper ran:\n%s", failed.InstanceID, lastLines(string(j), 20))
 		}
-		// The group is told (after the refusal hold): the launch abandoned
-		// or the instance terminated as unhealthy.
-		launch := waitActivity(t, g, group, "Launching a new EC2 instance: "+failed.InstanceID, time.Minute+refusedHold)
-		term := activity(t, g, group, "Terminating EC2 instance: "+failed.InstanceID)
-		for deadline := time.Now().Add(time.Minute + refusedHold); ; time.Sleep(time.Second) {
-			abandoned := launch.StatusCode == astypes.ScalingActivityStatusCodeCancelled && strings.Contains(aws.ToString(launch.StatusMessage), "abandoned")
-			unhealthy := term != nil && strings.Contains(aws.ToString(term.Cause), "in response to a user health-check")
-			if abandoned || unhealthy {
-				t.Logf("group %s: launch %s (%s); termination %v", group, launch.StatusCode, aws.ToString(launch.StatusMessage), term != nil)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("group %s: launch of %s %s (%s), termination %+v: want the launch abandoned or the instance terminated as unhealthy",
-					group, failed.InstanceID, launch.StatusCode, aws.ToString(launch.StatusMessage), term)
-			}
-			launch = waitActivity(t, g, group, "Launching a new EC2 instance: "+failed.InstanceID, time.Minute)
-			term = activity(t, g, group, "Terminating EC2 instance: "+failed.InstanceID)
-		}
+		// The group is told (after the refusal hold).
+		wantGroupTold(t, g, group, failed.InstanceID, time.Minute+refusedHold)
 
 		// Fixed: the next replacement becomes node 2.
 		r.rotate(t, 2, netip.MustParseAddr(old.IP))
@@ -347,6 +318,50 @@ func TestTLSQuorum(t *testing.T) {
 		}
 		t.Logf("node 2 is %s again", n.Instance.ID)
 	})
+}
+
+// waitFailedBoot waits for a boot in group that failed, by an instance not
+// in not, and returns it.
+func waitFailedBoot(t testing.TB, g *Groups, group string, bound time.Duration, not ...string) *GroupBoot {
+	t.Helper()
+	for deadline := time.Now().Add(bound); ; time.Sleep(200 * time.Millisecond) {
+		for _, b := range g.Boots() {
+			if b.Group != group || slices.Contains(not, b.InstanceID) {
+				continue
+			}
+			select {
+			case <-b.Done:
+				if b.Node == nil && b.Err != nil {
+					return b
+				}
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed boot in %s after %s (boots: %s)", group, bound, g.describe())
+		}
+	}
+}
+
+// wantGroupTold waits until group's account of the failed instance is the
+// truth: its launch abandoned (ABANDON) or the instance terminated as
+// unhealthy (SetInstanceHealth).
+func wantGroupTold(t testing.TB, g *Groups, group, instance string, bound time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(bound); ; time.Sleep(time.Second) {
+		launch := waitActivity(t, g, group, "Launching a new EC2 instance: "+instance, bound)
+		term := activity(t, g, group, "Terminating EC2 instance: "+instance)
+		abandoned := launch.StatusCode == astypes.ScalingActivityStatusCodeCancelled && strings.Contains(aws.ToString(launch.StatusMessage), "abandoned")
+		unhealthy := term != nil && strings.Contains(aws.ToString(term.Cause), "in response to a user health-check")
+		if abandoned || unhealthy {
+			t.Logf("group %s: launch of %s %s (%s); terminated as unhealthy: %v", group, instance, launch.StatusCode, aws.ToString(launch.StatusMessage), unhealthy)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: launch of %s %s (%s), termination %+v: want the launch abandoned or the instance terminated as unhealthy",
+				group, instance, launch.StatusCode, aws.ToString(launch.StatusMessage), term)
+		}
+	}
 }
 
 // zookeeperUID is the zookeeper user's uid in the node's image.
