@@ -44,8 +44,9 @@ type launchReq struct {
 //     terminated (the instance then leaves the group);
 //  3. health: an InService instance whose EC2 state is no longer running is
 //     Unhealthy (the EC2 health check, unless HealthCheck is suspended); an
-//     Unhealthy one past its grace period is terminated (unless
-//     ReplaceUnhealthy is suspended), terminating hooks first;
+//     Unhealthy one past its grace period — or at once, within it, if EC2
+//     no longer runs it — is terminated (unless ReplaceUnhealthy is
+//     suspended), terminating hooks first;
 //  4. capacity: launch (unless Launch is suspended) into the AZ with the
 //     fewest instances, or terminate extras (unless Terminate is
 //     suspended) by the default termination policy; rebalance AZs (unless
@@ -163,7 +164,13 @@ func (s *Service) step(g *group, states map[string]string, now time.Time) {
 				in.health = Unhealthy
 				in.healthCause = fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped.", causeTime(now))
 			}
-			if in.health == Unhealthy && !g.suspendedProc("ReplaceUnhealthy") && (!g.withinGrace(in, now) || in.forceHealth) {
+			// The grace period protects an instance still starting, not
+			// one EC2 no longer runs: "During the health check grace
+			// period, if Amazon EC2 Auto Scaling detects that an instance
+			// is no longer in the Amazon EC2 running state, it
+			// immediately marks the instance as unhealthy and replaces
+			// it" (https://docs.aws.amazon.com/autoscaling/ec2/userguide/health-check-grace-period.html).
+			if in.health == Unhealthy && !g.suspendedProc("ReplaceUnhealthy") && (!g.withinGrace(in, now) || in.forceHealth || gone) {
 				s.startTermination(g, in, now, in.healthCause, false)
 			}
 		case StateTerminatingProceed:
