@@ -221,7 +221,9 @@ func checkBakedZooKeeper(t *testing.T, e *Ensemble, n *Node) int {
 	want := []string{"/usr/bin/java", "-Xms256m", "-Xmx256m", "-XX:+ExitOnOutOfMemoryError",
 		// GC logging is on by default, bounded, on the data volume.
 		"-Xlog:gc*:file=/var/lib/zookeeper/logs/gc.log:time,uptime,level,tags:filecount=5,filesize=20m",
-		"-cp", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
+		// The jar, a logger, and the Netty jars Debian's manifest leaves
+		// out (roles/zookeeper/files/distro.conf says why).
+		"-cp", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-transport-native-unix-common.jar",
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", "/etc/zkaas/zookeeper/zoo.cfg"}
 	if !slices.Equal(argv, want) {
 		t.Errorf("node %d: ZooKeeper's command line\n got %q\nwant %q (the image's unit, its distro drop-in, java.env)", n.ID, argv, want)
