@@ -19,9 +19,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/zkaas/zkaas/localcloud"
 	"github.com/zkaas/zkaas/localcloud/localbake"
-	"github.com/zkaas/zkaas/localcloud/zkensemble"
+	"github.com/zkaas/zkaas/localcloud/opsrig"
 )
 
 // demoBakeBound bounds the bake. With a cold ~/.cache/zkaas it builds
@@ -32,18 +31,18 @@ import (
 // going after 20 minutes is stuck, not slow.
 const demoBakeBound = 20 * time.Minute
 
-// Demo runs the product as shipped, end to end on this machine: the local
-// image baked with the real Packer plugin (reused while its inputs are
-// unchanged), a local cloud (an EC2 simulator with EC2's latencies, an
-// Auto Scaling simulator and its group controller, instances as network
-// namespaces, ENIs as hot-plugged veths, EBS volumes as loop devices), one
-// Auto Scaling group per AZ launching every instance from that image with
-// systemd as PID 1 and the ensemble config as user data — whose
-// zkaas-firstboot.service makes each one a node and whose
-// zookeeper.service then starts ZooKeeper — data written, node 2's machine
-// killed with -9, and its group healing it: the scaling activities, the
-// launch hook's result, the replacement back as node 2 with its data
-// (zkensemble.Demo). Needs root on Linux; cleans up after itself, also on
+// Demo runs the product as shipped, end to end on this machine, the way an
+// operator would: the local image baked with the real Packer plugin
+// (reused while its inputs are unchanged), the zkaas binary built from
+// this repository, and a local cloud (EC2, Auto Scaling, IAM and DLM
+// simulators; instances as network namespaces booting the image with
+// systemd as PID 1; ENIs as hot-plugged veths, EBS volumes as loop
+// devices). zkaas runs inside the VPC's network namespace: plan and up from
+// nothing, then the groups launch the instances, whose firstboot makes each
+// a node; data written; node 2's machine killed with -9 and healed by its
+// group; roll to a second image id while a client writes, with `zkaas
+// status` after each step; down, and the volumes still there
+// (opsrig.Demo). Needs root on Linux; cleans up after itself, also on
 // Ctrl-C.
 func Demo() error {
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
@@ -56,47 +55,63 @@ func Demo() error {
 	step := func(format string, args ...any) {
 		fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
-	rootfs, err := demoImage(ctx, step)
+	img, err := demoImage(ctx, step)
 	if err != nil {
 		return err
 	}
-	return zkensemble.Demo(ctx, zkensemble.DemoOptions{RootFS: rootfs, Step: step, Out: os.Stdout})
+	repo, cache, err := repoAndCache()
+	if err != nil {
+		return err
+	}
+	bin, err := os.MkdirTemp("", "zkaas-demo-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+	begin := time.Now()
+	zkaas, err := opsrig.BuildZkaas(ctx, repo, bin)
+	if err != nil {
+		return err
+	}
+	step("zkaas built from this repository (go build ./cmd/zkaas) in %s", brief(time.Since(begin)))
+	// The local cloud's own log, for when something goes wrong: a file,
+	// not the terminal.
+	logPath := filepath.Join(cache, "demo-cloud.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	step("the local cloud's log: %s", logPath)
+	err = opsrig.Demo(ctx, opsrig.DemoOptions{Image: img, Zkaas: zkaas, Step: step, Out: os.Stdout,
+		Log: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		return fmt.Errorf("%w (the local cloud's log: %s)", err, logPath)
+	}
+	return nil
 }
 
 // demoImage bakes the local image the way bake:local does — the real
 // packer build with the zkaas plugin built from this repository — unless
 // the one in the image directory was made from the same inputs, and
-// returns its extracted root. The config baked in is the tests' (the demo
-// installs its own per instance, as user data would), so that the demo and
-// the tests share one image. Packer's output goes to a file, the bake's
-// steps to the terminal.
-func demoImage(ctx context.Context, step func(string, ...any)) (string, error) {
+// extracts it (opsrig.BakeImage: the tests' inputs, so that the demo and
+// the tests share one image; the demo gives each instance its own config
+// as user data). Packer's output goes to a file, the bake's steps to the
+// terminal.
+func demoImage(ctx context.Context, step func(string, ...any)) (opsrig.Image, error) {
 	repo, cache, err := repoAndCache()
 	if err != nil {
-		return "", err
+		return opsrig.Image{}, err
 	}
 	dir, err := localbake.ImageDir()
 	if err != nil {
-		return "", err
+		return opsrig.Image{}, err
 	}
-	plugins, err := os.MkdirTemp("", "zkaas-demo-plugins-")
-	if err != nil {
-		return "", err
-	}
-	// A plugin directory of its own: the demo installs nothing into
-	// ~/.config/packer/plugins.
-	defer os.RemoveAll(plugins)
 	step("image: the local bake (a real packer build with the zkaas plugin from this repository; minutes with a cold %s), unless %s holds one made from the same inputs", cache, dir)
 	ctx, cancel := context.WithTimeout(ctx, demoBakeBound)
 	defer cancel()
-	begin := time.Now()
 	var out bytes.Buffer
-	img, baked, err := localbake.EnsureImage(ctx, localbake.Options{
-		Repo: repo, CacheDir: cache, OutDir: dir, PluginPath: plugins,
-		EnsembleConfig: filepath.Join(repo, "ensemble/testdata/ensemble.yaml"),
-		Output:         &out, Log: slog.New(&stepHandler{step: step}),
-	})
-	took := time.Since(begin)
+	img, err := opsrig.BakeImage(ctx, repo, &out, slog.New(&stepHandler{step: step}))
 	logFile := filepath.Join(cache, "demo-bake.log")
 	if out.Len() > 0 {
 		if werr := os.WriteFile(logFile, out.Bytes(), 0o644); werr != nil {
@@ -104,22 +119,17 @@ func demoImage(ctx context.Context, step func(string, ...any)) (string, error) {
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("bake the image (packer's output: %s): %w\n%s", logFile, err, lastLines(out.String(), 20))
+		return opsrig.Image{}, fmt.Errorf("packer's output: %s: %w\n%s", logFile, err, lastLines(out.String(), 20))
 	}
-	if baked {
+	if img.Baked {
 		step("image baked in %s: sha256 %.12s, %d MiB, %d managed paths (packer's output: %s)",
-			took.Round(100*time.Millisecond), img.SHA256, img.Size>>20, len(img.Manifest.Entries), logFile)
+			img.BakeTook.Round(100*time.Millisecond), img.SHA256, img.Size>>20, len(img.Manifest.Entries), logFile)
 	} else {
 		step("image reused: its inputs (roles, template, plugin and firstboot source, config) are unchanged since it was baked at %s (sha256 %.12s); checked in %s",
-			img.Created.UTC().Format("2006-01-02 15:04 UTC"), img.SHA256, brief(took))
+			img.Created.UTC().Format("2006-01-02 15:04 UTC"), img.SHA256, brief(img.BakeTook))
 	}
-	begin = time.Now()
-	rootfs, err := localcloud.ExtractImage(ctx, dir)
-	if err != nil {
-		return "", err
-	}
-	step("image root file system: %s (extracted once per image; ready in %s)", rootfs, brief(time.Since(begin)))
-	return rootfs, nil
+	step("image root file system: %s (extracted once per image; ready in %s)", img.RootFS, brief(img.ExtractTook))
+	return img, nil
 }
 
 // stepHandler prints the bake's log records at Info and above as demo

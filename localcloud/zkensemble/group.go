@@ -13,6 +13,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -379,4 +381,16 @@ func (g *Groups) Close() error {
 		<-g.done
 	}
 	return errors.Join(errs...)
+}
+
+// hasUnit reports whether the image installs the unit: the groups' launch
+// hook and the failed-boot report need the image's zkaas-ready and
+// zkaas-unhealthy units.
+func hasUnit(rootfs, unit string) bool {
+	for _, dir := range []string{"etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"} {
+		if _, err := os.Stat(filepath.Join(rootfs, dir, unit)); err == nil {
+			return true
+		}
+	}
+	return false
 }
