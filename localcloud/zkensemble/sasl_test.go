@@ -2,6 +2,7 @@ package zkensemble
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -78,6 +79,15 @@ func (r *saslRig) setQuorum(t testing.TB, pw string) {
 	}
 }
 
+// setKafka makes pw the kafka user's password parameter (a new version).
+func (r *saslRig) setKafka(t testing.TB, pw string) {
+	t.Helper()
+	if _, err := r.ssm.PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(saslKafkaParam),
+		Value: aws.String(pw), Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // userData is the ensemble's config with quorum SASL and a required
 // client SASL user.
 func (r *saslRig) userData(t testing.TB) []byte {
@@ -140,7 +150,12 @@ func (r *saslRig) cli(t testing.TB, ip, user, password string, command ...string
 //	    its peers refuse its login, it stays LOOKING — while nodes 1 and 2
 //	    keep a leader and a follower all along; it is not ready within
 //	    health.ready_timeout and its group replaces it; the secret put
-//	    back, the next replacement becomes node 3 and the ensemble serves.
+//	    back, the next replacement becomes node 3 and the ensemble serves;
+//	(d) the kafka password changed to one holding "${" (which Java's JAAS
+//	    parser would expand) and node 2 replaced: the replacement is
+//	    refused in the secrets stage with one line naming the field and
+//	    the reference, never the password, ZooKeeper never starts, and
+//	    the group is told; the password fixed, the next one becomes node 2.
 func TestSASLQuorum(t *testing.T) {
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("needs nsenter (util-linux): the Java client runs in the VPC's namespace")
@@ -150,7 +165,7 @@ func TestSASLQuorum(t *testing.T) {
 	}
 	const readyTimeout = 40 * time.Second
 	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"),
-		Options{Deadline: 20 * time.Second, ReadyTimeout: readyTimeout})
+		Options{Deadline: 20 * time.Second, ReadyTimeout: readyTimeout, RefusedHold: 5 * time.Second})
 	r := newSASLRig(t, e)
 	g := newGroups(t, e, GroupOptions{UserData: r.userData(t)})
 	ctx := t.Context()
@@ -290,5 +305,43 @@ func TestSASLQuorum(t *testing.T) {
 			t.Errorf("the group's termination of %s: %+v, want one in response to a health check", bad.Instance.ID, term)
 		}
 		t.Logf("node 3 is %s again, with the quorum", n.Instance.ID)
+	})
+
+	t.Run("password the JAAS file cannot carry", func(t *testing.T) {
+		// "${" would be expanded by Java's JAAS parser: the boot refuses
+		// it in the secrets stage, before ZooKeeper starts, as a refusal
+		// (every replacement would fetch the same).
+		r.setKafka(t, "pw${user.home}\n")
+		group, old := g.GroupOf(2), e.Node(2)
+		if err := e.Terminate(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		failed := waitFailedBoot(t, g, group, 3*time.Minute, old.Instance.ID)
+		var fe *FirstbootError
+		if !errors.As(failed.Err, &fe) {
+			t.Fatalf("%s: %v, want a firstboot failure", failed.InstanceID, failed.Err)
+		}
+		want := `zookeeper.sasl.clients[0].password: ssm:` + saslKafkaParam + `: the password contains "${", which Java expands as a system property in a JAAS file, with no escape`
+		if !strings.Contains(fe.Line, want) || strings.Contains(fe.Line, "user.home") {
+			t.Errorf("%s: firstboot's last line %q, want %q (and never the password)", failed.InstanceID, fe.Line, want)
+		}
+		t.Logf("%s refused: %s", failed.InstanceID, fe.Line)
+		if j, err := fe.Instance.Journal(ctx, "-u", zookeeperUnit, "-o", "cat"); err == nil && strings.Contains(string(j), "org.apache.zookeeper") {
+			t.Errorf("%s: ZooKeeper ran:\n%s", failed.InstanceID, lastLines(string(j), 20))
+		}
+		wantGroupTold(t, g, group, failed.InstanceID, time.Minute)
+		if _, err := e.WaitServing(ctx, 30*time.Second, 1, 3); err != nil {
+			t.Fatal(err)
+		}
+
+		r.setKafka(t, saslKafkaPW+"\n")
+		n, err := g.WaitNode(ctx, 3*time.Minute, 2, old.Instance.ID, failed.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.WaitServing(ctx, 2*time.Minute, 1, 2, 3); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("node 2 is %s again", n.Instance.ID)
 	})
 }
