@@ -82,6 +82,9 @@ func Demo(ctx context.Context, o DemoOptions) (err error) {
 		return err
 	}
 	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
 		step("cleaning up: machines (by PID), namespaces, veths, loop devices, the operator's files")
 		err = errors.Join(err, cloud.Close())
 	}()
