@@ -15,11 +15,19 @@ package ensemble
 // ZooKeeper starts.
 type TLS struct {
 	// Client serves secureClientPort (ZooKeeper's NettyServerCnxnFactory)
-	// on the node's ENI address. The plaintext client_port keeps serving:
-	// zkaas's own probes (ready, status, doctor, roll) speak plaintext
-	// srvr; limit it with the security groups.
+	// on the node's ENI address. The plaintext client_port is then closed
+	// (no clientPort in zoo.cfg, no security group rule) unless
+	// ClientPlaintext or PortUnification keeps it: zkaas's own probes
+	// (firstboot's quorum and ready probes, the exporter, zkaas status,
+	// doctor and roll) speak TLS to the secure port with a client
+	// certificate.
 	Client           bool `yaml:"client"`
 	SecureClientPort int  `yaml:"secure_client_port"`
+	// ClientPlaintext keeps the plaintext client_port serving next to the
+	// secure one (clients not yet moved to TLS). Off by default: operators
+	// turn TLS on for encrypted client traffic and expect the plaintext
+	// port closed.
+	ClientPlaintext bool `yaml:"client_plaintext"`
 	// Quorum is sslQuorum: quorum and election connections in TLS, both
 	// sides presenting their certificate.
 	Quorum bool `yaml:"quorum"`
@@ -47,6 +55,21 @@ func defaultTLS() TLS { return TLS{SecureClientPort: DefaultSecureClientPort} }
 // On reports whether any part of the node speaks TLS (and so needs the
 // keystore and truststore).
 func (t TLS) On() bool { return t.Client || t.Quorum || t.PortUnification }
+
+// PlaintextClosed reports whether the node serves clients over TLS only:
+// no plaintext client port at all, so every probe speaks TLS to the secure
+// client port. port_unification keeps the plaintext port (it exists to
+// accept both while clients migrate).
+func (t TLS) PlaintextClosed() bool { return t.Client && !t.ClientPlaintext && !t.PortUnification }
+
+// ProbePort is the client port zkaas's probes (srvr, mntr) ask on a node:
+// client_port, or secure_client_port when the plaintext port is closed.
+func (z ZooKeeper) ProbePort() int {
+	if z.TLS.PlaintextClosed() {
+		return z.TLS.SecureClientPort
+	}
+	return z.ClientPort
+}
 
 // secrets lists the references this section names, none when TLS is off
 // (a node fetches only what it uses, and its policy grants only that).
@@ -83,6 +106,15 @@ func (v *validator) tls(c *Config) {
 				v.errorf("zookeeper.tls.secure_client_port", "%d is also %s", p, o.field)
 			}
 		}
+	}
+	_, plaintextSet := v.lines["zookeeper.tls.client_plaintext"]
+	switch {
+	case t.ClientPlaintext && !t.Client:
+		v.errorf("zookeeper.tls.client_plaintext", "true but zookeeper.tls.client is off: without TLS clients client_port is the only client port and serves plaintext anyway")
+	case t.Client && t.PortUnification && plaintextSet && !t.ClientPlaintext:
+		// The explicit false is refused rather than ignored: the operator
+		// expects the plaintext port closed, and it would not be.
+		v.errorf("zookeeper.tls.client_plaintext", "false but zookeeper.tls.port_unification keeps client_port open (it accepts TLS and plaintext there while clients migrate): turn port_unification off to close the plaintext port, or set client_plaintext: true")
 	}
 	v.secret("zookeeper.tls.keystore", t.Keystore, c.Region(), t.On())
 	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), t.On())

@@ -35,6 +35,12 @@ func TestTLSConfig(t *testing.T) {
 		{"kms key in another region", "zookeeper:\n  tls:\n    client: true\n    keystore: {secretsmanager: ks, kms_key: \"arn:aws:kms:eu-west-1:123456789012:key/k\"}\n    truststore: {ssm: /zk/ca}\n", "zookeeper.tls.keystore.kms_key: key arn:aws:kms:eu-west-1:123456789012:key/k is in region eu-west-1", ""},
 		{"kms key on a file", "zookeeper:\n  tls:\n    client: true\n    keystore: {file: /etc/ks.pem, kms_key: \"arn:aws:kms:us-east-1:123456789012:key/k\"}\n    truststore: {ssm: /zk/ca}\n", "a file is not encrypted with KMS", ""},
 		{"stores named, TLS off", "zookeeper:\n  tls:\n" + stores, "", "nothing is fetched"},
+		{"TLS only, plaintext kept", "zookeeper:\n  tls:\n    client: true\n    client_plaintext: true\n" + stores, "", ""},
+		{"client_plaintext without client", "zookeeper:\n  tls:\n    quorum: true\n    client_plaintext: true\n" + stores,
+			"line 9: zookeeper.tls.client_plaintext: true but zookeeper.tls.client is off", ""},
+		{"client_plaintext false with port_unification", "zookeeper:\n  tls:\n    client: true\n    port_unification: true\n    client_plaintext: false\n" + stores,
+			"line 10: zookeeper.tls.client_plaintext: false but zookeeper.tls.port_unification keeps client_port open", ""},
+		{"port_unification keeps the plaintext port", "zookeeper:\n  tls:\n    client: true\n    port_unification: true\n" + stores, "", ""},
 		{"extra sets a TLS key", "zookeeper:\n  extra:\n    ssl.quorum.keyStore.location: /etc/ks.pem\n", "line 8: zookeeper.extra.ssl.quorum.keyStore.location", ""},
 		{"extra sets secureClientPort", "zookeeper:\n  extra: {secureClientPort: 2281}\n", "use zookeeper.tls.secure_client_port", ""},
 	}
@@ -77,5 +83,38 @@ func TestTLSSecrets(t *testing.T) {
 	}
 	if s := off.Secrets(); len(s) != 0 {
 		t.Errorf("TLS off: Secrets() = %v", s)
+	}
+}
+
+// TestProbePort: the port zkaas's probes ask is the secure one exactly
+// when the plaintext port is closed.
+func TestProbePort(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tls    TLS
+		closed bool
+	}{
+		{"off", TLS{}, false},
+		{"quorum only", TLS{Quorum: true}, false},
+		{"client", TLS{Client: true}, true},
+		{"client and plaintext", TLS{Client: true, ClientPlaintext: true}, false},
+		{"client while migrating", TLS{Client: true, PortUnification: true}, false},
+		{"migrating without client", TLS{PortUnification: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			z := Default().ZooKeeper
+			tc.tls.SecureClientPort = 2281
+			z.TLS = tc.tls
+			want := z.ClientPort
+			if tc.closed {
+				want = 2281
+			}
+			if got := z.TLS.PlaintextClosed(); got != tc.closed {
+				t.Errorf("PlaintextClosed() = %v, want %v", got, tc.closed)
+			}
+			if got := z.ProbePort(); got != want {
+				t.Errorf("ProbePort() = %d, want %d", got, want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -31,13 +32,38 @@ func (e env) down(ctx context.Context, c Cloud, d deploy.Desired, deleteData boo
 
 // ask queries every node's srvr, bounded: status must answer even when
 // the nodes are not reachable from the operator's machine.
-func ask(ctx context.Context, cfg ensemble.Config) (map[netip.AddrPort]zk.Stat, map[netip.AddrPort]error) {
+func ask(ctx context.Context, cfg ensemble.Config, zc zk.Client) (map[netip.AddrPort]zk.Stat, map[netip.AddrPort]error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return zk.Client{Timeout: 2 * time.Second}.All(ctx, status.Addrs(cfg))
+	return zc.All(ctx, status.Addrs(cfg))
 }
 
-func (e env) status(ctx context.Context, c Cloud, cfg ensemble.Config, output string, probe bool) error {
+// errTLSOnly: the ensemble's client ports speak TLS only and the operator
+// gave no client certificate to ask them with.
+var errTLSOnly = errors.New("the ensemble serves clients over TLS only (zookeeper.tls.client without client_plaintext): pass -tls-ca/-tls-cert/-tls-key (or ZKAAS_TLS_CA/ZKAAS_TLS_CERT/ZKAAS_TLS_KEY): a CA of the nodes' certificates and a client certificate their truststore trusts")
+
+// zkClient is how cmd asks the nodes' client ports: srvr in plaintext, or
+// over TLS to the secure port with the operator's certificate when the
+// config closes the plaintext port. Checked before any call: a roll must
+// not start that cannot watch the nodes.
+func zkClient(cmd string, cfg ensemble.Config, probe bool, ca, cert, key string) (zk.Client, error) {
+	zc := zk.Client{Timeout: 2 * time.Second}
+	asks := cmd == "roll" || (probe && (cmd == "status" || cmd == "doctor"))
+	if !asks || !cfg.ZooKeeper.TLS.PlaintextClosed() {
+		return zc, nil
+	}
+	if ca == "" || cert == "" || key == "" {
+		return zc, errTLSOnly
+	}
+	conf, err := zk.TLSFiles(ca, cert, key)
+	if err != nil {
+		return zc, fmt.Errorf("-tls-ca/-tls-cert/-tls-key: %w", err)
+	}
+	zc.TLS = conf
+	return zc, nil
+}
+
+func (e env) status(ctx context.Context, c Cloud, cfg ensemble.Config, zc zk.Client, output string, probe bool) error {
 	inv, soft, err := c.Inventory(ctx, cfg)
 	if err != nil {
 		return err
@@ -48,7 +74,7 @@ func (e env) status(ctx context.Context, c Cloud, cfg ensemble.Config, output st
 	var stats map[netip.AddrPort]zk.Stat
 	var errs map[netip.AddrPort]error
 	if probe {
-		stats, errs = ask(ctx, cfg)
+		stats, errs = ask(ctx, cfg, zc)
 	}
 	rows := status.Rows(cfg, inv, stats, errs)
 	if output == "json" {
@@ -57,7 +83,7 @@ func (e env) status(ctx context.Context, c Cloud, cfg ensemble.Config, output st
 	return status.Print(e.stdout, rows)
 }
 
-func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.Desired, output string, probe bool) error {
+func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, zc zk.Client, d deploy.Desired, output string, probe bool) error {
 	inv, soft, err := c.Inventory(ctx, cfg)
 	if err != nil {
 		return err
@@ -75,7 +101,7 @@ func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.
 	inv.DryRun = c.DryRun(ctx, cfg, subnet)
 	in := doctor.Input{Config: cfg, Inv: inv}
 	if probe {
-		in.Stats, in.Errs = ask(ctx, cfg)
+		in.Stats, in.Errs = ask(ctx, cfg, zc)
 	}
 	fs := doctor.Run(in)
 	if output == "json" {
@@ -109,13 +135,16 @@ func (e env) doctor(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.
 }
 
 // zkNodes answers roll's srvr questions by node id.
-type zkNodes struct{ cfg ensemble.Config }
+type zkNodes struct {
+	cfg ensemble.Config
+	zc  zk.Client
+}
 
 func (z zkNodes) Stats(ctx context.Context) (map[int]zk.Stat, map[int]error) {
-	stats, errs := ask(ctx, z.cfg)
+	stats, errs := ask(ctx, z.cfg, z.zc)
 	byID, errByID := map[int]zk.Stat{}, map[int]error{}
 	for _, n := range z.cfg.Nodes {
-		a := netip.AddrPortFrom(n.IP, uint16(z.cfg.ZooKeeper.ClientPort))
+		a := netip.AddrPortFrom(n.IP, uint16(z.cfg.ZooKeeper.ProbePort()))
 		if st, ok := stats[a]; ok {
 			byID[n.ID] = st
 		} else {
@@ -125,13 +154,13 @@ func (z zkNodes) Stats(ctx context.Context) (map[int]zk.Stat, map[int]error) {
 	return byID, errByID
 }
 
-func (e env) roll(ctx context.Context, c Cloud, cfg ensemble.Config, d deploy.Desired, log *slog.Logger) error {
+func (e env) roll(ctx context.Context, c Cloud, cfg ensemble.Config, zc zk.Client, d deploy.Desired, log *slog.Logger) error {
 	// The template first: its new default version is what replacements
 	// launch from.
 	if err := e.up(ctx, c, d, log); err != nil {
 		return err
 	}
-	done, err := roll.Run(ctx, c.Roller(cfg.Ensemble), zkNodes{cfg}, roll.Options{
+	done, err := roll.Run(ctx, c.Roller(cfg.Ensemble), zkNodes{cfg, zc}, roll.Options{
 		StepTimeout: cfg.Claim.Deadline.D() + cfg.Health.ReadyTimeout.D() + deploy.Margin, Log: log})
 	fmt.Fprintf(e.stdout, "roll: replaced nodes %v\n", done)
 	return err

@@ -95,6 +95,9 @@ func (e env) run(ctx context.Context, args []string) int {
 	probe := fs.Bool("zookeeper", true, "status/doctor: ask the nodes' client ports (srvr)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "log every step")
+	tlsCA := fs.String("tls-ca", os.Getenv("ZKAAS_TLS_CA"), "status/doctor/roll: PEM CA certificates the nodes' certificates chain to, for an ensemble serving clients over TLS only (default $ZKAAS_TLS_CA)")
+	tlsCert := fs.String("tls-cert", os.Getenv("ZKAAS_TLS_CERT"), "status/doctor/roll: PEM client certificate the nodes' truststore trusts (default $ZKAAS_TLS_CERT)")
+	tlsKey := fs.String("tls-key", os.Getenv("ZKAAS_TLS_KEY"), "status/doctor/roll: PEM PKCS #8 private key of -tls-cert (default $ZKAAS_TLS_KEY)")
 	image := fs.String("image", "", "roll: the image to roll to; must be the config's deploy.image_id (so a later up keeps it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -146,6 +149,11 @@ func (e env) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(e.stderr, "zkaas roll: -image %s differs from deploy.image_id %s in %s: set deploy.image_id to %s (so a later up keeps it) and run roll again\n", *image, cfg.Deploy.ImageID, *cfgPath, *image)
 		return 2
 	}
+	zc, err := zkClient(cmd, cfg, *probe, *tlsCA, *tlsCert, *tlsKey)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "zkaas %s: %v\n", cmd, err)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	c, err := e.newCloud(ctx, cfg, log)
@@ -161,11 +169,11 @@ func (e env) run(ctx context.Context, args []string) int {
 	case "down":
 		err = e.down(ctx, c, desired, *deleteData, *confirm, log)
 	case "status":
-		err = e.status(ctx, c, cfg, *output, *probe)
+		err = e.status(ctx, c, cfg, zc, *output, *probe)
 	case "doctor":
-		err = e.doctor(ctx, c, cfg, desired, *output, *probe)
+		err = e.doctor(ctx, c, cfg, zc, desired, *output, *probe)
 	case "roll":
-		err = e.roll(ctx, c, cfg, desired, log)
+		err = e.roll(ctx, c, cfg, zc, desired, log)
 	}
 	var found problemsFound
 	switch {

@@ -68,6 +68,12 @@ func TestBadInputBeforeAnyCall(t *testing.T) {
 	badVol := writeConfig(t, func(s string) string { return strings.Replace(s, "type: gp3", "type: gp9", 1) })
 	pinned := writeConfig(t, func(s string) string { return "node: 1\n" + s + "  groups: per_node\n" })
 	good := "testdata/ensemble.yaml"
+	tlsOnly := writeConfig(t, func(s string) string {
+		return strings.Replace(s, "deploy:\n", "zookeeper:\n  tls:\n    client: true\n    keystore: {secretsmanager: \"zk/node-{node}\"}\n    truststore: {ssm: /zk/ca}\ndeploy:\n", 1)
+	})
+	t.Setenv("ZKAAS_TLS_CA", "")
+	t.Setenv("ZKAAS_TLS_CERT", "")
+	t.Setenv("ZKAAS_TLS_KEY", "")
 	tests := []struct {
 		args []string
 		want string
@@ -82,6 +88,12 @@ func TestBadInputBeforeAnyCall(t *testing.T) {
 		{[]string{"down", "-config", good, "-delete-data"}, "add -confirm prod-zk"},
 		{[]string{"down", "-config", good, "-delete-data", "-confirm", "prod"}, "add -confirm prod-zk"},
 		{[]string{"roll", "-config", good, "-image", "ami-0fedcba9876543210"}, "set deploy.image_id to ami-0fedcba9876543210"},
+		// The plaintext client port is closed: the probes need a client
+		// certificate.
+		{[]string{"status", "-config", tlsOnly}, "the ensemble serves clients over TLS only (zookeeper.tls.client without client_plaintext): pass -tls-ca/-tls-cert/-tls-key"},
+		{[]string{"doctor", "-config", tlsOnly, "-tls-ca", "/ca.pem"}, "pass -tls-ca/-tls-cert/-tls-key"},
+		{[]string{"roll", "-config", tlsOnly}, "pass -tls-ca/-tls-cert/-tls-key"},
+		{[]string{"status", "-config", tlsOnly, "-tls-ca", "/nonexistent/ca.pem", "-tls-cert", "/c.pem", "-tls-key", "/k.pem"}, "-tls-ca/-tls-cert/-tls-key: tls ca: open /nonexistent/ca.pem: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -2,11 +2,15 @@ package zookeeper
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/internal/zktls"
 )
 
 // Host is the ZooKeeper stage of a boot on this instance: the node's files
@@ -23,6 +27,10 @@ type Host struct {
 	// Probe asks peers whether they serve; default ProbeQuorum with 2s per
 	// peer.
 	Probe func(ctx context.Context, peers []netip.AddrPort) Quorum
+	// Dial opens the default probe's connections (a net.Dialer when nil;
+	// tests dial inside a network namespace). With the plaintext client
+	// port closed the probe speaks TLS over it (ProbeDial).
+	Dial zktls.Dial
 	// Now, Backoff and After are the Decider's.
 	Now     func() time.Time
 	Backoff func(attempt int) time.Duration
@@ -72,14 +80,20 @@ func (h *Host) Prepare(ctx context.Context, n Node) (Result, error) {
 	}
 	probe := h.Probe
 	if probe == nil {
+		dial, err := ProbeDial(h.Config.ZooKeeper.TLS, n.Material, h.Dial)
+		if err != nil {
+			return res, err
+		}
 		probe = func(ctx context.Context, peers []netip.AddrPort) Quorum {
-			return ProbeQuorum(ctx, peers, 2*time.Second)
+			return Prober{PerPeerTimeout: 2 * time.Second, Dial: dial}.Probe(ctx, peers)
 		}
 	}
+	// The peers' client ports: the secure ones when the plaintext port is
+	// closed.
 	var peers []netip.AddrPort
 	for _, o := range h.Config.Nodes {
 		if o.ID != n.Self.NodeID {
-			peers = append(peers, netip.AddrPortFrom(o.IP, uint16(h.Config.ZooKeeper.ClientPort)))
+			peers = append(peers, netip.AddrPortFrom(o.IP, uint16(h.Config.ZooKeeper.ProbePort())))
 		}
 	}
 	d := Decider{
@@ -100,4 +114,40 @@ func (h *Host) Prepare(ctx context.Context, n Node) (Result, error) {
 		res.Changed = append(res.Changed, h.Layout.InitializePath())
 	}
 	return res, err
+}
+
+// ProbeDial is how this node's probes (of its peers, of itself, the
+// exporter's) reach a client port: base as it is (a net.Dialer when nil),
+// or, when zookeeper.tls closes the plaintext port, TLS over it with the
+// node's own keystore as the client certificate (the secure port asks for
+// one; CheckKeyStore made sure it allows clientAuth) and the truststore,
+// the server's certificate verified against the peer's IP.
+func ProbeDial(t ensemble.TLS, m Material, base zktls.Dial) (zktls.Dial, error) {
+	if !t.PlaintextClosed() {
+		return base, nil
+	}
+	conf, err := zktls.Config(m.KeyStore, m.TrustStore)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper.tls: the probes' client certificate: %w", err)
+	}
+	return zktls.Dialer(conf, base), nil
+}
+
+// ProbeDialFiles is ProbeDial for the probes that run apart from the
+// boot (zkaas-firstboot ready, the exporter): the material is read from
+// the files the boot wrote in secretDir (Layout.SecretDir), which only
+// root and zookeeper may read.
+func ProbeDialFiles(t ensemble.TLS, secretDir string, base zktls.Dial) (zktls.Dial, error) {
+	if !t.PlaintextClosed() {
+		return base, nil
+	}
+	var m Material
+	var err error
+	if m.KeyStore, err = os.ReadFile(filepath.Join(secretDir, KeyStoreName)); err != nil {
+		return nil, fmt.Errorf("zookeeper.tls serves clients over TLS only, and the probe needs the node's keystore: %w", err)
+	}
+	if m.TrustStore, err = os.ReadFile(filepath.Join(secretDir, TrustStoreName)); err != nil {
+		return nil, fmt.Errorf("zookeeper.tls serves clients over TLS only, and the probe needs the truststore: %w", err)
+	}
+	return ProbeDial(t, m, base)
 }

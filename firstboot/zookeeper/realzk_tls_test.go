@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/internal/testca"
+	opszk "github.com/zkaas/zkaas/ops/zk"
 )
 
 // tlsClasspath is what the distro drop-in (roles/zookeeper/files/distro.conf)
@@ -28,9 +30,13 @@ var tlsClasspath = append(append([]string{}, debianClasspath...), "/usr/share/ja
 	"/usr/share/java/netty-resolver.jar", "/usr/share/java/netty-transport-native-unix-common.jar")
 
 // TestRealZooKeeperTLS runs three real ZooKeeper 3.8 servers from rendered
-// TLS configs (client and quorum) on loopback addresses of one fresh
-// network namespace: the quorum forms over TLS, and the secure client port
-// answers a TLS client holding a certificate of the CA, and no other.
+// TLS configs (client and quorum, the plaintext client port closed) on
+// loopback addresses of one fresh network namespace: the quorum forms over
+// TLS, zkaas's probes (a booting node's quorum probe with its keystore,
+// the ready probe from the files the boot wrote, the operator's ops/zk
+// with certificate files) ask the secure ports over TLS, the plaintext
+// port refuses connections, and the secure client port answers a TLS
+// client holding a certificate of the CA, and no other.
 //
 // One namespace means every server's outgoing connections leave from
 // 127.0.0.1 whatever its own address, so each certificate carries all
@@ -75,6 +81,8 @@ func TestRealZooKeeperTLS(t *testing.T) {
 		}
 	}
 	var logs []string
+	var keyStores [][]byte
+	var layouts []Layout
 	var mu sync.Mutex
 	for _, n := range cfg.Nodes {
 		nd := filepath.Join(dir, fmt.Sprint("node", n.ID))
@@ -85,9 +93,10 @@ func TestRealZooKeeperTLS(t *testing.T) {
 		layout := DefaultLayout(mount)
 		layout.ConfDir, layout.SecretDir = filepath.Join(nd, "conf"), filepath.Join(nd, "run/zkaas/zookeeper")
 		ks := ca.Issue(t, testca.Cert{CN: fmt.Sprint("zk-", n.ID), IPs: ips}).KeyStore()
-		if err := CheckKeyStore(ks, ca.PEM(), KeyStoreCheck{IP: n.IP, Now: now, Quorum: true}); err != nil {
+		if err := CheckKeyStore(ks, ca.PEM(), KeyStoreCheck{IP: n.IP, Now: now, Quorum: true, Probes: true}); err != nil {
 			t.Fatal(err)
 		}
+		keyStores, layouts = append(keyStores, ks), append(layouts, layout)
 		files, err := Render(cfg, n.ID, n.IP, layout, Material{KeyStore: ks, TrustStore: ca.PEM()})
 		if err != nil {
 			t.Fatal(err)
@@ -130,19 +139,84 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	}
 
 	// The quorum forms: sslQuorum=true leaves no plaintext quorum path.
-	modes := map[string]int{}
+	// The plaintext client port is closed (client_plaintext off), so the
+	// probe a booting node runs asks the secure ports over TLS with that
+	// node's own keystore (ProbeDial), as Host.Prepare does.
+	secureAddrs := make([]netip.AddrPort, len(ips))
+	for i, ip := range ips {
+		secureAddrs[i] = netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort()))
+	}
+	dial, err := ProbeDial(cfg.ZooKeeper.TLS, Material{KeyStore: keyStores[0], TrustStore: ca.PEM()}, ns.dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prober := Prober{PerPeerTimeout: time.Second, Attempts: 1, Dial: dial}
+	var q Quorum
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		clear(modes)
-		for _, ip := range ips {
-			m, _ := Prober{PerPeerTimeout: time.Second, Dial: ns.dial}.srvr(t.Context(), netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ClientPort)))
+		q = prober.Probe(t.Context(), secureAddrs)
+		modes := map[string]int{}
+		for _, m := range q.Modes {
 			modes[m]++
 		}
 		if modes[ModeLeader] == 1 && modes[ModeFollower] == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no TLS quorum after 60s: %v\n%s", modes, dump())
+			t.Fatalf("no TLS quorum after 60s (probed over TLS: %s)\n%s", q, dump())
 		}
+	}
+	t.Logf("quorum probe over TLS: %s", q)
+
+	// zoo.cfg has no clientPort and the server lines no client address:
+	// nothing listens on the plaintext port.
+	for _, ip := range ips {
+		plain := netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ClientPort))
+		c, err := ns.dial(t.Context(), "tcp", plain.String())
+		if err == nil {
+			c.Close()
+			t.Fatalf("plaintext client port %s accepts connections with client_plaintext off\n%s", plain, dump())
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("plaintext client port %s: %v, want connection refused", plain, err)
+		}
+	}
+
+	// zkaas-firstboot ready reads the material from the files the boot
+	// wrote (node 2's secret dir) and asks its own secure port.
+	dial2, err := ProbeDialFiles(cfg.ZooKeeper.TLS, layouts[1].SecretDir, ns.dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := (Prober{PerPeerTimeout: time.Second, Attempts: 1, Dial: dial2}).Probe(t.Context(), secureAddrs[1:2]); q.Serving != 1 {
+		t.Errorf("ready probe of node 2 over TLS from its secret dir: %s", q)
+	}
+	// A probe without the TLS material cannot ask the secure port.
+	if _, err := ProbeDialFiles(cfg.ZooKeeper.TLS, filepath.Join(dir, "nowhere"), ns.dial); err == nil || !strings.Contains(err.Error(), "serves clients over TLS only") {
+		t.Errorf("probe without the secret dir: %v", err)
+	}
+	// The operator's probe (ops/zk, zkaas status/doctor/roll): srvr and
+	// mntr over TLS with a client certificate of the CA from files.
+	op := ca.Issue(t, testca.Cert{CN: "operator", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	opDir := t.TempDir()
+	for name, data := range map[string][]byte{"ca.pem": ca.PEM(), "cert.pem": op.CertPEM(), "key.pem": op.KeyPEM()} {
+		if err := os.WriteFile(filepath.Join(opDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opTLS, err := opszk.TLSFiles(filepath.Join(opDir, "ca.pem"), filepath.Join(opDir, "cert.pem"), filepath.Join(opDir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zc := opszk.Client{Timeout: 2 * time.Second, Dial: ns.dial, TLS: opTLS}
+	stats, errs := zc.All(t.Context(), secureAddrs)
+	if len(stats) != 3 || len(errs) != 0 {
+		t.Errorf("ops/zk srvr over TLS: %v, errors %v", stats, errs)
+	}
+	if ans, err := zc.Word(t.Context(), secureAddrs[0], "mntr"); err != nil || !strings.Contains(ans, "zk_server_state") {
+		t.Errorf("ops/zk mntr over TLS: %.80q, %v", ans, err)
+	}
+	if _, err := (opszk.Client{Timeout: 2 * time.Second, Dial: ns.dial}).Srvr(t.Context(), secureAddrs[0]); err == nil {
+		t.Errorf("plaintext srvr to the secure port answered")
 	}
 
 	// The secure client port, over TLS: srvr answers a client with a

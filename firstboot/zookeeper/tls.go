@@ -149,6 +149,11 @@ type KeyStoreCheck struct {
 	// its peers (ssl.quorum), so its extended key usage must allow
 	// clientAuth as well as serverAuth.
 	Quorum bool
+	// Probes: the plaintext client port is closed, so the node's own
+	// probes (the quorum probe of its peers, the ready probe, the
+	// exporter) present this certificate to the secure client ports,
+	// which ask for a client certificate: clientAuth as well.
+	Probes bool
 }
 
 // CheckKeyStore checks, as ZooKeeper's PEM loader and trust manager will,
@@ -193,14 +198,14 @@ func CheckKeyStore(keyStore, trustStore []byte, c KeyStoreCheck) error {
 		inter.AddCert(ic)
 	}
 	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	if c.Quorum {
+	if c.Quorum || c.Probes {
 		usages = append(usages, x509.ExtKeyUsageClientAuth)
 	}
 	for _, u := range usages {
 		// Verify accepts a chain allowing any one of KeyUsages: check
 		// each needed usage on its own.
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: c.Now, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
-			return keyStoreErrorf("keystore: certificate %s does not chain to the truststore for %s: %s", who, usageName(u), oneLineErr(err))
+			return keyStoreErrorf("keystore: certificate %s does not chain to the truststore for %s: %s", who, usageName(u, c), oneLineErr(err))
 		}
 	}
 	return nil
@@ -301,9 +306,12 @@ func listOrNone[T fmt.Stringer](xs []T) string {
 	return strings.Join(s, ", ")
 }
 
-func usageName(u x509.ExtKeyUsage) string {
-	if u == x509.ExtKeyUsageClientAuth {
+func usageName(u x509.ExtKeyUsage, c KeyStoreCheck) string {
+	switch {
+	case u == x509.ExtKeyUsageClientAuth && c.Quorum:
 		return "clientAuth (quorum peers connect as clients)"
+	case u == x509.ExtKeyUsageClientAuth:
+		return "clientAuth (with the plaintext client port closed, zkaas's probes connect to the secure port as clients)"
 	}
 	return "serverAuth"
 }

@@ -41,7 +41,9 @@ func TestRenderTLSGolden(t *testing.T) {
 		tls  ensemble.TLS
 	}{
 		{"tls-client-quorum", ensemble.TLS{Client: true, Quorum: true}},
+		// TLS only: no plaintext client port.
 		{"tls-client", ensemble.TLS{Client: true}},
+		{"tls-client-plaintext", ensemble.TLS{Client: true, ClientPlaintext: true}},
 		{"tls-quorum", ensemble.TLS{Quorum: true}},
 		// The first roll of a migration to TLS: both ports accept both.
 		{"tls-migrate", ensemble.TLS{PortUnification: true}},
@@ -142,6 +144,7 @@ func TestCheckKeyStore(t *testing.T) {
 		keyStore   []byte
 		trustStore []byte
 		quorum     bool
+		probes     bool
 		// want is in the error; "" means the keystore passes.
 		want string
 	}{
@@ -162,7 +165,9 @@ func TestCheckKeyStore(t *testing.T) {
 		{name: "intermediate missing", keyStore: inter.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}}).LeafOnly(), trustStore: ca.PEM(), want: "does not chain to the truststore"},
 		{name: "server-only certificate in the quorum", keyStore: ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).KeyStore(), trustStore: ca.PEM(), quorum: true,
 			want: "for clientAuth (quorum peers connect as clients)"},
-		{name: "server-only certificate for clients only", keyStore: ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).KeyStore(), trustStore: ca.PEM()},
+		{name: "server-only certificate for clients, plaintext kept", keyStore: ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).KeyStore(), trustStore: ca.PEM()},
+		{name: "server-only certificate, plaintext port closed", keyStore: ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).KeyStore(), trustStore: ca.PEM(), probes: true,
+			want: "for clientAuth (with the plaintext client port closed, zkaas's probes connect to the secure port as clients)"},
 		{name: "key of another certificate", keyStore: append(good.CertPEM(), ca.Issue(t, testca.Cert{CN: "x", IPs: []netip.Addr{ip}}).KeyPEM()...), trustStore: ca.PEM(),
 			want: `keystore: the private key does not match the certificate "CN=zk-2"`},
 		{name: "PKCS #1 key", keyStore: append(good.CertPEM(), testca.PKCS1(t, rsaKey)...), trustStore: ca.PEM(), want: `keystore: "RSA PRIVATE KEY": ZooKeeper reads only PKCS #8 keys`},
@@ -173,7 +178,7 @@ func TestCheckKeyStore(t *testing.T) {
 		{name: "empty truststore", keyStore: good.KeyStore(), trustStore: []byte("\n"), want: "truststore: no CERTIFICATE block"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckKeyStore(tc.keyStore, tc.trustStore, KeyStoreCheck{IP: ip, Now: now, Quorum: tc.quorum})
+			err := CheckKeyStore(tc.keyStore, tc.trustStore, KeyStoreCheck{IP: ip, Now: now, Quorum: tc.quorum, Probes: tc.probes})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)

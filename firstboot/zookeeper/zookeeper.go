@@ -178,8 +178,16 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout, mat
 	w("syncLimit=%d", z.SyncLimit)
 	w("dataDir=%s", layout.DataDir)
 	w("dataLogDir=%s", layout.DataLogDir)
-	w("clientPort=%d", z.ClientPort)
-	w("clientPortAddress=%s", self)
+	plaintext := !z.TLS.PlaintextClosed()
+	if plaintext {
+		w("clientPort=%d", z.ClientPort)
+		w("clientPortAddress=%s", self)
+	} else {
+		// zookeeper.tls serves clients over TLS only: no plaintext
+		// listener (QuorumPeerConfig opens one only for clientPort or a
+		// server line's client address), the secure port below.
+		w("# No plaintext client port: zookeeper.tls.client without client_plaintext.")
+	}
 	w("")
 	w("# A static ensemble: never fall back to standalone, never rewrite this file.")
 	w("standaloneEnabled=false")
@@ -209,6 +217,12 @@ func Render(cfg ensemble.Config, nodeID int, self netip.Addr, layout Layout, mat
 		// The 3.5+ form: the client address after ';' is what peers and
 		// clients of `conf` learn; for this node it equals clientPortAddress
 		// (QuorumPeerConfig rejects a mismatch).
+		if !plaintext {
+			// The client part would set clientPortAddress (setupClientPort)
+			// and open the plaintext port: omitted, as 3.8 allows.
+			w("server.%d=%s:%d:%d", n.ID, n.IP, z.QuorumPort, z.ElectionPort)
+			continue
+		}
 		w("server.%d=%s:%d:%d;%s:%d", n.ID, n.IP, z.QuorumPort, z.ElectionPort, n.IP, z.ClientPort)
 	}
 

@@ -233,18 +233,26 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 	}
 	z := cfg.ZooKeeper
 	var ingress []Rule
-	for _, p := range d.ClientPrefixes() {
-		ingress = append(ingress, Rule{Port: z.ClientPort, CIDR: p.String(), Description: "ZooKeeper clients"})
-	}
-	for _, g := range d.Client.SecurityGroups {
-		ingress = append(ingress, Rule{Port: z.ClientPort, GroupID: g, Description: "ZooKeeper clients"})
+	// With zookeeper.tls serving clients over TLS only, nothing listens on
+	// client_port: the group does not open it either (tls.go opens the
+	// secure port, to the same clients and the peers).
+	plaintext := !z.TLS.PlaintextClosed()
+	if plaintext {
+		for _, p := range d.ClientPrefixes() {
+			ingress = append(ingress, Rule{Port: z.ClientPort, CIDR: p.String(), Description: "ZooKeeper clients"})
+		}
+		for _, g := range d.Client.SecurityGroups {
+			ingress = append(ingress, Rule{Port: z.ClientPort, GroupID: g, Description: "ZooKeeper clients"})
+		}
 	}
 	ingress = append(ingress, metricsRules(cfg)...)
 	ingress = append(ingress, tlsRules(cfg)...) // tls.go
 	// The nodes reach each other's client port too (zkCli on a node, the
 	// quorum probe of a booting node), quorum and election only between them.
+	if plaintext {
+		ingress = append(ingress, Rule{Port: z.ClientPort, SelfGroup: true, Description: "ZooKeeper peers (client port)"})
+	}
 	ingress = append(ingress,
-		Rule{Port: z.ClientPort, SelfGroup: true, Description: "ZooKeeper peers (client port)"},
 		Rule{Port: z.QuorumPort, SelfGroup: true, Description: "ZooKeeper quorum"},
 		Rule{Port: z.ElectionPort, SelfGroup: true, Description: "ZooKeeper leader election"})
 	add(KindSecurityGroup, NodesGroup, SecurityGroupSpec{GroupName: prefix + "-nodes",

@@ -36,11 +36,12 @@ type Row struct {
 	ZooKeeperErr string    `json:"zookeeper_error,omitempty"`
 }
 
-// Addrs are the nodes' client addresses, to ask with zk.Client.All.
+// Addrs are the nodes' client addresses, to ask with zk.Client.All: the
+// secure client ports when zookeeper.tls closes the plaintext one.
 func Addrs(cfg ensemble.Config) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, n := range cfg.Nodes {
-		out = append(out, netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ClientPort)))
+		out = append(out, netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ProbePort())))
 	}
 	return out
 }
@@ -82,7 +83,7 @@ func Rows(cfg ensemble.Config, s inventory.Snapshot, stats map[netip.AddrPort]zk
 			r.State = s.Instances[r.Holder].State
 			r.Lifecycle = lifecycle[r.Holder]
 		}
-		addr := netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ClientPort))
+		addr := netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ProbePort()))
 		if st, ok := stats[addr]; ok {
 			r.Mode, r.LatencyAvgMS, r.Outstanding = st.Mode, st.LatencyAvg, st.Outstanding
 			if st.Serving() {

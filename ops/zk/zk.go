@@ -6,6 +6,7 @@ package zk
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zkaas/zkaas/internal/zktls"
 )
 
 // Stat is one server's srvr answer.
@@ -62,7 +65,18 @@ func (s Stat) Serving() bool {
 type Client struct {
 	Timeout time.Duration // per server, default 2s
 	Dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, when set, speaks TLS over every connection (the secure client
+	// port of an ensemble whose plaintext port zookeeper.tls closes): the
+	// client certificate the server asks for, the CAs its certificate
+	// chains to; the server's certificate is verified against the address
+	// dialled. Build it with TLSFiles.
+	TLS *tls.Config
 }
+
+// TLSFiles is a Client.TLS from PEM files: the CA certificates, the
+// client's certificate chain and its private key (cert and key may be one
+// file).
+func TLSFiles(ca, cert, key string) (*tls.Config, error) { return zktls.Files(ca, cert, key) }
 
 // Word sends one four-letter word and returns the answer.
 func (c Client) Word(ctx context.Context, addr netip.AddrPort, word string) (string, error) {
@@ -75,6 +89,9 @@ func (c Client) Word(ctx context.Context, addr netip.AddrPort, word string) (str
 	dial := c.Dial
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
+	}
+	if c.TLS != nil {
+		dial = zktls.Dialer(c.TLS, dial)
 	}
 	conn, err := dial(ctx, "tcp", addr.String())
 	if err != nil {

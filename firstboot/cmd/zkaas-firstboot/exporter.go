@@ -9,6 +9,7 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	fbexporter "github.com/zkaas/zkaas/firstboot/exporter"
+	"github.com/zkaas/zkaas/firstboot/zookeeper"
 )
 
 // exporter serves zkaas's Prometheus metrics (zkaas-exporter.service) on
@@ -33,10 +34,18 @@ func exporter(ctx context.Context, cfg ensemble.Config, state stateFiles, log *s
 	if err != nil {
 		return fmt.Errorf("exporter: listen on node %d's ENI address: %w", node, err)
 	}
+	// With the plaintext client port closed, mntr goes over TLS to the
+	// secure port with the node's keystore: the unit runs as zookeeper to
+	// read it (zkaas-exporter.service says why).
+	dial, err := zookeeper.ProbeDialFiles(cfg.ZooKeeper.TLS, zookeeper.DefaultSecretDir, nil)
+	if err != nil {
+		return fmt.Errorf("exporter: %w", err)
+	}
 	c := &fbexporter.Collector{
 		Ensemble:  cfg.Ensemble,
-		ZooKeeper: netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ClientPort)),
+		ZooKeeper: netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort())),
 		StateDir:  state.dir,
+		Dial:      dial,
 		Log:       log,
 	}
 	log.Info("serving /metrics", "step", "exporter", "node", node, "listen", addr.String(), "zookeeper", c.ZooKeeper.String())

@@ -123,8 +123,14 @@ func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state st
 	if err != nil {
 		return fmt.Errorf("ready: %w", err)
 	}
-	self := netip.AddrPortFrom(rep.Claim.IP, uint16(cfg.ZooKeeper.ClientPort))
-	prober := zookeeper.Prober{Attempts: 1}
+	// Its own client port: the secure one over TLS, with the keystore the
+	// run wrote, when the plaintext port is closed.
+	self := netip.AddrPortFrom(rep.Claim.IP, uint16(cfg.ZooKeeper.ProbePort()))
+	dial, err := zookeeper.ProbeDialFiles(cfg.ZooKeeper.TLS, zookeeper.DefaultSecretDir, nil)
+	if err != nil {
+		return fmt.Errorf("ready: %w", err)
+	}
+	prober := zookeeper.Prober{Attempts: 1, Dial: dial}
 	serving := func(ctx context.Context) (bool, string, error) {
 		q := prober.Probe(ctx, []netip.AddrPort{self})
 		if err := q.Errors[self]; err != nil {
