@@ -47,7 +47,14 @@ type ZooKeeper interface {
 
 // Options bound the roll.
 type Options struct {
-	Poll time.Duration // default 5s
+	// Poll is how often a step looks for its replacement serving (default
+	// 1s). A look is three filtered Describe calls (the ENIs, the groups,
+	// the templates) and one srvr per node: at 1s far below EC2's and
+	// Auto Scaling's request rates, and it keeps the roll within a second
+	// per node of the replacements themselves (at 5s every step of a fast
+	// replacement waited for the next look: BenchmarkFiveNodeRoll measured
+	// 1.9× five replace floors).
+	Poll time.Duration
 	// StepTimeout bounds one node's replacement, from the terminate to
 	// serving and caught up (default 30m: claim deadline + sync).
 	StepTimeout time.Duration
@@ -97,7 +104,7 @@ func Health(ids []int, stats map[int]zk.Stat, errs map[int]error, maxLag uint64)
 // replaced.
 func Run(ctx context.Context, c Cloud, z ZooKeeper, o Options) ([]int, error) {
 	if o.Poll <= 0 {
-		o.Poll = 5 * time.Second
+		o.Poll = time.Second
 	}
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = 30 * time.Minute
