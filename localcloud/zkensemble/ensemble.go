@@ -23,6 +23,7 @@ package zkensemble
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,7 @@ import (
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
+	"github.com/zkaas/zkaas/internal/zktls"
 	"github.com/zkaas/zkaas/localcloud"
 )
 
@@ -70,9 +72,13 @@ type Options struct {
 // Ensemble is the nodes' slots and the instances currently holding them.
 type Ensemble struct {
 	Cloud *localcloud.Cloud
-	opts  Options
-	cfg   []byte
-	slots map[int]localcloud.Slot
+	// ProbeTLS, when set, is the client certificate Modes and WaitServing
+	// ask the nodes' secure client ports (2281) with: for configs whose
+	// zookeeper.tls closes the plaintext port.
+	ProbeTLS *tls.Config
+	opts     Options
+	cfg      []byte
+	slots    map[int]localcloud.Slot
 
 	// tempLogDir: LogDir is a temp dir New made, which Close removes.
 	tempLogDir bool
@@ -293,10 +299,15 @@ func (e *Ensemble) ZooKeeperPID(ctx context.Context, n *Node) (int, error) {
 // the VPC; silent nodes are missing from the map.
 func (e *Ensemble) Modes(ctx context.Context) map[int]string {
 	p := zookeeper.Prober{PerPeerTimeout: time.Second, Attempts: 1, Dial: e.Cloud.DialContext}
+	port := uint16(2181)
+	if e.ProbeTLS != nil {
+		// The nodes serve clients over TLS only: srvr to the secure port.
+		p.Dial, port = zktls.Dialer(e.ProbeTLS, e.Cloud.DialContext), 2281
+	}
 	var peers []netip.AddrPort
 	byAddr := map[netip.AddrPort]int{}
 	for _, n := range e.opts.Nodes {
-		ap := netip.AddrPortFrom(n.IP, 2181)
+		ap := netip.AddrPortFrom(n.IP, port)
 		peers = append(peers, ap)
 		byAddr[ap] = n.ID
 	}

@@ -86,9 +86,10 @@ func measureRejoins(b *testing.B, rootfs string, withTLS bool) []rejoinTimes {
 	// The config as the image carries it: plaintext, or with TLS.
 	files := map[string][]byte{}
 	mode := "plain"
+	var r *tlsRig
 	if withTLS {
 		mode = "tls"
-		r := newTLSRig(b, e)
+		r = newTLSRig(b, e)
 		cfg := r.userData(b)
 		if _, _, err := ensemble.Parse("ensemble.yaml", cfg); err != nil {
 			b.Fatal(err)
@@ -118,7 +119,13 @@ func measureRejoins(b *testing.B, rootfs string, withTLS bool) []rejoinTimes {
 	if _, err := e.WaitServing(ctx, 2*time.Minute, 1, 2, 3); err != nil {
 		fail("%v", err)
 	}
-	c, err := e.Client(e.Node(1).IP)
+	// With TLS the plaintext client port is closed: write over TLS.
+	var c *zk.Conn
+	if withTLS {
+		c, err = e.tlsConn(e.Node(1).IP, r.client(b))
+	} else {
+		c, err = e.Client(e.Node(1).IP)
+	}
 	if err != nil {
 		fail("%v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/zkaas/zkaas/internal/testca"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
+	opszk "github.com/zkaas/zkaas/ops/zk"
 )
 
 // tlsRig is a test CA and the nodes' TLS material in the local cloud's
@@ -53,6 +55,9 @@ func newTLSRig(t testing.TB, e *Ensemble) *tlsRig {
 		ssm: ssm.New(ssm.Options{Region: e.Cloud.Region(), BaseEndpoint: aws.String(e.Cloud.SecretsEndpoint()),
 			HTTPClient: e.Cloud.HTTPClient(), Credentials: creds}),
 	}
+	// The harness's srvr (Modes, WaitServing) asks the secure ports: the
+	// configs here close the plaintext one.
+	e.ProbeTLS = r.client(t)
 	if _, err := r.ssm.PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(tlsTruststore),
 		Value: aws.String(string(r.ca.PEM())), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
 		t.Fatal(err)
@@ -83,7 +88,7 @@ func (r *tlsRig) rotate(t testing.TB, id int, ips ...netip.Addr) {
 }
 
 // userData is the ensemble's config with zookeeper.tls on for clients and
-// the quorum.
+// the quorum; client_plaintext off, so no plaintext client port.
 func (r *tlsRig) userData(t testing.TB) []byte {
 	t.Helper()
 	const zkLine = "four_letter_words: [srvr, ruok, mntr]}"
@@ -169,6 +174,13 @@ func (e *Ensemble) tlsSrvr(ctx context.Context, ip string, conf *tls.Config) (st
 //
 //	(a) the groups' instances fetch their material at boot and form a
 //	    quorum over TLS only (sslQuorum, no port unification);
+//	(a') the plaintext client port is closed (client_plaintext off): zoo.cfg
+//	    has no clientPort, the port refuses connections, and zkaas's own
+//	    probes speak TLS to the secure port — each instance becomes
+//	    InService through the launch hook zkaas-ready completes (its ready
+//	    probe, with the node's keystore), the exporter scrapes mntr over
+//	    TLS (zk_up 1), and the operator's ops/zk asks srvr with a client
+//	    certificate;
 //	(b) a client with the CA and a certificate it issued writes and reads
 //	    through the secure client port; one without the CA, or without a
 //	    certificate, or with another CA's, is refused;
@@ -181,7 +193,10 @@ func TestTLSQuorum(t *testing.T) {
 	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"),
 		Options{Deadline: 20 * time.Second, RefusedHold: refusedHold})
 	r := newTLSRig(t, e)
-	g := newGroups(t, e, GroupOptions{UserData: r.userData(t)})
+	// A launch hook: an instance is InService only once zkaas-ready saw
+	// its ZooKeeper serve, over TLS here.
+	ud := append(r.userData(t), "metrics:\n  exporter: {enabled: true}\n"...)
+	g := newGroups(t, e, GroupOptions{UserData: ud, Hook: true})
 	ctx := t.Context()
 	if _, err := g.WaitNodes(ctx, 3*time.Minute, 1, 2, 3); err != nil {
 		t.Fatal(err)
@@ -189,6 +204,79 @@ func TestTLSQuorum(t *testing.T) {
 	if _, err := e.WaitServing(ctx, 2*time.Minute, 1, 2, 3); err != nil {
 		t.Fatal(err)
 	}
+
+	t.Run("plaintext client port closed", func(t *testing.T) {
+		for _, id := range []int{1, 2, 3} {
+			n := e.Node(id)
+			cfg, err := n.ReadFile("/etc/zkaas/zookeeper/zoo.cfg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(cfg), "\nclientPort=") || strings.Contains(string(cfg), ":2181") {
+				t.Errorf("node %d: zoo.cfg names a plaintext client port:\n%s", id, cfg)
+			}
+			c, err := e.Cloud.DialContext(ctx, "tcp", net.JoinHostPort(n.IP, "2181"))
+			if err == nil {
+				c.Close()
+				t.Errorf("node %d: %s:2181 accepts connections", id, n.IP)
+			} else if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("node %d: %s:2181: %v, want connection refused", id, n.IP, err)
+			}
+		}
+	})
+
+	t.Run("probes over TLS", func(t *testing.T) {
+		// The ready probe: the launch hook completed (CONTINUE) by
+		// zkaas-ready, which asked srvr over TLS with the node's keystore.
+		if err := g.WaitInService(ctx, 2*time.Minute, 1, 2, 3); err != nil {
+			t.Fatal(err)
+		}
+		client := &http.Client{Transport: &http.Transport{DialContext: e.Cloud.DialContext}, Timeout: 5 * time.Second}
+		var addrs []netip.AddrPort
+		for _, id := range []int{1, 2, 3} {
+			n := e.Node(id)
+			addrs = append(addrs, netip.AddrPortFrom(netip.MustParseAddr(n.IP), 2281))
+			if s, err := n.Instance.WaitUnit(ctx, "zkaas-ready.service", "active", "failed"); err != nil || s != "active" {
+				j, _ := n.Instance.Journal(ctx, "-u", "zkaas-ready.service", "-o", "cat")
+				t.Errorf("node %d: zkaas-ready.service %s, %v:\n%s", id, s, err, j)
+			}
+			// The exporter (User=zookeeper, reading the keystore) scrapes
+			// mntr over TLS.
+			if s, err := n.Instance.WaitUnit(ctx, "zkaas-exporter.service", "active", "failed"); err != nil || s != "active" {
+				j, _ := n.Instance.Journal(ctx, "-u", "zkaas-exporter.service", "-o", "cat")
+				t.Fatalf("node %d: zkaas-exporter.service %s, %v:\n%s", id, s, err, j)
+			}
+			var body string
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+				b, err := get(ctx, client, fmt.Sprintf("http://%s:9141/metrics", n.IP))
+				body = b
+				if err == nil && strings.Contains(b, "\nzk_up 1\n") && (strings.Contains(b, `zk_server_state{state="leader"} 1`) || strings.Contains(b, `zk_server_state{state="follower"} 1`)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					j, _ := n.Instance.Journal(ctx, "-u", "zkaas-exporter.service", "-o", "cat")
+					t.Fatalf("node %d: the exporter shows no serving ZooKeeper after 30s (%v):\n%s\njournal:\n%s", id, err, b, lastLines(string(j), 20))
+				}
+			}
+			t.Logf("node %d: exporter %s", id, metricLine(body, "zk_up"))
+		}
+		// The operator's probe (zkaas status, doctor, roll): srvr over TLS
+		// with a client certificate of the CA; plaintext srvr to the
+		// secure port gets nothing.
+		stats, errs := opszk.Client{Timeout: 2 * time.Second, Dial: e.Cloud.DialContext, TLS: r.client(t)}.All(ctx, addrs)
+		serving := 0
+		for _, st := range stats {
+			if st.Serving() {
+				serving++
+			}
+		}
+		if serving != 3 || len(errs) > 0 {
+			t.Errorf("ops/zk srvr over TLS: %d serving (%v), errors %v", serving, stats, errs)
+		}
+		if _, err := (opszk.Client{Timeout: 2 * time.Second, Dial: e.Cloud.DialContext}).Srvr(ctx, addrs[0]); err == nil {
+			t.Errorf("plaintext srvr to %s answered", addrs[0])
+		}
+	})
 
 	t.Run("quorum over TLS", func(t *testing.T) {
 		for _, id := range []int{1, 2, 3} {
