@@ -53,3 +53,27 @@ func TestStatus(t *testing.T) {
 	}
 	golden.CheckNamed(t, "status-json", b.String())
 }
+
+// TestAddrsTLSOnly: with the plaintext client port closed, status asks the
+// secure client ports; otherwise the plaintext ones.
+func TestAddrsTLSOnly(t *testing.T) {
+	cfg, _, _, _ := fixture(t)
+	for _, tc := range []struct {
+		name string
+		tls  ensemble.TLS
+		port uint16
+	}{
+		{"plaintext", ensemble.TLS{SecureClientPort: 2281}, 2181},
+		{"TLS and plaintext", ensemble.TLS{Client: true, ClientPlaintext: true, SecureClientPort: 2281}, 2181},
+		{"TLS only", ensemble.TLS{Client: true, SecureClientPort: 2281}, 2281},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg.ZooKeeper.TLS = tc.tls
+			for _, a := range Addrs(cfg) {
+				if a.Port() != tc.port {
+					t.Errorf("asks %s, want port %d", a, tc.port)
+				}
+			}
+		})
+	}
+}
