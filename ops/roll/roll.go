@@ -53,8 +53,14 @@ type Options struct {
 	// Auto Scaling's request rates, and it keeps the roll within a second
 	// per node of the replacements themselves (at 5s every step of a fast
 	// replacement waited for the next look: BenchmarkFiveNodeRoll measured
-	// 1.9× five replace floors).
+	// 1.9× five replace floors). Once the replacement holds the node,
+	// HealthPoll takes over.
 	Poll time.Duration
+	// HealthPoll is how often a step asks the nodes (srvr, no AWS call)
+	// once the replacement holds the node (default 200ms): the wait for
+	// ZooKeeper to serve and sync is the step's longest part, and asking
+	// ZooKeeper costs the account nothing.
+	HealthPoll time.Duration
 	// StepTimeout bounds one node's replacement, from the terminate to
 	// serving and caught up (default 30m: claim deadline + sync).
 	StepTimeout time.Duration
@@ -105,6 +111,9 @@ func Health(ids []int, stats map[int]zk.Stat, errs map[int]error, maxLag uint64)
 func Run(ctx context.Context, c Cloud, z ZooKeeper, o Options) ([]int, error) {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
+	}
+	if o.HealthPoll <= 0 {
+		o.HealthPoll = 200 * time.Millisecond
 	}
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = 30 * time.Minute
@@ -168,32 +177,44 @@ func pick(nodes []Node, leader int) *Node {
 }
 
 // await waits until a current-version instance holds the node and the
-// whole ensemble is healthy again.
+// whole ensemble is healthy again: first it looks at AWS every Poll for the
+// replacement holding the node's ENI, then it asks the nodes every
+// HealthPoll until they are healthy (re-checking the holder each Poll, in
+// case the replacement is itself replaced).
 func await(ctx context.Context, c Cloud, z ZooKeeper, old Node, ids []int, o Options) error {
 	ctx, cancel := context.WithTimeout(ctx, o.StepTimeout)
 	defer cancel()
 	var last error
+	held, checked := "", time.Time{}
 	for {
-		nodes, err := c.Nodes(ctx)
-		if err == nil {
-			last = fmt.Errorf("no replacement holds it yet")
-			for _, n := range nodes {
-				if n.ID == old.ID && n.Instance != "" && n.Instance != old.Instance && n.Current {
-					stats, errs := z.Stats(ctx)
-					if _, err := Health(ids, stats, errs, o.MaxLag); err != nil {
-						last = fmt.Errorf("replacement %s holds it: %w", n.Instance, err)
-					} else {
-						return nil
+		if held == "" || time.Since(checked) >= o.Poll {
+			held, checked = "", time.Now()
+			nodes, err := c.Nodes(ctx)
+			if err == nil {
+				last = fmt.Errorf("no replacement holds it yet")
+				for _, n := range nodes {
+					if n.ID == old.ID && n.Instance != "" && n.Instance != old.Instance && n.Current {
+						held = n.Instance
 					}
 				}
+			} else {
+				last = err
 			}
-		} else {
-			last = err
+		}
+		wait := o.Poll
+		if held != "" {
+			stats, errs := z.Stats(ctx)
+			if _, err := Health(ids, stats, errs, o.MaxLag); err != nil {
+				last = fmt.Errorf("replacement %s holds it: %w", held, err)
+			} else {
+				return nil
+			}
+			wait = o.HealthPoll
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not back within %s: %w", o.StepTimeout, last)
-		case <-time.After(o.Poll):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -192,3 +192,63 @@ func TestRefusesUnhealthy(t *testing.T) {
 		t.Errorf("replaced %v while a follower lags", e.replaced)
 	}
 }
+
+// syncing answers "connection refused" for the replaced node's first n
+// srvr rounds after it is back: the replacement holds the ENI but its
+// ZooKeeper is still starting and syncing.
+type syncing struct {
+	*ensemble
+	mu     sync.Mutex
+	left   int
+	rounds int
+}
+
+func (s *syncing) Stats(ctx context.Context) (map[int]zk.Stat, map[int]error) {
+	stats, errs := s.ensemble.Stats(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rounds++
+	s.ensemble.mu.Lock()
+	defer s.ensemble.mu.Unlock()
+	for id, m := range s.ensemble.nodes {
+		if strings.HasPrefix(m.instance, "i-new") && s.left > 0 {
+			s.left--
+			delete(stats, id)
+			errs[id] = errors.New("connection refused")
+		}
+	}
+	return stats, errs
+}
+
+// TestAwaitAsksZooKeeperBetweenLooks: once a replacement holds the node,
+// a step asks ZooKeeper every HealthPoll and AWS only every Poll, so a
+// replacement that serves soon after it claimed the node ends the step
+// then, not at AWS's next look.
+func TestAwaitAsksZooKeeperBetweenLooks(t *testing.T) {
+	e := newEnsemble(3, 1)
+	e.back = 0
+	z := &syncing{ensemble: e, left: 5}
+	o := Options{Poll: time.Hour, HealthPoll: time.Millisecond, StepTimeout: 5 * time.Second}
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One follower only: the ensemble's other nodes are made current.
+	for id, m := range e.nodes {
+		m.current = id != 2
+	}
+	done, err := Run(ctx, e, z, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(done, []int{2}) {
+		t.Fatalf("replaced %v, want [2]", done)
+	}
+	// Run's look before the step, await's first look, Run's look after:
+	// AWS three times; ZooKeeper until the replacement served.
+	if e.polls != 3 || z.rounds < 6 {
+		t.Errorf("AWS looked %d times (want 3), ZooKeeper asked %d times (want ≥ 6)", e.polls, z.rounds)
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("the step took %s: it waited for AWS's next look (Poll %s)", took, o.Poll)
+	}
+}
