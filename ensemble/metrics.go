@@ -96,53 +96,11 @@ func (v *validator) deployMetrics(d *Deploy) {
 	}
 }
 
-// metrics validates the metrics section. A disabled endpoint's port is
-// still checked: turning it on later must not need a second edit.
+// metrics validates the metrics section (its ports with the others', in
+// checkPorts).
 func (v *validator) metrics(c *Config) {
 	v.deployMetrics(&c.Deploy)
 	z := &c.ZooKeeper
-	taken := []struct {
-		field string
-		port  int
-	}{
-		{"zookeeper.client_port", z.ClientPort},
-		{"zookeeper.quorum_port", z.QuorumPort},
-		{"zookeeper.election_port", z.ElectionPort},
-		{"zookeeper.admin_server.port", z.AdminServer.Port},
-	}
-	if z.TLS.Client {
-		taken = append(taken, struct {
-			field string
-			port  int
-		}{"zookeeper.tls.secure_client_port", z.TLS.SecureClientPort})
-	}
-	for _, e := range []struct {
-		field string
-		ep    MetricsEndpoint
-	}{
-		{"metrics.exporter.port", c.Metrics.Exporter},
-		{"metrics.zookeeper.port", c.Metrics.ZooKeeper},
-	} {
-		if e.ep.Port < 1 || e.ep.Port > 65535 {
-			v.errorf(e.field, "%d is not a TCP port", e.ep.Port)
-			continue
-		}
-		clash := ""
-		for _, t := range taken {
-			if t.port == e.ep.Port {
-				clash = t.field
-				break
-			}
-		}
-		if clash != "" {
-			v.errorf(e.field, "%d is also %s", e.ep.Port, clash)
-			continue
-		}
-		taken = append(taken, struct {
-			field string
-			port  int
-		}{e.field, e.ep.Port})
-	}
 	// The exporter's ZooKeeper figures come from mntr, which the server
 	// answers only when whitelisted (srvr alone lacks the watch, znode and
 	// file descriptor counts). Refusing here beats an exporter that serves

@@ -86,27 +86,7 @@ func (t TLS) secrets() []NamedSecret {
 // tls validates zookeeper.tls.
 func (v *validator) tls(c *Config) {
 	t := &c.ZooKeeper.TLS
-	z := &c.ZooKeeper
-	// The port is checked even when off, so turning TLS on later needs
-	// no second edit.
-	switch p := t.SecureClientPort; {
-	case p < 1 || p > 65535:
-		v.errorf("zookeeper.tls.secure_client_port", "%d is not a TCP port", p)
-	default:
-		for _, o := range []struct {
-			field string
-			port  int
-		}{
-			{"zookeeper.client_port", z.ClientPort},
-			{"zookeeper.quorum_port", z.QuorumPort},
-			{"zookeeper.election_port", z.ElectionPort},
-			{"zookeeper.admin_server.port", z.AdminServer.Port},
-		} {
-			if p == o.port {
-				v.errorf("zookeeper.tls.secure_client_port", "%d is also %s", p, o.field)
-			}
-		}
-	}
+	// secure_client_port is checked with the other ports (checkPorts).
 	_, plaintextSet := v.lines["zookeeper.tls.client_plaintext"]
 	switch {
 	case t.ClientPlaintext && !t.Client:

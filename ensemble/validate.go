@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,7 @@ func (v *validator) validate(c *Config) {
 	v.tls(c)               // tls.go
 	v.sasl(c)              // sasl.go
 	v.metrics(c)           // metrics.go
+	v.checkPorts(c.ports())
 	v.deploy(c)
 	if d := c.Health.ReadyTimeout.D(); d < 10*time.Second || d > 2*time.Hour {
 		v.errorf("health.ready_timeout", "%s must be between 10s and 2h", c.Health.ReadyTimeout)
@@ -188,26 +190,73 @@ func (v *validator) routing(field string, id int, check func(int) error) {
 	}
 }
 
-func (v *validator) zookeeper(z *ZooKeeper) {
-	ports := map[int]string{}
-	for _, p := range []struct {
-		field string
-		port  int
-	}{
-		{"zookeeper.client_port", z.ClientPort},
-		{"zookeeper.quorum_port", z.QuorumPort},
-		{"zookeeper.election_port", z.ElectionPort},
-		{"zookeeper.admin_server.port", z.AdminServer.Port},
-	} {
-		switch {
-		case p.port < 1 || p.port > 65535:
-			v.errorf(p.field, "%d is not a TCP port", p.port)
-		case ports[p.port] != "":
-			v.errorf(p.field, "%d is also %s", p.port, ports[p.port])
-		default:
-			ports[p.port] = p.field
+// portUse is a TCP port a node listens on, or would once its feature is
+// turned on.
+type portUse struct {
+	field string
+	port  int
+	on    bool // the feature is enabled: the node listens on it
+}
+
+// ports lists every port zkaas binds, in the order a clash is reported
+// (the later of two set fields).
+func (c *Config) ports() []portUse {
+	z := &c.ZooKeeper
+	us := []portUse{
+		{"zookeeper.client_port", z.ClientPort, true},
+		{"zookeeper.quorum_port", z.QuorumPort, true},
+		{"zookeeper.election_port", z.ElectionPort, true},
+		{"zookeeper.admin_server.port", z.AdminServer.Port, z.AdminServer.Enabled},
+		{"zookeeper.tls.secure_client_port", z.TLS.SecureClientPort, z.TLS.Client},
+		{"metrics.exporter.port", c.Metrics.Exporter.Port, c.Metrics.Exporter.Enabled},
+		{"metrics.zookeeper.port", c.Metrics.ZooKeeper.Port, c.Metrics.ZooKeeper.Enabled},
+	}
+	for _, key := range z.Extra.Keys() {
+		if s, ok := knownSettings[key]; ok && s.kind == kindPort {
+			if n, err := strconv.Atoi(z.Extra[key]); err == nil {
+				us = append(us, portUse{"zookeeper.extra." + key, n, true})
+			}
 		}
 	}
+	return us
+}
+
+// checkPorts refuses a port outside 1..65535 and two uses of one port. A
+// disabled feature's port counts only when the YAML sets it: the operator
+// chose it, so a clash is a mistake now; a defaulted one is ignored, or a
+// config that booted before the feature existed (client_port: 2281, say)
+// would be refused for a port nothing listens on. A clash is reported on a
+// field the YAML sets, so the message has a line, naming the other
+// "(default)" when it was defaulted.
+func (v *validator) checkPorts(us []portUse) {
+	var seen []portUse
+	isSet := func(u portUse) bool { _, ok := v.lines[u.field]; return ok }
+	for _, u := range us {
+		if u.port < 1 || u.port > 65535 {
+			v.errorf(u.field, "%d is not a TCP port", u.port)
+			continue
+		}
+		if !u.on && !isSet(u) {
+			continue
+		}
+		i := slices.IndexFunc(seen, func(o portUse) bool { return o.port == u.port })
+		if i < 0 {
+			seen = append(seen, u)
+			continue
+		}
+		at, other := u, seen[i]
+		if !isSet(u) && isSet(other) {
+			at, other = other, u
+		}
+		name := other.field
+		if !isSet(other) {
+			name += " (default)"
+		}
+		v.errorf(at.field, "%d is also %s", u.port, name)
+	}
+}
+
+func (v *validator) zookeeper(z *ZooKeeper) {
 	if z.TickTime < 100 || z.TickTime > 60000 {
 		v.errorf("zookeeper.tick_time", "%d ms: want 100..60000", z.TickTime)
 	}

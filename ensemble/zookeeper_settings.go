@@ -374,20 +374,7 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 			v.errorf(f, "%q is not a TCP port", val)
 			return 0, false
 		}
-		for _, p := range []struct {
-			field string
-			port  int
-		}{
-			{"zookeeper.client_port", z.ClientPort},
-			{"zookeeper.quorum_port", z.QuorumPort},
-			{"zookeeper.election_port", z.ElectionPort},
-			{"zookeeper.admin_server.port", z.AdminServer.Port},
-		} {
-			if n == p.port {
-				v.errorf(f, "%d is also %s", n, p.field)
-				return 0, false
-			}
-		}
+		// Clashes with zkaas's own ports: checkPorts (Config.ports).
 	}
 	if s.warnWhen != "" && val == s.warnWhen {
 		v.warnf(f, "%s=%s: %s", key, val, s.warn)
