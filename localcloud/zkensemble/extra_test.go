@@ -3,7 +3,6 @@ package zkensemble
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,13 +23,8 @@ import (
 func TestExtraSettingsOnMachines(t *testing.T) {
 	sharedImage(t) // bakes or reuses the image the machines boot
 	e := newEnsembleWith(t, onMachines, ec2sim.Options{}, nodes("us-east-1a", "us-east-1b", "us-east-1c"), Options{Deadline: 20 * time.Second})
-	const zkLine = "four_letter_words: [srvr, ruok, mntr]}"
-	cfg := string(e.Config())
-	if !strings.Contains(cfg, zkLine) {
-		t.Fatalf("the ensemble's zookeeper line changed:\n%s", cfg)
-	}
 	withExtra := func(extra string) []byte {
-		return []byte(strings.Replace(cfg, zkLine, "four_letter_words: [srvr, ruok, mntr, conf], extra: {"+extra+"}}", 1))
+		return withZooKeeper(t, e, "srvr, ruok, mntr, conf", "extra: {"+extra+"}")
 	}
 	g := newGroups(t, e, GroupOptions{UserData: withExtra("maxClientCnxns: 17, minSessionTimeout: 4000, maxSessionTimeout: 30000, snapCount: 50000, jute.maxbuffer: 2097152")})
 	if _, err := g.WaitNodes(t.Context(), 3*time.Minute, 1, 2, 3); err != nil {
@@ -80,21 +74,8 @@ func TestExtraSettingsOnMachines(t *testing.T) {
 	// call (the operator's typo costs one instance, not a node's data).
 	t.Run("owned key refused", func(t *testing.T) {
 		bad := newGroups(t, e, GroupOptions{Name: "owned", AZs: []string{"us-east-1a"}, UserData: withExtra("clientPort: 2182")})
-		var b *GroupBoot
-		for deadline := time.Now().Add(time.Minute); b == nil; time.Sleep(200 * time.Millisecond) {
-			if boots := bad.Boots(); len(boots) > 0 {
-				b = boots[0]
-			} else if time.Now().After(deadline) {
-				t.Fatal("the group launched nothing")
-			}
-		}
-		select {
-		case <-b.Done:
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("%s: firstboot not finished", b.InstanceID)
-		}
-		var fe *FirstbootError
-		if !errors.As(b.Err, &fe) || !strings.Contains(fe.Line, "user data") ||
+		b, fe := refusedBoot(t, bad)
+		if !strings.Contains(fe.Line, "user data") ||
 			!regexp.MustCompile(`line [0-9]+: zookeeper\.extra\.clientPort: clientPort is zkaas's to set`).MatchString(fe.Line) {
 			t.Errorf("%s: %v; want the user data's zookeeper.extra.clientPort refused with its line", b.InstanceID, b.Err)
 		}

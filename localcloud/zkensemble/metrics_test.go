@@ -3,7 +3,6 @@ package zkensemble
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -107,21 +106,8 @@ func TestExporterScrapedFromTheVPC(t *testing.T) {
 	t.Run("metrics.zookeeper refused on this image", func(t *testing.T) {
 		prov := newGroups(t, e, GroupOptions{Name: "prov", AZs: []string{"us-east-1a"},
 			UserData: append(bytes.Clone(e.Config()), "metrics:\n  zookeeper: {enabled: true}\n"...)})
-		var b *GroupBoot
-		for deadline := time.Now().Add(time.Minute); b == nil; time.Sleep(200 * time.Millisecond) {
-			if boots := prov.Boots(); len(boots) > 0 {
-				b = boots[0]
-			} else if time.Now().After(deadline) {
-				t.Fatal("the group launched nothing")
-			}
-		}
-		select {
-		case <-b.Done:
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("%s: firstboot not finished", b.InstanceID)
-		}
-		var fe *FirstbootError
-		if !errors.As(b.Err, &fe) || !strings.Contains(fe.Line, "user data") ||
+		b, fe := refusedBoot(t, prov)
+		if !strings.Contains(fe.Line, "user data") ||
 			!regexp.MustCompile(`line [0-9]+: metrics\.zookeeper\.enabled: this image's ZooKeeper has no Prometheus metrics provider \(it runs the distribution's package`).MatchString(fe.Line) {
 			t.Errorf("%s: %v; want the user data's metrics.zookeeper refused with its line", b.InstanceID, b.Err)
 		}

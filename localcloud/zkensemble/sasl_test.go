@@ -92,14 +92,8 @@ func (r *saslRig) setKafka(t testing.TB, pw string) {
 // client SASL user.
 func (r *saslRig) userData(t testing.TB) []byte {
 	t.Helper()
-	const zkLine = "four_letter_words: [srvr, ruok, mntr]}"
-	cfg := string(r.e.Config())
-	if !strings.Contains(cfg, zkLine) {
-		t.Fatalf("the ensemble's zookeeper line changed:\n%s", cfg)
-	}
-	sasl := fmt.Sprintf(`four_letter_words: [srvr, ruok, mntr], sasl: {quorum: true, quorum_password: {secretsmanager: %s, json_key: quorum}, `+
-		`clients: [{name: kafka, password: {ssm: %s}}], client_required: true}}`, saslSecret, saslKafkaParam)
-	return []byte(strings.Replace(cfg, zkLine, sasl, 1))
+	return withZooKeeper(t, r.e, "", fmt.Sprintf(`sasl: {quorum: true, quorum_password: {secretsmanager: %s, json_key: quorum}, `+
+		`clients: [{name: kafka, password: {ssm: %s}}], client_required: true}`, saslSecret, saslKafkaParam))
 }
 
 // cli runs ZooKeeper's own Java client (ZooKeeperMain, what zkCli.sh runs)

@@ -91,13 +91,7 @@ func (r *tlsRig) rotate(t testing.TB, id int, ips ...netip.Addr) {
 // the quorum; client_plaintext off, so no plaintext client port.
 func (r *tlsRig) userData(t testing.TB) []byte {
 	t.Helper()
-	const zkLine = "four_letter_words: [srvr, ruok, mntr]}"
-	cfg := string(r.e.Config())
-	if !strings.Contains(cfg, zkLine) {
-		t.Fatalf("the ensemble's zookeeper line changed:\n%s", cfg)
-	}
-	tlsCfg := fmt.Sprintf(`four_letter_words: [srvr, ruok, mntr], tls: {client: true, quorum: true, keystore: {secretsmanager: "%s"}, truststore: {ssm: %s}}}`, tlsKeystore, tlsTruststore)
-	return []byte(strings.Replace(cfg, zkLine, tlsCfg, 1))
+	return withZooKeeper(t, r.e, "", fmt.Sprintf(`tls: {client: true, quorum: true, keystore: {secretsmanager: "%s"}, truststore: {ssm: %s}}`, tlsKeystore, tlsTruststore))
 }
 
 // client is a TLS configuration for a ZooKeeper client: the CA as roots
