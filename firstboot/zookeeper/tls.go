@@ -33,6 +33,10 @@ package zookeeper
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -170,6 +174,24 @@ func CheckKeyStore(keyStore, trustStore []byte, c KeyStoreCheck) error {
 	}
 	leaf := certs[0]
 	who := describe(leaf)
+	// PemReader builds the key with KeyFactory "RSA", then "EC", then
+	// "DSA"; an Ed25519 (or X25519) PKCS #8 key fails all three and
+	// ZooKeeper dies at its first TLS handshake. Go parses no DSA keys.
+	_, isRSA := key.(*rsa.PrivateKey)
+	if _, isEC := key.(*ecdsa.PrivateKey); !isRSA && !isEC {
+		return keyStoreErrorf("keystore: the private key is %s: ZooKeeper's PEM loader reads only RSA, EC and DSA keys; issue the node an RSA or ECDSA key", keyKind(key))
+	}
+	// Java's X509KeyManager and the peer's trust manager refuse a
+	// certificate whose key usage extension forbids what the handshake
+	// does with the key: TLS signs with it (ECDHE and TLS 1.3), except a
+	// TLS 1.2 RSA key exchange, where a server's RSA key enciphers. A
+	// quorum member or a probing node also signs as a TLS client. No
+	// extension allows everything.
+	if ku := leaf.KeyUsage; ku != 0 && ku&x509.KeyUsageDigitalSignature == 0 {
+		if !isRSA || ku&x509.KeyUsageKeyEncipherment == 0 || c.Quorum || c.Probes {
+			return keyStoreErrorf("keystore: certificate %s: its key usage lacks digitalSignature, which a TLS handshake with its key needs%s", who, clientRole(c))
+		}
+	}
 	if signer, ok := key.(crypto.Signer); !ok {
 		return keyStoreErrorf("keystore: the private key (%T) cannot sign", key)
 	} else if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
@@ -209,6 +231,29 @@ func CheckKeyStore(keyStore, trustStore []byte, c KeyStoreCheck) error {
 		}
 	}
 	return nil
+}
+
+// keyKind names a private key's algorithm in a message.
+func keyKind(key any) string {
+	switch key.(type) {
+	case ed25519.PrivateKey:
+		return "Ed25519"
+	case *ecdh.PrivateKey:
+		return "X25519"
+	default:
+		return fmt.Sprintf("%T", key)
+	}
+}
+
+// clientRole says why the certificate also acts as a TLS client, if it does.
+func clientRole(c KeyStoreCheck) string {
+	switch {
+	case c.Quorum:
+		return " (quorum peers connect as clients)"
+	case c.Probes:
+		return " (zkaas's probes connect to the secure port as clients)"
+	}
+	return ""
 }
 
 // parseKeyStore splits a PEM keystore into its certificates (the node's

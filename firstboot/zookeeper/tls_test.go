@@ -2,7 +2,9 @@ package zookeeper
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -138,7 +140,14 @@ func TestCheckKeyStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}})
+	withUsage := func(ku x509.KeyUsage, key crypto.Signer) []byte {
+		return ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, KeyUsage: ku, Key: key}).KeyStore()
+	}
 	for _, tc := range []struct {
 		name       string
 		keyStore   []byte
@@ -172,6 +181,14 @@ func TestCheckKeyStore(t *testing.T) {
 			want: `keystore: the private key does not match the certificate "CN=zk-2"`},
 		{name: "PKCS #1 key", keyStore: append(good.CertPEM(), testca.PKCS1(t, rsaKey)...), trustStore: ca.PEM(), want: `keystore: "RSA PRIVATE KEY": ZooKeeper reads only PKCS #8 keys`},
 		{name: "SEC 1 key", keyStore: append(good.CertPEM(), testca.SEC1(t, ecKey)...), trustStore: ca.PEM(), want: `"EC PRIVATE KEY": ZooKeeper reads only PKCS #8 keys`},
+		{name: "Ed25519 key", keyStore: ca.Issue(t, testca.Cert{CN: "zk-2", IPs: []netip.Addr{ip}, Key: edKey}).KeyStore(), trustStore: ca.PEM(),
+			want: "keystore: the private key is Ed25519: ZooKeeper's PEM loader reads only RSA, EC and DSA keys"},
+		{name: "no key usage extension", keyStore: withUsage(testca.NoKeyUsage, nil), trustStore: ca.PEM(), quorum: true},
+		{name: "EC key without digitalSignature", keyStore: withUsage(x509.KeyUsageKeyAgreement, nil), trustStore: ca.PEM(),
+			want: "key usage lacks digitalSignature"},
+		{name: "RSA key, keyEncipherment only, clients", keyStore: withUsage(x509.KeyUsageKeyEncipherment, rsaKey), trustStore: ca.PEM()},
+		{name: "RSA key, keyEncipherment only, quorum", keyStore: withUsage(x509.KeyUsageKeyEncipherment, rsaKey), trustStore: ca.PEM(), quorum: true,
+			want: "key usage lacks digitalSignature"},
 		{name: "no key", keyStore: good.CertPEM(), trustStore: ca.PEM(), want: "keystore: no PRIVATE KEY block"},
 		{name: "no certificate", keyStore: good.KeyPEM(), trustStore: ca.PEM(), want: "keystore: no CERTIFICATE block"},
 		{name: "not PEM", keyStore: []byte("hello"), trustStore: ca.PEM(), want: "keystore: not PEM"},

@@ -73,8 +73,15 @@ type Cert struct {
 	DNS                 []string
 	NotBefore, NotAfter time.Time
 	Usages              []x509.ExtKeyUsage
-	Key                 crypto.Signer
+	// KeyUsage: 0 is digitalSignature and keyEncipherment; NoKeyUsage
+	// leaves the extension out.
+	KeyUsage x509.KeyUsage
+	Key      crypto.Signer
 }
+
+// NoKeyUsage in Cert.KeyUsage issues a certificate without the key usage
+// extension (any usage allowed).
+const NoKeyUsage x509.KeyUsage = -1
 
 // Issued is a certificate, its key and the chain up to (not including) the
 // root.
@@ -99,10 +106,16 @@ func (ca *CA) Issue(t testing.TB, c Cert) Issued {
 	if c.Usages == nil {
 		c.Usages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
+	switch c.KeyUsage {
+	case 0:
+		c.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	case NoKeyUsage:
+		c.KeyUsage = 0
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: c.CN},
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, DNSNames: c.DNS,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: c.Usages,
+		KeyUsage: c.KeyUsage, ExtKeyUsage: c.Usages,
 	}
 	for _, ip := range c.IPs {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.AsSlice()))
