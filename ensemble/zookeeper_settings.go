@@ -67,12 +67,13 @@ func GCLogFlag(logDir string) string {
 type settingKind int
 
 const (
-	kindInt   settingKind = iota // a decimal integer within [min, max]
-	kindBool                     // true or false (QuorumPeerConfig.parseBoolean)
-	kindYesNo                    // yes or no (the server compares the string)
-	kindEnum                     // one of enum
-	kindClass                    // a Java class name
-	kindPort                     // a TCP port no other zkaas port uses
+	kindInt          settingKind = iota // a decimal integer within [min, max]
+	kindBool                            // true or false (QuorumPeerConfig.parseBoolean)
+	kindYesNo                           // yes or no (the server compares the string)
+	kindEnum                            // one of enum
+	kindClass                           // a Java class name
+	kindPort                            // a TCP port no other zkaas port uses
+	kindCipherSuites                    // comma-separated JSSE cipher suite names
 )
 
 // setting is one zoo.cfg key zkaas knows: its type, bounds, unit and where
@@ -82,6 +83,8 @@ type setting struct {
 	min, max int64
 	unit     string
 	enum     []string
+	fold     bool   // enum: ZooKeeper (or the JDK) ignores case
+	list     bool   // enum: a comma-separated list of members (String.split(","), no trimming)
 	sysprop  bool   // a JVM system property, not a zoo.cfg key
 	doc      string // anchor in the Administrator's Guide
 	warnWhen string // a value that deserves a warning
@@ -142,6 +145,35 @@ var knownSettings = map[string]setting{
 	"jvm.pause.warn-threshold.ms": {kind: kindInt, min: 1, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
 	"jvm.pause.sleep.time.ms":     {kind: kindInt, min: 1, max: math.MaxInt64, unit: "ms", doc: "#sc_advancedConfiguration"},
 }
+
+// sslSettings are X509Util's tunables, checked in Debian's 3.8.0 jar
+// (javap -c X509Util: the keys are <prefix>protocol, enabledProtocols,
+// ciphersuites, clientAuth, handshakeDetectionTimeoutMillis, with prefix
+// ssl. for ClientX509Util and ssl.quorum. for QuorumX509Util, read from
+// zoo.cfg as zookeeper.<key> properties). protocol is SSLContext.getInstance's
+// algorithm (the JCA ignores case); enabledProtocols and ciphersuites are
+// split on "," and handed to the SSLEngine, which matches names exactly;
+// ClientAuth.fromPropertyValue upper-cases the value and takes NONE, WANT
+// or NEED (empty is NEED; anything else throws and the server dies). The
+// JDK 17 of the image disables TLSv1 and TLSv1.1 (jdk.tls.disabledAlgorithms).
+var sslSettings = map[string]setting{
+	"protocol":                        {kind: kindEnum, enum: []string{"TLSv1.3", "TLSv1.2", "TLS"}, fold: true, doc: "#sc_authOptions"},
+	"enabledProtocols":                {kind: kindEnum, enum: []string{"TLSv1.3", "TLSv1.2"}, list: true, doc: "#sc_authOptions"},
+	"ciphersuites":                    {kind: kindCipherSuites, doc: "#sc_authOptions"},
+	"clientAuth":                      {kind: kindEnum, enum: []string{"none", "want", "need"}, fold: true, doc: "#sc_authOptions"},
+	"handshakeDetectionTimeoutMillis": {kind: kindInt, min: 1, max: maxInt32, unit: "ms", doc: "#sc_authOptions"},
+}
+
+func init() {
+	for k, s := range sslSettings {
+		knownSettings["ssl."+k] = s
+		knownSettings["ssl.quorum."+k] = s
+	}
+}
+
+// cipherSuiteRe is a JSSE cipher suite name (TLS_AES_128_GCM_SHA256,
+// TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...).
+var cipherSuiteRe = regexp.MustCompile(`^(TLS|SSL)_[A-Z0-9_]+$`)
 
 // ownedSetting is a key zkaas renders itself: why, and what to set instead.
 type ownedSetting struct{ why, instead string }
@@ -358,9 +390,33 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 			return 0, false
 		}
 	case kindEnum:
-		if !slices.Contains(s.enum, val) {
-			v.errorf(f, "%q: want one of %q", val, s.enum)
+		members := []string{val}
+		if s.list {
+			members = strings.Split(val, ",")
+		}
+		for _, m := range members {
+			if !slices.ContainsFunc(s.enum, func(e string) bool { return e == m || s.fold && strings.EqualFold(e, m) }) {
+				v.errorf(f, "%q: want one of %q", m, s.enum)
+				return 0, false
+			}
+		}
+		// A leader checks a learner's certificate only with clientAuth
+		// need (QuorumX509Util's SSL server socket): none or want would
+		// let anything that reaches the quorum port join as a learner.
+		if t := z.TLS; key == "ssl.quorum.clientAuth" && !strings.EqualFold(val, "need") && (t.Quorum || t.PortUnification) {
+			on := "zookeeper.tls.quorum"
+			if !t.Quorum {
+				on = "zookeeper.tls.port_unification"
+			}
+			v.errorf(f, "%q with %s on: a leader would accept learners without a certificate; leave it need (the default)", val, on)
 			return 0, false
+		}
+	case kindCipherSuites:
+		for _, m := range strings.Split(val, ",") {
+			if !cipherSuiteRe.MatchString(m) {
+				v.errorf(f, "%q is not a cipher suite name such as TLS_AES_128_GCM_SHA256 (a comma-separated list, no spaces)", m)
+				return 0, false
+			}
 		}
 	case kindClass:
 		if !javaClassRe.MatchString(val) {

@@ -146,7 +146,7 @@ func TestZooKeeperSettingsWarnings(t *testing.T) {
 		yaml string
 		want string
 	}{
-		{"unknown key", zk("  extra:", "    ssl.ciphersuites: TLS_AES_128_GCM_SHA256"), "line 8: zookeeper.extra.ssl.ciphersuites: ssl.ciphersuites is not a setting zkaas knows: written to zoo.cfg unchecked"},
+		{"unknown key", zk("  extra:", "    ssl.context.supplier.class: com.example.Supplier"), "line 8: zookeeper.extra.ssl.context.supplier.class: ssl.context.supplier.class is not a setting zkaas knows: written to zoo.cfg unchecked"},
 		{"typo", zk("  extra:", "    snapcount: 1000"), "line 8: zookeeper.extra.snapcount: snapcount is not a setting zkaas knows: written to zoo.cfg unchecked (did you mean \"snapCount\"?)"},
 		{"forceSync no", zk("  extra:", "    forceSync: \"no\""), "zookeeper.extra.forceSync: forceSync=no: transactions are acknowledged before they reach the disk"},
 		{"tiny session", zk("  extra:", "    minSessionTimeout: 1000"), "line 8: zookeeper.extra.minSessionTimeout: 1000 ms is under 2 ticks (4000 ms at tick_time 2000)"},
