@@ -203,7 +203,9 @@ func TestSecretResources(t *testing.T) {
 			"arn:aws:ssm:us-east-1:*:parameter/zkaas/prod/truststore",
 			"arn:aws:ssm:us-east-1:123456789012:parameter/zkaas/prod/kafka",
 		},
-		"kms:Decrypt": {"arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+		// The one key serves a secret and a parameter: granted once
+		// through each service.
+		"kms:Decrypt": {"arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
 	}
 	for a, w := range want {
 		if !slices.Equal(got[a], w) {
@@ -226,6 +228,41 @@ func TestSecretResources(t *testing.T) {
 	for _, st := range For(cfg).Statement {
 		if slices.Contains(st.Action, "kms:Decrypt") {
 			t.Errorf("kms:Decrypt granted without a kms_key: %v", st.Resource)
+		}
+	}
+}
+
+// TestDecryptPerService: a key named for a Secrets Manager secret is
+// usable only through Secrets Manager, and a parameter's only through
+// Parameter Store: one Decrypt statement per service, holding only that
+// service's keys, so neither service can be used to decrypt with the
+// other's key.
+func TestDecryptPerService(t *testing.T) {
+	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const smKey, ssmKey = "arn:aws:kms:us-east-1:123456789012:key/sm", "arn:aws:kms:us-east-1:123456789012:key/ssm"
+	cfg.ZooKeeper.TLS.Keystore.KMSKey = smKey
+	cfg.ZooKeeper.SASL.Clients[0].Password.KMSKey = ssmKey
+	got := map[string][]string{} // kms:ViaService → keys
+	for _, st := range For(cfg).Statement {
+		if !slices.Contains(st.Action, "kms:Decrypt") {
+			continue
+		}
+		via, ok := st.Condition["StringEquals"]["kms:ViaService"].(string)
+		if !ok {
+			t.Fatalf("%s: kms:ViaService is %#v, want one service", st.Sid, st.Condition["StringEquals"]["kms:ViaService"])
+		}
+		got[via] = append(got[via], st.Resource...)
+	}
+	want := map[string][]string{"secretsmanager.us-east-1.amazonaws.com": {smKey}, "ssm.us-east-1.amazonaws.com": {ssmKey}}
+	if len(got) != len(want) {
+		t.Errorf("Decrypt statements by service: %v, want %v", got, want)
+	}
+	for via, keys := range want {
+		if !slices.Equal(got[via], keys) {
+			t.Errorf("via %s: keys %v, want %v", via, got[via], keys)
 		}
 	}
 }

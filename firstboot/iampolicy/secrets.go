@@ -14,24 +14,20 @@ import (
 // Nothing when the config names no secret in AWS (files need nothing).
 func secretStatements(cfg ensemble.Config) []Statement {
 	region, part := cfg.Region(), partition(cfg.Region())
-	var sm, params, keys []string
-	var viaServices []string
+	var sm, params, smKeys, ssmKeys []string
 	for _, ns := range cfg.Secrets() {
 		for _, s := range expand(cfg, ns.Secret) {
-			service := ""
 			switch s.Source() {
 			case "secretsmanager":
 				sm = append(sm, secretARNs(part, region, s.SecretsManager)...)
-				service = "secretsmanager"
+				if s.KMSKey != "" {
+					smKeys = append(smKeys, s.KMSKey)
+				}
 			case "ssm":
 				params = append(params, parameterARN(part, region, s.SSM))
-				service = "ssm"
-			default:
-				continue
-			}
-			if s.KMSKey != "" {
-				keys = append(keys, s.KMSKey)
-				viaServices = append(viaServices, service+"."+region+".amazonaws.com")
+				if s.KMSKey != "" {
+					ssmKeys = append(ssmKeys, s.KMSKey)
+				}
 			}
 		}
 	}
@@ -50,15 +46,26 @@ func secretStatements(cfg ensemble.Config) []Statement {
 			Action: []string{"ssm:GetParameter"}, Resource: sorted(params),
 		})
 	}
-	if len(keys) > 0 {
+	// Only the customer managed keys the config names, and only when the
+	// service holding the secret asks on the node's behalf
+	// (kms:ViaService): one statement per service with that service's
+	// keys, so a Secrets Manager secret's key cannot be used through
+	// Parameter Store or the other way round, and the node cannot decrypt
+	// anything else with them. AWS managed keys need no grant.
+	for _, d := range []struct {
+		sid, service string
+		keys         []string
+	}{
+		{"DecryptEnsembleSecrets", "secretsmanager", smKeys},
+		{"DecryptEnsembleParameters", "ssm", ssmKeys},
+	} {
+		if len(d.keys) == 0 {
+			continue
+		}
 		out = append(out, Statement{
-			// Only the customer managed keys the config names, and only
-			// when Secrets Manager or Parameter Store asks on the node's
-			// behalf (kms:ViaService): the node cannot decrypt anything
-			// else with them. AWS managed keys need no grant.
-			Sid: "DecryptEnsembleSecrets", Effect: "Allow",
-			Action: []string{"kms:Decrypt"}, Resource: sorted(keys),
-			Condition: map[string]map[string]any{"StringEquals": {"kms:ViaService": sorted(viaServices)}},
+			Sid: d.sid, Effect: "Allow",
+			Action: []string{"kms:Decrypt"}, Resource: sorted(d.keys),
+			Condition: map[string]map[string]any{"StringEquals": {"kms:ViaService": d.service + "." + region + ".amazonaws.com"}},
 		})
 	}
 	return out
