@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zkaas/zkaas/internal/golden"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
 
 // fixedTime is the report's and the failure's time in the goldens.
@@ -222,8 +223,8 @@ func TestCollectorNoState(t *testing.T) {
 // own) the collector reads a fake server's mntr, and a closed port is
 // zk_up 0 at once.
 func TestListener(t *testing.T) {
-	ns := newNS(t)
-	ln := ns.listen(t, "127.0.0.1:0")
+	ns := realzk.NewNS(t)
+	ln := ns.Listen(t, "127.0.0.1:0")
 	answer := fixture(t, "mntr-leader.txt")
 	go func() {
 		for {
@@ -240,7 +241,7 @@ func TestListener(t *testing.T) {
 			}()
 		}
 	}()
-	c := &Collector{ZooKeeper: netip.MustParseAddrPort(ln.Addr().String()), StateDir: t.TempDir(), Dial: ns.dial}
+	c := &Collector{ZooKeeper: netip.MustParseAddrPort(ln.Addr().String()), StateDir: t.TempDir(), Dial: ns.Dial}
 	got := scrape(t, c)
 	if got["zk_up"] != 1 || got[`zk_server_state{state="leader"}`] != 1 || got["zk_synced_followers"] != 2 {
 		t.Errorf("over TCP: zk_up %v, leader %v, synced followers %v", got["zk_up"], got[`zk_server_state{state="leader"}`], got["zk_synced_followers"])

@@ -5,15 +5,14 @@ import (
 	"bytes"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/internal/golden"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
 
 // TestRenderMetricsProvider: metrics.zookeeper renders the provider bound to
@@ -116,29 +115,12 @@ func TestNoPrometheusProvider(t *testing.T) {
 // on such an image must be refused before ZooKeeper starts.
 func TestRealZooKeeperWithoutProvider(t *testing.T) {
 	requireRoot(t)
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("java not installed (apt-get install zookeeper)")
-	}
-	for _, jar := range debianClasspath {
-		if _, err := os.Stat(jar); err != nil {
-			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
-		}
-	}
-	ns := newTestNS(t)
+	java := realzk.Java(t, realzk.Classpath)
+	ns := realzk.NewNS(t)
 	self := netip.MustParseAddr("127.0.0.1")
-	cfg := ensemble.Default()
-	cfg.Ensemble = "zk-provider"
-	cfg.Nodes = []ensemble.Node{{ID: 1, AZ: "us-east-1a", IP: self}}
-	cfg.ZooKeeper.TickTime, cfg.ZooKeeper.Heap, cfg.ZooKeeper.GCLog = 200, "128m", false
-	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
+	cfg := realzk.Config("zk-provider", self)
 	cfg.Metrics.ZooKeeper.Enabled = true
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := realzk.Dir(t)
 	zk := Owner{os.Getuid(), os.Getgid()}
 	if o, err := LookupOwner("zookeeper"); err == nil {
 		zk = o
@@ -159,29 +141,22 @@ func TestRealZooKeeperWithoutProvider(t *testing.T) {
 	if _, err := SetInitializeMarker(layout, true, zk); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd := exec.Command(java, "-Xmx128m", "-XX:-UsePerfData", "-cp", strings.Join(debianClasspath, ":"),
-		"org.apache.zookeeper.server.quorum.QuorumPeerMain", layout.ZooCfgPath())
-	cmd.Dir = layout.ConfDir
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(zk.UID), Gid: uint32(zk.GID)}}
-	if err := ns.Do(cmd.Start); err != nil {
+	zkp, err := realzk.Start(t, ns, realzk.Server{Java: java, Classpath: realzk.Classpath, JVMFlags: []string{"-Xmx128m"},
+		ZooCfg: layout.ZooCfgPath(), Dir: layout.ConfDir, UID: zk.UID, GID: zk.GID, Log: filepath.Join(dir, "zk.log")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("ZooKeeper exited 0 without its metrics provider:\n%s", tail(out.Bytes(), 20))
-		}
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("ZooKeeper still running after 60 s without its metrics provider:\n%s", tail(out.Bytes(), 20))
+	exited, err := zkp.Exited(60 * time.Second)
+	out := zkp.Output()
+	if !exited {
+		zkp.Stop()
+		t.Fatalf("ZooKeeper still running after 60 s without its metrics provider:\n%s", realzk.Tail(out, 20))
 	}
-	t.Logf("ZooKeeper without its provider:\n%s", tail(out.Bytes(), 6))
-	if !strings.Contains(out.String(), ensemble.PrometheusProviderClass) {
-		t.Errorf("ZooKeeper's log does not name the missing provider:\n%s", tail(out.Bytes(), 20))
+	if err == nil {
+		t.Errorf("ZooKeeper exited 0 without its metrics provider:\n%s", realzk.Tail(out, 20))
+	}
+	t.Logf("ZooKeeper without its provider:\n%s", realzk.Tail(out, 6))
+	if !strings.Contains(out, ensemble.PrometheusProviderClass) {
+		t.Errorf("ZooKeeper's log does not name the missing provider:\n%s", realzk.Tail(out, 20))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkaas/zkaas/localcloud/netnstest"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
 
 // hang makes a fake peer accept, read the command and never answer.
@@ -34,46 +33,12 @@ func srvrText(t *testing.T, name string) string {
 	return string(b)
 }
 
-// testNS is a fresh network namespace with loopback up: every address the
-// probe tests use exists only in it.
-type testNS struct{ *netnstest.NS }
-
-func newTestNS(t *testing.T) testNS {
+// peer starts a fake ZooKeeper client port in ns (every address the probe
+// tests use exists only there). Its n-th connection gets answers[n] (the
+// last answer repeats).
+func peer(t *testing.T, ns realzk.NS, answers ...string) netip.AddrPort {
 	t.Helper()
-	ns := netnstest.New(t)
-	lo, err := ns.Netlink().LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Netlink().LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
-	return testNS{ns}
-}
-
-// dial opens connections inside the namespace.
-func (ns testNS) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := ns.Do(func() error {
-		var err error
-		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
-}
-
-// peer starts a fake ZooKeeper client port in the namespace. Its n-th
-// connection gets answers[n] (the last answer repeats).
-func (ns testNS) peer(t *testing.T, answers ...string) netip.AddrPort {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ln := ns.Listen(t, "127.0.0.1:0")
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -106,7 +71,7 @@ func (ns testNS) peer(t *testing.T, answers ...string) netip.AddrPort {
 }
 
 func TestProbe(t *testing.T) {
-	ns := newTestNS(t)
+	ns := realzk.NewNS(t)
 	leader, follower := srvrText(t, "leader"), srvrText(t, "follower")
 	looking, refused := srvrText(t, "not-serving"), srvrText(t, "not-whitelisted")
 	standalone := strings.Replace(leader, "Mode: leader", "Mode: standalone", 1)
@@ -124,37 +89,37 @@ func TestProbe(t *testing.T) {
 	}{
 		{
 			name:          "3 nodes: leader and follower answer",
-			peers:         []netip.AddrPort{ns.peer(t, leader), ns.peer(t, follower)},
+			peers:         []netip.AddrPort{peer(t, ns, leader), peer(t, ns, follower)},
 			wantReachable: true, wantServing: 2, wantNeeded: 2,
 			wantModes: []string{"leader", "follower"},
 		},
 		{
 			name:          "3 nodes: one peer down is not a quorum without us",
-			peers:         []netip.AddrPort{ns.peer(t, leader), closed},
+			peers:         []netip.AddrPort{peer(t, ns, leader), closed},
 			wantReachable: false, wantServing: 1, wantNeeded: 2,
 			wantModes: []string{"leader"}, wantErrors: 1,
 		},
 		{
 			name:          "3 nodes: both peers still electing",
-			peers:         []netip.AddrPort{ns.peer(t, looking), ns.peer(t, looking)},
+			peers:         []netip.AddrPort{peer(t, ns, looking), peer(t, ns, looking)},
 			wantReachable: false, wantServing: 0, wantNeeded: 2,
 			wantModes: []string{ModeNotServing, ModeNotServing},
 		},
 		{
 			name:          "3 nodes: a peer finishing its election is retried",
-			peers:         []netip.AddrPort{ns.peer(t, looking, follower), ns.peer(t, leader)},
+			peers:         []netip.AddrPort{peer(t, ns, looking, follower), peer(t, ns, leader)},
 			wantReachable: true, wantServing: 2, wantNeeded: 2,
 			wantModes: []string{"follower", "leader"},
 		},
 		{
 			name:          "5 nodes: three of four peers serve",
-			peers:         []netip.AddrPort{ns.peer(t, leader), ns.peer(t, follower), ns.peer(t, follower), ns.peer(t, looking)},
+			peers:         []netip.AddrPort{peer(t, ns, leader), peer(t, ns, follower), peer(t, ns, follower), peer(t, ns, looking)},
 			wantReachable: true, wantServing: 3, wantNeeded: 3,
 			wantModes: []string{"leader", "follower", "follower", ModeNotServing},
 		},
 		{
 			name:          "5 nodes: standalone and refusing peers do not count",
-			peers:         []netip.AddrPort{ns.peer(t, leader), ns.peer(t, follower), ns.peer(t, standalone), ns.peer(t, refused)},
+			peers:         []netip.AddrPort{peer(t, ns, leader), peer(t, ns, follower), peer(t, ns, standalone), peer(t, ns, refused)},
 			wantReachable: false, wantServing: 2, wantNeeded: 3,
 			wantModes: []string{"leader", "follower", "standalone"}, wantErrors: 1,
 		},
@@ -166,7 +131,7 @@ func TestProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Prober{PerPeerTimeout: time.Second, Pause: 20 * time.Millisecond, Dial: ns.dial}
+			p := Prober{PerPeerTimeout: time.Second, Pause: 20 * time.Millisecond, Dial: ns.Dial}
 			// Duplicates are one peer, not two votes.
 			peers := slices.Concat(tt.peers, tt.peers)
 			q := p.Probe(t.Context(), peers)
@@ -188,12 +153,12 @@ func TestProbe(t *testing.T) {
 }
 
 func TestProbeIsBounded(t *testing.T) {
-	ns := newTestNS(t)
-	silent := ns.peer(t, hang)
-	live := ns.peer(t, srvrText(t, "leader"))
+	ns := realzk.NewNS(t)
+	silent := peer(t, ns, hang)
+	live := peer(t, ns, srvrText(t, "leader"))
 
 	t.Run("per-peer timeout", func(t *testing.T) {
-		p := Prober{PerPeerTimeout: 200 * time.Millisecond, Attempts: 2, Pause: 50 * time.Millisecond, Dial: ns.dial}
+		p := Prober{PerPeerTimeout: 200 * time.Millisecond, Attempts: 2, Pause: 50 * time.Millisecond, Dial: ns.Dial}
 		start := time.Now()
 		q := p.Probe(t.Context(), []netip.AddrPort{silent, live})
 		if took := time.Since(start); took > 2*time.Second {
@@ -204,7 +169,7 @@ func TestProbeIsBounded(t *testing.T) {
 		}
 	})
 	t.Run("context deadline", func(t *testing.T) {
-		p := Prober{PerPeerTimeout: time.Minute, Attempts: 5, Dial: ns.dial}
+		p := Prober{PerPeerTimeout: time.Minute, Attempts: 5, Dial: ns.Dial}
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()

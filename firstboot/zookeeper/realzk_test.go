@@ -1,27 +1,16 @@
 package zookeeper
 
 import (
-	"bufio"
-	"bytes"
-	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
-
-// The Debian zookeeper package (3.8) ships no systemd unit and no java.env
-// handling for systemd: the server is QuorumPeerMain in zookeeper.jar, whose
-// manifest Class-Path names its dependencies but no SLF4J binding, so
-// slf4j-simple (libslf4j-java) is added to get the log on stderr.
-var debianClasspath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"}
 
 // TestRealZooKeeperEmptyTree starts the real ZooKeeper from a rendered
 // 1-node ensemble (standaloneEnabled=false, so it runs the quorum code a
@@ -29,27 +18,14 @@ var debianClasspath = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java
 // user when it exists.
 func TestRealZooKeeperEmptyTree(t *testing.T) {
 	requireRoot(t)
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("java not installed (apt-get install zookeeper)")
-	}
-	for _, jar := range debianClasspath {
-		if _, err := os.Stat(jar); err != nil {
-			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
-		}
-	}
-	ns := newTestNS(t)
+	java := realzk.Java(t, realzk.Classpath)
+	ns := realzk.NewNS(t)
 	self := netip.MustParseAddr("127.0.0.1")
 
-	cfg := ensemble.Default()
-	cfg.Ensemble = "zk-real"
-	cfg.Nodes = []ensemble.Node{{ID: 1, AZ: "us-east-1a", IP: self}}
-	cfg.ZooKeeper.TickTime = 200
-	cfg.ZooKeeper.Heap = "128m"
-	// Ports are free: nothing else runs in the namespace.
-	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
-	// zookeeper.extra must reach the server (conf shows what it applied),
-	// and the GC log must not stop the JVM from starting.
+	cfg := realzk.Config("zk-real", self)
+	// The GC log must not stop the JVM from starting (checked below).
+	cfg.ZooKeeper.GCLog = true
+	// zookeeper.extra must reach the server (conf shows what it applied).
 	cfg.ZooKeeper.Extra = ensemble.Extra{"maxClientCnxns": "17", "minSessionTimeout": "800", "maxSessionTimeout": "9000", "jute.maxbuffer": "2097152"}
 	cfg.ZooKeeper.FourLetterWords = []string{"srvr", "conf"}
 
@@ -57,14 +33,7 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if o, err := LookupOwner("zookeeper"); err == nil {
 		zk = o
 	}
-	// The zookeeper user must be able to reach its dirs under the test's
-	// private 0700 temp dirs.
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := realzk.Dir(t)
 	mount := filepath.Join(dir, "mnt")
 	if err := os.Mkdir(mount, 0o755); err != nil {
 		t.Fatal(err)
@@ -78,72 +47,32 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if _, err := Write(files, zk); err != nil {
 		t.Fatal(err)
 	}
-	jvmFlags := strings.Fields(envFile(t, files.JavaEnv)["SERVER_JVMFLAGS"])
-	if len(jvmFlags) == 0 {
-		t.Fatalf("java.env sets no SERVER_JVMFLAGS:\n%s", files.JavaEnv)
-	}
+	jvmFlags := realzk.JVMFlags(t, files.JavaEnv)
 	client := netip.AddrPortFrom(self, uint16(cfg.ZooKeeper.ClientPort))
 	mode := func() (string, error) {
-		return Prober{PerPeerTimeout: time.Second, Dial: ns.dial}.srvr(t.Context(), client)
+		return Prober{PerPeerTimeout: time.Second, Dial: ns.Dial}.srvr(t.Context(), client)
 	}
-
-	// start runs ZooKeeper the way zookeeper.service does — java, the
-	// java.env flags, QuorumPeerMain, zoo.cfg — and returns its log and a
-	// stop function; Cleanup stops it by PID if the test does not.
-	start := func(name string) (logPath string, stop func()) {
-		logPath = filepath.Join(dir, name+".log")
-		logFile, err := os.Create(logPath)
+	start := func(name string) *realzk.Process {
+		zkp, err := realzk.Start(t, ns, realzk.Server{Java: java, Classpath: realzk.Classpath, JVMFlags: jvmFlags,
+			ZooCfg: layout.ZooCfgPath(), Dir: layout.ConfDir, UID: zk.UID, GID: zk.GID, Log: filepath.Join(dir, name+".log")})
 		if err != nil {
-			t.Fatal(err)
-		}
-		defer logFile.Close()
-		args := append(append([]string{}, jvmFlags...),
-			"-XX:-UsePerfData", // no hsperfdata files left in the host's /tmp
-			"-cp", strings.Join(debianClasspath, ":"),
-			"org.apache.zookeeper.server.quorum.QuorumPeerMain", layout.ZooCfgPath())
-		cmd := exec.Command(java, args...)
-		cmd.Dir = layout.ConfDir
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(zk.UID), Gid: uint32(zk.GID)}}
-		// Started on a thread inside the namespace, the JVM lives there.
-		if err := ns.Do(cmd.Start); err != nil {
 			t.Fatalf("start ZooKeeper: %v", err)
 		}
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			})
-		}
-		t.Cleanup(stop)
-		return logPath, stop
-	}
-	waitFor := func(what string, timeout time.Duration, cond func() bool, logPath string) {
-		t.Helper()
-		for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(logPath)
-				t.Fatalf("no %s after %s; ZooKeeper log:\n%s", what, timeout, tail(log, 40))
-			}
-		}
+		return zkp
 	}
 
 	// (a) Empty tree, no marker: ZooKeeper loads it untrusted and the only
 	// voter stays LOOKING — it never serves an empty tree as the truth.
-	logPath, stop := start("empty")
-	logHas := func(s string) func() bool {
-		return func() bool { b, _ := os.ReadFile(logPath); return bytes.Contains(b, []byte(s)) }
-	}
-	waitFor("untrusted empty tree", 30*time.Second, logHas("Unexpected empty data tree, setting zxid to -1"), logPath)
-	waitFor("election time-out", 30*time.Second, logHas("Notification time out"), logPath)
+	zkp := start("empty")
+	zkp.WaitFor(t, "untrusted empty tree", 30*time.Second, zkp.Has("Unexpected empty data tree, setting zxid to -1"), 40)
+	zkp.WaitFor(t, "election time-out", 30*time.Second, zkp.Has("Notification time out"), 40)
 	for range 10 { // 2 s = 10 ticks
 		if m, err := mode(); err != nil || m != ModeNotServing {
 			t.Fatalf("srvr without the marker = %q, %v; want %q", m, err, ModeNotServing)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	stop()
+	zkp.Stop()
 	if has, err := HasData(layout); err != nil || has {
 		t.Fatalf("after the untrusted start HasData = %v, %v; want false (no snapshot of an empty tree)", has, err)
 	}
@@ -156,12 +85,12 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if _, err := SetInitializeMarker(layout, true, zk); err != nil {
 		t.Fatal(err)
 	}
-	logPath, stop = start("initialized")
-	waitFor("leader", 30*time.Second, func() bool { m, _ := mode(); return m == ModeLeader }, logPath)
-	if !logHas("Initialize file found")() {
+	zkp = start("initialized")
+	zkp.WaitFor(t, "leader", 30*time.Second, func() bool { m, _ := mode(); return m == ModeLeader }, 40)
+	if !zkp.Has("Initialize file found")() {
 		t.Error("ZooKeeper did not log that it found the initialize file")
 	}
-	conf := fourLetterWord(t, ns, client, "conf")
+	conf := ns.Word(t, client, "conf")
 	for _, want := range []string{"maxClientCnxns=17", "minSessionTimeout=800", "maxSessionTimeout=9000"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("conf does not show %s (zookeeper.extra did not reach the server):\n%s", want, conf)
@@ -170,56 +99,11 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(layout.LogDir, "gc.log")); err != nil || st.Size() == 0 {
 		t.Errorf("GC log under %s: %v (want a non-empty gc.log)", layout.LogDir, err)
 	}
-	stop()
+	zkp.Stop()
 	if _, err := os.Stat(layout.InitializePath()); !os.IsNotExist(err) {
 		t.Errorf("initialize marker still present after ZooKeeper started (stat: %v)", err)
 	}
 	if has, err := HasData(layout); err != nil || !has {
 		t.Errorf("after the trusted start HasData = %v, %v; want true (snapshot.0)", has, err)
 	}
-}
-
-// fourLetterWord sends a four-letter word and returns the whole answer.
-func fourLetterWord(t *testing.T, ns testNS, addr netip.AddrPort, word string) string {
-	t.Helper()
-	c, err := ns.dial(t.Context(), "tcp", addr.String())
-	if err != nil {
-		t.Fatalf("%s: %v", word, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(word)); err != nil {
-		t.Fatalf("%s: %v", word, err)
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("%s: %v", word, err)
-	}
-	return string(b)
-}
-
-// envFile parses KEY="value" lines the way systemd's EnvironmentFile= does
-// for the subset java.env uses.
-func envFile(t *testing.T, data []byte) map[string]string {
-	t.Helper()
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("java.env line %q is not KEY=value", line)
-		}
-		env[k] = strings.Trim(v, `"`)
-	}
-	return env
-}
-
-// tail returns the last n lines of b.
-func tail(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,17 +16,10 @@ import (
 	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/internal/realzk"
 	"github.com/zkaas/zkaas/internal/testca"
 	opszk "github.com/zkaas/zkaas/ops/zk"
 )
-
-// tlsClasspath is what the distro drop-in (roles/zookeeper/files/distro.conf)
-// puts on the classpath: Debian's zookeeper.jar manifest names netty-handler
-// and netty-transport but not the jars they need, so without netty-codec
-// every TLS connection dies with NoClassDefFoundError
-// io/netty/handler/codec/ByteToMessageDecoder (seen with 3.8.0-11+deb12u2).
-var tlsClasspath = append(append([]string{}, debianClasspath...), "/usr/share/java/netty-codec.jar",
-	"/usr/share/java/netty-resolver.jar", "/usr/share/java/netty-transport-native-unix-common.jar")
 
 // TestRealZooKeeperTLS runs three real ZooKeeper 3.8 servers from rendered
 // TLS configs (client and quorum, the plaintext client port closed) on
@@ -45,26 +37,10 @@ var tlsClasspath = append(append([]string{}, debianClasspath...), "/usr/share/ja
 // node has its own network and address.
 func TestRealZooKeeperTLS(t *testing.T) {
 	requireRoot(t)
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("java not installed (apt-get install zookeeper)")
-	}
-	for _, jar := range tlsClasspath {
-		if _, err := os.Stat(jar); err != nil {
-			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
-		}
-	}
-	ns := newTestNS(t)
-	ips := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
-	cfg := ensemble.Default()
-	cfg.Ensemble = "zk-tls"
-	for i, ip := range ips {
-		cfg.Nodes = append(cfg.Nodes, ensemble.Node{ID: i + 1, AZ: "us-east-1a", IP: ip})
-	}
-	cfg.ZooKeeper.TickTime = 200
-	cfg.ZooKeeper.Heap = "128m"
-	cfg.ZooKeeper.GCLog = false
-	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = 42181, 42888, 43888
+	java := realzk.Java(t, realzk.TLSClasspath)
+	ns := realzk.NewNS(t)
+	ips := []netip.Addr{realzk.Loopback(1), realzk.Loopback(2), realzk.Loopback(3)}
+	cfg := realzk.Config("zk-tls", ips...)
 	cfg.ZooKeeper.TLS = ensemble.TLS{Client: true, Quorum: true, SecureClientPort: 42281,
 		Keystore: ensemble.Secret{File: "/unused/{node}"}, Truststore: ensemble.Secret{File: "/unused"}}
 
@@ -74,12 +50,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	if o, err := LookupOwner("zookeeper"); err == nil {
 		zk = o
 	}
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := realzk.Dir(t)
 	var logs []string
 	var keyStores [][]byte
 	var layouts []Layout
@@ -110,22 +81,11 @@ func TestRealZooKeeperTLS(t *testing.T) {
 		}
 		logPath := filepath.Join(dir, fmt.Sprintf("zk%d.log", n.ID))
 		logs = append(logs, logPath)
-		logFile, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := append(strings.Fields(envFile(t, files.JavaEnv)["SERVER_JVMFLAGS"]), "-XX:-UsePerfData",
-			"-cp", strings.Join(tlsClasspath, ":"), "org.apache.zookeeper.server.quorum.QuorumPeerMain", layout.ZooCfgPath())
-		cmd := exec.Command(java, args...)
-		cmd.Dir = layout.ConfDir
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(zk.UID), Gid: uint32(zk.GID)}}
-		err = ns.Do(cmd.Start)
-		logFile.Close()
-		if err != nil {
+		if _, err := realzk.Start(t, ns, realzk.Server{Java: java, Classpath: realzk.TLSClasspath,
+			JVMFlags: strings.Fields(realzk.EnvFile(t, files.JavaEnv)["SERVER_JVMFLAGS"]),
+			ZooCfg:   layout.ZooCfgPath(), Dir: layout.ConfDir, UID: zk.UID, GID: zk.GID, Log: logPath}); err != nil {
 			t.Fatalf("start ZooKeeper %d: %v", n.ID, err)
 		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	}
 	dump := func() string {
 		mu.Lock()
@@ -133,7 +93,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 		var b strings.Builder
 		for _, l := range logs {
 			data, _ := os.ReadFile(l)
-			fmt.Fprintf(&b, "==> %s <==\n%s\n", l, tail(data, 25))
+			fmt.Fprintf(&b, "==> %s <==\n%s\n", l, realzk.Tail(string(data), 25))
 		}
 		return b.String()
 	}
@@ -146,7 +106,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	for i, ip := range ips {
 		secureAddrs[i] = netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort()))
 	}
-	dial, err := ProbeDial(cfg.ZooKeeper.TLS, Material{KeyStore: keyStores[0], TrustStore: ca.PEM()}, ns.dial)
+	dial, err := ProbeDial(cfg.ZooKeeper.TLS, Material{KeyStore: keyStores[0], TrustStore: ca.PEM()}, ns.Dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +131,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	// nothing listens on the plaintext port.
 	for _, ip := range ips {
 		plain := netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ClientPort))
-		c, err := ns.dial(t.Context(), "tcp", plain.String())
+		c, err := ns.Dial(t.Context(), "tcp", plain.String())
 		if err == nil {
 			c.Close()
 			t.Fatalf("plaintext client port %s accepts connections with client_plaintext off\n%s", plain, dump())
@@ -183,7 +143,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 
 	// zkaas-firstboot ready reads the material from the files the boot
 	// wrote (node 2's secret dir) and asks its own secure port.
-	dial2, err := ProbeDialFiles(cfg.ZooKeeper.TLS, layouts[1].SecretDir, ns.dial)
+	dial2, err := ProbeDialFiles(cfg.ZooKeeper.TLS, layouts[1].SecretDir, ns.Dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +151,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 		t.Errorf("ready probe of node 2 over TLS from its secret dir: %s", q)
 	}
 	// A probe without the TLS material cannot ask the secure port.
-	if _, err := ProbeDialFiles(cfg.ZooKeeper.TLS, filepath.Join(dir, "nowhere"), ns.dial); err == nil || !strings.Contains(err.Error(), "serves clients over TLS only") {
+	if _, err := ProbeDialFiles(cfg.ZooKeeper.TLS, filepath.Join(dir, "nowhere"), ns.Dial); err == nil || !strings.Contains(err.Error(), "serves clients over TLS only") {
 		t.Errorf("probe without the secret dir: %v", err)
 	}
 	// The operator's probe (ops/zk, zkaas status/doctor/roll): srvr and
@@ -207,7 +167,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zc := opszk.Client{Timeout: 2 * time.Second, Dial: ns.dial, TLS: opTLS}
+	zc := opszk.Client{Timeout: 2 * time.Second, Dial: ns.Dial, TLS: opTLS}
 	stats, errs := zc.All(t.Context(), secureAddrs)
 	if len(stats) != 3 || len(errs) != 0 {
 		t.Errorf("ops/zk srvr over TLS: %v, errors %v", stats, errs)
@@ -215,7 +175,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	if ans, err := zc.Word(t.Context(), secureAddrs[0], "mntr"); err != nil || !strings.Contains(ans, "zk_server_state") {
 		t.Errorf("ops/zk mntr over TLS: %.80q, %v", ans, err)
 	}
-	if _, err := (opszk.Client{Timeout: 2 * time.Second, Dial: ns.dial}).Srvr(t.Context(), secureAddrs[0]); err == nil {
+	if _, err := (opszk.Client{Timeout: 2 * time.Second, Dial: ns.Dial}).Srvr(t.Context(), secureAddrs[0]); err == nil {
 		t.Errorf("plaintext srvr to the secure port answered")
 	}
 
@@ -230,7 +190,7 @@ func TestRealZooKeeperTLS(t *testing.T) {
 	strangerCert := tls.Certificate{Certificate: [][]byte{strangerClient.Cert.Raw}, PrivateKey: strangerClient.Key}
 	secure := netip.AddrPortFrom(ips[1], uint16(cfg.ZooKeeper.TLS.SecureClientPort))
 	srvr := func(conf *tls.Config) (string, error) {
-		raw, err := ns.dial(t.Context(), "tcp", secure.String())
+		raw, err := ns.Dial(t.Context(), "tcp", secure.String())
 		if err != nil {
 			return "", err
 		}

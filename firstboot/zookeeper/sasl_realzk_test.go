@@ -8,12 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zkaas/zkaas/ensemble"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
 
 // realEnsemble runs real ZooKeeper servers (Debian's 3.8) rendered by
@@ -22,50 +21,28 @@ import (
 // zoo.cfg. Each node has its own conf, data and secret dirs.
 type realEnsemble struct {
 	t    *testing.T
-	ns   testNS
+	ns   realzk.NS
 	java string
 	dir  string
 	zk   Owner
 	cfg  ensemble.Config // nodes, ports and timing; SASL per start
-	logs map[int]string
-	stop map[int]func()
+	zkp  map[int]*realzk.Process
 }
-
-// saslRealPorts are free in the test's own namespace.
-const saslRealClientPort = 42181
 
 func newRealEnsemble(t *testing.T, n int) *realEnsemble {
 	t.Helper()
 	requireRoot(t)
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("java not installed (apt-get install zookeeper)")
-	}
-	for _, jar := range debianClasspath {
-		if _, err := os.Stat(jar); err != nil {
-			t.Skipf("%s missing: apt-get install zookeeper libslf4j-java", jar)
-		}
-	}
-	e := &realEnsemble{t: t, ns: newTestNS(t), java: java, dir: t.TempDir(), zk: Owner{os.Getuid(), os.Getgid()},
-		logs: map[int]string{}, stop: map[int]func(){}}
+	java := realzk.Java(t, realzk.Classpath)
+	e := &realEnsemble{t: t, ns: realzk.NewNS(t), java: java, dir: realzk.Dir(t), zk: Owner{os.Getuid(), os.Getgid()},
+		zkp: map[int]*realzk.Process{}}
 	if o, err := LookupOwner("zookeeper"); err == nil {
 		e.zk = o
 	}
-	// The zookeeper user must reach its dirs under the test's 0700 temp dir.
-	for _, d := range []string{filepath.Dir(e.dir), e.dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := ensemble.Default()
-	cfg.Ensemble = "zk-sasl"
+	var ips []netip.Addr
 	for id := 1; id <= n; id++ {
-		cfg.Nodes = append(cfg.Nodes, ensemble.Node{ID: id, AZ: "us-east-1a", IP: netip.AddrFrom4([4]byte{127, 0, 0, byte(id)})})
+		ips = append(ips, realzk.Loopback(id))
 	}
-	cfg.ZooKeeper.TickTime = 200
-	cfg.ZooKeeper.Heap = "128m"
-	cfg.ZooKeeper.GCLog = false
-	cfg.ZooKeeper.ClientPort, cfg.ZooKeeper.QuorumPort, cfg.ZooKeeper.ElectionPort = saslRealClientPort, 42888, 43888
+	cfg := realzk.Config("zk-sasl", ips...)
 	// Election connections give up sooner than the default 5 s, so a
 	// refused peer is retried within the test's patience.
 	cfg.ZooKeeper.Extra = ensemble.Extra{"cnxTimeout": "1000"}
@@ -87,8 +64,8 @@ func (e *realEnsemble) layout(id int) Layout {
 func (e *realEnsemble) start(id int, s ensemble.SASL, mat Material) {
 	t := e.t
 	t.Helper()
-	if stop := e.stop[id]; stop != nil {
-		stop()
+	if p := e.zkp[id]; p != nil {
+		p.Stop()
 	}
 	cfg := e.cfg
 	cfg.ZooKeeper.SASL = s
@@ -113,38 +90,21 @@ func (e *realEnsemble) start(id int, s ensemble.SASL, mat Material) {
 			t.Fatal(err)
 		}
 	}
-	jvmFlags := strings.Fields(envFile(t, files.JavaEnv)["SERVER_JVMFLAGS"])
-	logPath := filepath.Join(e.dir, fmt.Sprintf("node%d.%d.log", id, time.Now().UnixNano()))
-	logFile, err := os.Create(logPath)
+	p, err := realzk.Start(t, e.ns, realzk.Server{Java: e.java, Classpath: realzk.Classpath,
+		JVMFlags: strings.Fields(realzk.EnvFile(t, files.JavaEnv)["SERVER_JVMFLAGS"]),
+		ZooCfg:   l.ZooCfgPath(), Dir: l.ConfDir, UID: e.zk.UID, GID: e.zk.GID,
+		Log: filepath.Join(e.dir, fmt.Sprintf("node%d.%d.log", id, time.Now().UnixNano()))})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	args := append(append([]string{}, jvmFlags...), "-XX:-UsePerfData", "-cp", strings.Join(debianClasspath, ":"),
-		"org.apache.zookeeper.server.quorum.QuorumPeerMain", l.ZooCfgPath())
-	cmd := exec.Command(e.java, args...)
-	cmd.Dir = l.ConfDir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(e.zk.UID), Gid: uint32(e.zk.GID)}}
-	if err := e.ns.Do(cmd.Start); err != nil {
 		t.Fatalf("start ZooKeeper %d: %v", id, err)
 	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(stop)
-	e.logs[id], e.stop[id] = logPath, stop
+	e.zkp[id] = p
 }
 
 func (e *realEnsemble) mode(id int) string {
 	n, _ := e.cfg.NodeByID(id)
 	ctx, cancel := context.WithTimeout(e.t.Context(), 2*time.Second)
 	defer cancel()
-	m, err := Prober{PerPeerTimeout: time.Second, Dial: e.ns.dial}.srvr(ctx, netip.AddrPortFrom(n.IP, saslRealClientPort))
+	m, err := Prober{PerPeerTimeout: time.Second, Dial: e.ns.Dial}.srvr(ctx, netip.AddrPortFrom(n.IP, realzk.ClientPort))
 	if err != nil {
 		return "error: " + err.Error()
 	}
@@ -185,8 +145,10 @@ func (e *realEnsemble) waitQuorum(timeout time.Duration, ids ...int) {
 }
 
 func (e *realEnsemble) log(id int) string {
-	b, _ := os.ReadFile(e.logs[id])
-	return string(b)
+	if p := e.zkp[id]; p != nil {
+		return p.Output()
+	}
+	return ""
 }
 
 func (e *realEnsemble) logTails(ids ...int) string {
@@ -199,7 +161,7 @@ func (e *realEnsemble) logTails(ids ...int) string {
 				kept = append(kept, line)
 			}
 		}
-		fmt.Fprintf(&b, "--- node %d log (tail) ---\n%s\n", id, tail([]byte(strings.Join(kept, "\n")), 25))
+		fmt.Fprintf(&b, "--- node %d log (tail) ---\n%s\n", id, realzk.Tail(strings.Join(kept, "\n"), 25))
 	}
 	return b.String()
 }
@@ -221,8 +183,8 @@ func (e *realEnsemble) cli(jaasUser, jaasPassword string, command ...string) str
 		args = append(args, "-Djava.security.auth.login.config="+path)
 	}
 	n, _ := e.cfg.NodeByID(1)
-	args = append(args, "-cp", strings.Join(debianClasspath, ":"), "org.apache.zookeeper.ZooKeeperMain",
-		"-timeout", "5000", "-server", netip.AddrPortFrom(n.IP, saslRealClientPort).String())
+	args = append(args, "-cp", strings.Join(realzk.Classpath, ":"), "org.apache.zookeeper.ZooKeeperMain",
+		"-timeout", "5000", "-server", netip.AddrPortFrom(n.IP, realzk.ClientPort).String())
 	args = append(args, command...)
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
@@ -361,7 +323,7 @@ func TestRealZooKeeperSASLClients(t *testing.T) {
 	expect := func(out, want, what string) {
 		t.Helper()
 		if !strings.Contains(out, want) {
-			t.Errorf("%s: output lacks %q:\n%s", what, want, tail([]byte(out), 30))
+			t.Errorf("%s: output lacks %q:\n%s", what, want, realzk.Tail(out, 30))
 		}
 	}
 	out := e.cli("kafka", kafkaPW, "create", "/kafka-acl", "v1", "sasl:kafka:cdrwa,world:anyone:r")
@@ -378,7 +340,7 @@ func TestRealZooKeeperSASLClients(t *testing.T) {
 	expect(out, "KeeperErrorCode = AuthFailed for /wrong-pw", "a wrong password")
 	out = e.cli("kafka", kafkaPW, "set", "/kafka-acl", "v2")
 	if strings.Contains(out, "Insufficient permission") || strings.Contains(out, "Exception") {
-		t.Errorf("kafka's own write refused:\n%s", tail([]byte(out), 30))
+		t.Errorf("kafka's own write refused:\n%s", realzk.Tail(out, 30))
 	}
 
 	// client_required: every node rolled; anonymous sessions are closed.

@@ -28,7 +28,7 @@ var Products = []Product{
 // ensemble runner, local build host, namespace and loop-device test
 // helpers) and the test-only helpers in internal/.
 var Rig = []string{"localcloud", "internal/commtest", "internal/golden", "internal/nsutil",
-	"localcloud/iamsim", "localcloud/dlmsim", "localcloud/secretsim", "internal/testca"}
+	"localcloud/iamsim", "localcloud/dlmsim", "localcloud/secretsim", "internal/testca", "internal/realzk"}
 
 // Pure are packages every product shares that must build on every OS the
 // plugin does: they may import nothing Linux-only.

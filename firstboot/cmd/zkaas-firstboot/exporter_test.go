@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
-	"github.com/zkaas/zkaas/localcloud/netnstest"
+	"github.com/zkaas/zkaas/internal/realzk"
 )
 
 var noAWS = []string{"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_REGION=us-east-1"}
@@ -25,20 +21,7 @@ var noAWS = []string{"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/
 // address with the node's figures (and zk_up 0: no ZooKeeper runs), and
 // nothing listens on the primary address.
 func TestExporterCommand(t *testing.T) {
-	ns := netnstest.New(t)
-	lo, err := ns.Netlink().LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Netlink().LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"10.0.2.10/32", "10.0.9.9/32"} {
-		addr, _ := netlink.ParseAddr(a)
-		if err := ns.Netlink().AddrAdd(lo, addr); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ns := realzk.NewNS(t, "10.0.2.10/32", "10.0.9.9/32")
 	state := t.TempDir()
 	rep, err := os.ReadFile("../../exporter/testdata/report.json")
 	if err != nil {
@@ -62,15 +45,7 @@ func TestExporterCommand(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := ns.Do(func() error {
-			var err error
-			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}
+	dial := ns.Dial
 	client := &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 5 * time.Second}
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
