@@ -9,11 +9,15 @@
 // configuration (so AWS_ENDPOINT_URL_SECRETS_MANAGER and
 // AWS_ENDPOINT_URL_SSM point them elsewhere). Throttling and 5xx answers are
 // retried by the SDK's standard retryer, bounded in attempts and with a
-// capped, jittered exponential backoff; an answer no retry can change (the
-// secret is missing, the role may not read it, KMS refuses to decrypt it)
-// fails at once with one line naming the config field, the reference and
-// AWS's error code, and wraps ErrUnusable: every replacement instance would
-// meet the same answer, so the boot treats it as a refusal.
+// capped, jittered exponential backoff. An access denial (of the secret or
+// of its KMS key) is retried for a bounded while (Options.DeniedFor, 45 s)
+// because IAM is eventually consistent: right after zkaas up or roll
+// changes the role, a node may be denied what its policy grants. An answer
+// no retry can change (the secret is missing, KMS refuses to decrypt it, a
+// denial that outlasts the bound) fails with one line naming the config
+// field, the reference and AWS's error code, and wraps ErrUnusable: every
+// replacement instance would meet the same answer, so the boot treats it as
+// a refusal.
 package secrets
 
 import (
@@ -24,6 +28,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -57,13 +62,16 @@ var ErrUnusable = errors.New("secret unusable")
 
 // unusableError is an error that Is ErrUnusable without saying so in its
 // text, which stays one line.
-type unusableError struct{ msg string }
+type unusableError struct {
+	msg  string
+	code string // AWS's error code, when AWS answered
+}
 
 func (e unusableError) Error() string        { return e.msg }
 func (e unusableError) Is(target error) bool { return target == ErrUnusable }
 
 func unusable(format string, args ...any) error {
-	return unusableError{fmt.Sprintf(format, args...)}
+	return unusableError{msg: fmt.Sprintf(format, args...)}
 }
 
 // MaxFileSize bounds a file source. Secrets Manager's own quota is 64 KiB
@@ -79,7 +87,19 @@ type Options struct {
 	// MaxBackoff caps the pause between attempts (default 5s); the pause
 	// is the SDK's exponential backoff with full jitter.
 	MaxBackoff time.Duration
-	Log        *slog.Logger
+	// DeniedFor is how long an AccessDeniedException is retried before
+	// the fetch is refused (default 45 s; negative: not retried). IAM
+	// changes "take time to become visible" to the services that check
+	// them (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
+	// and zkaas up and roll change the instances' role just before they
+	// boot. 45 s outlasts the propagation seen in practice (seconds); a
+	// denial beyond it is a policy that does not grant the secret, whose
+	// refusal it delays by as much.
+	DeniedFor time.Duration
+	// DeniedPause is the first pause between denied attempts (default 1
+	// s), doubled up to 8 s, each drawn from [pause/2, pause].
+	DeniedPause time.Duration
+	Log         *slog.Logger
 }
 
 // Fetcher fetches secret references.
@@ -90,6 +110,9 @@ type Fetcher struct {
 	// Now is the clock the certificate's validity is checked against
 	// (time.Now when nil).
 	Now func() time.Time
+	// DeniedFor and DeniedPause: Options'; DeniedFor 0 retries no
+	// denial.
+	DeniedFor, DeniedPause time.Duration
 }
 
 // New builds a Fetcher on the real clients, from the standard
@@ -104,6 +127,15 @@ func New(awsCfg aws.Config, opts Options) *Fetcher {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	switch {
+	case opts.DeniedFor == 0:
+		opts.DeniedFor = 45 * time.Second
+	case opts.DeniedFor < 0:
+		opts.DeniedFor = 0
+	}
+	if opts.DeniedPause <= 0 {
+		opts.DeniedPause = time.Second
+	}
 	// The standard retryer retries throttling error codes
 	// (ThrottlingException, …), 5xx status codes and transport errors;
 	// nothing else. Its token bucket also stops a retry storm.
@@ -117,6 +149,8 @@ func New(awsCfg aws.Config, opts Options) *Fetcher {
 		SecretsManager: secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.Retryer = retryer() }),
 		SSM:            ssm.NewFromConfig(awsCfg, func(o *ssm.Options) { o.Retryer = retryer() }),
 		Log:            opts.Log,
+		DeniedFor:      opts.DeniedFor,
+		DeniedPause:    opts.DeniedPause,
 	}
 }
 
@@ -135,9 +169,9 @@ func (f *Fetcher) Fetch(ctx context.Context, field string, s ensemble.Secret, pr
 	var err error
 	switch s.Source() {
 	case "secretsmanager":
-		data, err = f.secretsManager(ctx, s)
+		data, err = f.untilAllowed(ctx, field, s, func() ([]byte, error) { return f.secretsManager(ctx, s) })
 	case "ssm":
-		data, err = f.ssm(ctx, s, private)
+		data, err = f.untilAllowed(ctx, field, s, func() ([]byte, error) { return f.ssm(ctx, s, private) })
 	case "file":
 		data, err = readFile(s.File, private)
 	default:
@@ -153,6 +187,48 @@ func (f *Fetcher) Fetch(ctx context.Context, field string, s ensemble.Secret, pr
 		return nil, fmt.Errorf("%s: %s: %w", field, s, err)
 	}
 	return data, nil
+}
+
+// codeAccessDenied is both services' answer when the caller's policy does
+// not allow the call, or (Secrets Manager's "Access to KMS is not
+// allowed", Parameter Store's "... kms:Decrypt ...") the secret's key.
+const codeAccessDenied = "AccessDeniedException"
+
+// untilAllowed calls get until it is not denied, or for f.DeniedFor, with
+// a capped, jittered backoff: a denial may be IAM's eventual consistency.
+// Any other answer returns at once.
+func (f *Fetcher) untilAllowed(ctx context.Context, field string, s ensemble.Secret, get func() ([]byte, error)) ([]byte, error) {
+	start := time.Now()
+	deadline, pause := start.Add(f.DeniedFor), f.DeniedPause
+	for attempt := 1; ; attempt++ {
+		data, err := get()
+		var ue unusableError
+		if !errors.As(err, &ue) || ue.code != codeAccessDenied {
+			return data, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			if s.Source() == "secretsmanager" && s.KMSKey == "" && strings.Contains(ue.msg, "KMS") {
+				// The policy grants kms:Decrypt only on the keys the
+				// config names.
+				ue.msg += " (a customer managed key? name it in kms_key so the instance policy grants kms:Decrypt)"
+			}
+			if f.DeniedFor > 0 {
+				ue.msg += fmt.Sprintf(" (still denied after %s, %d attempts)", f.DeniedFor, attempt)
+			}
+			return nil, ue
+		}
+		wait := min(pause/2+rand.N(pause/2+1), left)
+		if f.Log != nil {
+			f.Log.Warn("access denied: retrying, IAM changes take a while to reach the services", "step", "secrets",
+				"field", field, "ref", s.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond).String(), "error", ue.msg)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		pause = min(2*pause, 8*time.Second)
+	}
 }
 
 func (f *Fetcher) secretsManager(ctx context.Context, s ensemble.Secret) ([]byte, error) {
@@ -213,7 +289,7 @@ func apiError(call string, err error) error {
 		}
 		return &transientError{line, err}
 	}
-	return unusableError{line}
+	return unusableError{msg: line, code: ae.ErrorCode()}
 }
 
 // transientError is an answer a later boot may not get (throttling, a

@@ -53,7 +53,8 @@ func newRig(t *testing.T) rig {
 	t.Cleanup(srv.Close)
 	return rig{
 		svc: svc,
-		f:   secrets.New(awsConfig(nodeKey, srv.URL), secrets.Options{MaxAttempts: 4, MaxBackoff: 5 * time.Millisecond}),
+		f: secrets.New(awsConfig(nodeKey, srv.URL), secrets.Options{MaxAttempts: 4, MaxBackoff: 5 * time.Millisecond,
+			DeniedFor: 30 * time.Millisecond, DeniedPause: 5 * time.Millisecond}),
 		sm:  secretsmanager.NewFromConfig(awsConfig(adminKey, srv.URL)),
 		ssm: ssm.NewFromConfig(awsConfig(adminKey, srv.URL)),
 	}
@@ -216,8 +217,11 @@ func TestFetchRetries(t *testing.T) {
 		{name: "server error once", fail: []*secretsim.APIError{internal}, wantCalls: 2},
 		{name: "server errors past the bound", fail: []*secretsim.APIError{internal, internal, internal, internal, internal}, wantCalls: 4,
 			wantErr: "GetSecretValue: InternalServiceError: An error occurred on the server side. (gave up after 4 attempts)"},
-		{name: "denied: no retry", fail: []*secretsim.APIError{secretsim.Errorf(secretsim.CodeAccessDenied, "no"), throttled}, wantCalls: 1,
-			wantErr: "GetSecretValue: AccessDeniedException: no", unusable: true},
+		// IAM is eventually consistent: a denial right after the role
+		// changed may be followed by an allow.
+		{name: "denied twice, then allowed", fail: []*secretsim.APIError{secretsim.Errorf(secretsim.CodeAccessDenied, "no"), secretsim.Errorf(secretsim.CodeAccessDenied, "no")}, wantCalls: 3},
+		{name: "not found: no retry", fail: []*secretsim.APIError{secretsim.Errorf(secretsim.CodeResourceNotFound, "no"), throttled}, wantCalls: 1,
+			wantErr: "GetSecretValue: ResourceNotFoundException: no", unusable: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := r.svc.Calls("GetSecretValue")
@@ -349,5 +353,68 @@ func TestStandardConfigEndpoints(t *testing.T) {
 	}
 	if svc.Calls("GetSecretValue") != 1 || svc.Calls("GetParameter") != 1 {
 		t.Fatalf("calls: %d GetSecretValue, %d GetParameter", svc.Calls("GetSecretValue"), svc.Calls("GetParameter"))
+	}
+}
+
+// TestFetchDeniedRetry: an AccessDenied (of the secret or of its KMS key)
+// is retried for Options.DeniedFor, since IAM changes take a while to
+// reach every endpoint (a role just changed by zkaas up or roll): a grant
+// that lands within the bound is used; a denial that outlasts it is
+// refused, unusable, with how long it was tried. A KMS denial of a
+// Secrets Manager secret named without kms_key hints at the key.
+func TestFetchDeniedRetry(t *testing.T) {
+	svc := secretsim.New(secretsim.Options{Region: region, Seed: 7, Principals: map[string]string{nodeKey: nodeRole}})
+	srv := httptest.NewServer(svc)
+	t.Cleanup(srv.Close)
+	admin := secretsmanager.NewFromConfig(awsConfig(adminKey, srv.URL))
+	c := ctx(t)
+	cmk := svc.CreateKey("alias/zk")
+	for _, in := range []*secretsmanager.CreateSecretInput{
+		{Name: aws.String("zk/late"), SecretString: aws.String("PEM")},
+		{Name: aws.String("zk/never"), SecretString: aws.String("PEM")},
+		{Name: aws.String("zk/cmk"), SecretString: aws.String("PEM"), KmsKeyId: aws.String(cmk)},
+	} {
+		if _, err := admin.CreateSecret(c, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arn := func(name string) string { return "arn:aws:secretsmanager:" + region + ":*:secret:" + name + "-??????" }
+	svc.Allow(nodeRole, secretsim.ActionGetSecretValue, arn("zk/cmk")) // but not its key
+	f := secrets.New(awsConfig(nodeKey, srv.URL), secrets.Options{DeniedFor: 1500 * time.Millisecond, DeniedPause: 20 * time.Millisecond})
+
+	// Allowed 300 ms after the first denial.
+	time.AfterFunc(300*time.Millisecond, func() { svc.Allow(nodeRole, secretsim.ActionGetSecretValue, arn("zk/late")) })
+	start, before := time.Now(), svc.Calls("GetSecretValue")
+	got, err := f.Fetch(c, "zookeeper.tls.keystore", ensemble.Secret{SecretsManager: "zk/late"}, true)
+	if err != nil || string(got) != "PEM" {
+		t.Fatalf("granted after 300 ms: got %q, %v", got, err)
+	}
+	if n := svc.Calls("GetSecretValue") - before; n < 2 {
+		t.Errorf("%d calls: the denial was not retried", n)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("took %s, want between the grant (300 ms) and the bound (1.5 s)", d)
+	}
+
+	for _, tc := range []struct {
+		name, secret, want string
+	}{
+		{"never allowed", "zk/never", "GetSecretValue: AccessDeniedException: User: " + nodeRole},
+		{"key never allowed", "zk/cmk", "GetSecretValue: AccessDeniedException: Access to KMS is not allowed (a customer managed key? name it in kms_key so the instance policy grants kms:Decrypt)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := f.Fetch(c, "zookeeper.tls.keystore", ensemble.Secret{SecretsManager: tc.secret}, true)
+			d := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "still denied after 1.5s") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line with %q and the bound", err, tc.want)
+			}
+			if !errors.Is(err, secrets.ErrUnusable) {
+				t.Errorf("%v is not ErrUnusable", err)
+			}
+			if d < time.Second || d > 3*time.Second {
+				t.Errorf("refused after %s, want about the 1.5 s bound", d)
+			}
+		})
 	}
 }
