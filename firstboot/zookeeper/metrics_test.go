@@ -121,26 +121,9 @@ func TestRealZooKeeperWithoutProvider(t *testing.T) {
 	cfg := realzk.Config("zk-provider", self)
 	cfg.Metrics.ZooKeeper.Enabled = true
 	dir := realzk.Dir(t)
-	zk := Owner{os.Getuid(), os.Getgid()}
-	if o, err := LookupOwner("zookeeper"); err == nil {
-		zk = o
-	}
-	mount := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mount, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	layout := DefaultLayout(mount)
-	layout.ConfDir = filepath.Join(dir, "conf")
-	files, err := Render(cfg, 1, self, layout, Material{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Write(files, zk); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := SetInitializeMarker(layout, true, zk); err != nil {
-		t.Fatal(err)
-	}
+	zk := realOwner()
+	layout := realLayout(t, dir)
+	writeNode(t, cfg, 1, layout, Material{}, zk, true)
 	zkp, err := realzk.Start(t, ns, realzk.Server{Java: java, Classpath: realzk.Classpath, JVMFlags: []string{"-Xmx128m"},
 		ZooCfg: layout.ZooCfgPath(), Dir: layout.ConfDir, UID: zk.UID, GID: zk.GID, Log: filepath.Join(dir, "zk.log")})
 	if err != nil {

@@ -29,24 +29,10 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	cfg.ZooKeeper.Extra = ensemble.Extra{"maxClientCnxns": "17", "minSessionTimeout": "800", "maxSessionTimeout": "9000", "jute.maxbuffer": "2097152"}
 	cfg.ZooKeeper.FourLetterWords = []string{"srvr", "conf"}
 
-	zk := Owner{os.Getuid(), os.Getgid()}
-	if o, err := LookupOwner("zookeeper"); err == nil {
-		zk = o
-	}
+	zk := realOwner()
 	dir := realzk.Dir(t)
-	mount := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mount, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	layout := DefaultLayout(mount)
-	layout.ConfDir = filepath.Join(dir, "conf")
-	files, err := Render(cfg, 1, self, layout, Material{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Write(files, zk); err != nil {
-		t.Fatal(err)
-	}
+	layout := realLayout(t, dir)
+	files := writeNode(t, cfg, 1, layout, Material{}, zk, false)
 	jvmFlags := realzk.JVMFlags(t, files.JavaEnv)
 	client := netip.AddrPortFrom(self, uint16(cfg.ZooKeeper.ClientPort))
 	mode := func() (string, error) {
@@ -106,4 +92,50 @@ func TestRealZooKeeperEmptyTree(t *testing.T) {
 	if has, err := HasData(layout); err != nil || !has {
 		t.Errorf("after the trusted start HasData = %v, %v; want true (snapshot.0)", has, err)
 	}
+}
+
+// realOwner is whom the real servers run as: the zookeeper user when it
+// exists, else the test's own.
+func realOwner() Owner {
+	if o, err := LookupOwner("zookeeper"); err == nil {
+		return o
+	}
+	return Owner{os.Getuid(), os.Getgid()}
+}
+
+// realLayout is a node's layout under root: its volume mounted at
+// root/mnt (created here), its conf and secret dirs beside it.
+func realLayout(t *testing.T, root string) Layout {
+	t.Helper()
+	mount := filepath.Join(root, "mnt")
+	if err := os.MkdirAll(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := DefaultLayout(mount)
+	l.ConfDir, l.SecretDir = filepath.Join(root, "conf"), filepath.Join(root, "run/zkaas/zookeeper")
+	return l
+}
+
+// writeNode renders node id of cfg into l with mat and writes it as zk;
+// with initialize the node trusts its empty tree once, as the nodes of a
+// new ensemble do.
+func writeNode(t *testing.T, cfg ensemble.Config, id int, l Layout, mat Material, zk Owner, initialize bool) Files {
+	t.Helper()
+	node, ok := cfg.NodeByID(id)
+	if !ok {
+		t.Fatalf("no node %d in the config", id)
+	}
+	files, err := Render(cfg, id, node.IP, l, mat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(files, zk); err != nil {
+		t.Fatal(err)
+	}
+	if initialize {
+		if _, err := SetInitializeMarker(l, true, zk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
 }

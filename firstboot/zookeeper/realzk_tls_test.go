@@ -46,39 +46,21 @@ func TestRealZooKeeperTLS(t *testing.T) {
 
 	now := time.Now()
 	ca := testca.New(t, "zkaas test CA", now)
-	zk := Owner{os.Getuid(), os.Getgid()}
-	if o, err := LookupOwner("zookeeper"); err == nil {
-		zk = o
-	}
+	zk := realOwner()
 	dir := realzk.Dir(t)
 	var logs []string
 	var keyStores [][]byte
 	var layouts []Layout
 	var mu sync.Mutex
 	for _, n := range cfg.Nodes {
-		nd := filepath.Join(dir, fmt.Sprint("node", n.ID))
-		mount := filepath.Join(nd, "mnt")
-		if err := os.MkdirAll(mount, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		layout := DefaultLayout(mount)
-		layout.ConfDir, layout.SecretDir = filepath.Join(nd, "conf"), filepath.Join(nd, "run/zkaas/zookeeper")
+		layout := realLayout(t, filepath.Join(dir, fmt.Sprint("node", n.ID)))
 		ks := ca.Issue(t, testca.Cert{CN: fmt.Sprint("zk-", n.ID), IPs: ips}).KeyStore()
 		if err := CheckKeyStore(ks, ca.PEM(), KeyStoreCheck{IP: n.IP, Now: now, Quorum: true, Probes: true}); err != nil {
 			t.Fatal(err)
 		}
 		keyStores, layouts = append(keyStores, ks), append(layouts, layout)
-		files, err := Render(cfg, n.ID, n.IP, layout, Material{KeyStore: ks, TrustStore: ca.PEM()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Write(files, zk); err != nil {
-			t.Fatal(err)
-		}
 		// A new ensemble: every node trusts its empty tree once.
-		if _, err := SetInitializeMarker(layout, true, zk); err != nil {
-			t.Fatal(err)
-		}
+		files := writeNode(t, cfg, n.ID, layout, Material{KeyStore: ks, TrustStore: ca.PEM()}, zk, true)
 		logPath := filepath.Join(dir, fmt.Sprintf("zk%d.log", n.ID))
 		logs = append(logs, logPath)
 		if _, err := realzk.Start(t, ns, realzk.Server{Java: java, Classpath: realzk.TLSClasspath,

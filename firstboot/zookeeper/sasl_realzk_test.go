@@ -33,11 +33,8 @@ func newRealEnsemble(t *testing.T, n int) *realEnsemble {
 	t.Helper()
 	requireRoot(t)
 	java := realzk.Java(t, realzk.Classpath)
-	e := &realEnsemble{t: t, ns: realzk.NewNS(t), java: java, dir: realzk.Dir(t), zk: Owner{os.Getuid(), os.Getgid()},
+	e := &realEnsemble{t: t, ns: realzk.NewNS(t), java: java, dir: realzk.Dir(t), zk: realOwner(),
 		zkp: map[int]*realzk.Process{}}
-	if o, err := LookupOwner("zookeeper"); err == nil {
-		e.zk = o
-	}
 	var ips []netip.Addr
 	for id := 1; id <= n; id++ {
 		ips = append(ips, realzk.Loopback(id))
@@ -54,7 +51,7 @@ func (e *realEnsemble) layout(id int) Layout {
 	root := filepath.Join(e.dir, fmt.Sprintf("node%d", id))
 	l := DefaultLayout(filepath.Join(root, "mnt"))
 	l.ConfDir = filepath.Join(root, "conf")
-	l.SecretDir = filepath.Join(root, "run", "zookeeper")
+	l.SecretDir = filepath.Join(root, "run/zkaas/zookeeper")
 	return l
 }
 
@@ -69,7 +66,6 @@ func (e *realEnsemble) start(id int, s ensemble.SASL, mat Material) {
 	}
 	cfg := e.cfg
 	cfg.ZooKeeper.SASL = s
-	node, _ := cfg.NodeByID(id)
 	l := e.layout(id)
 	first := false
 	if _, err := os.Stat(filepath.Dir(l.DataDir)); os.IsNotExist(err) {
@@ -78,18 +74,7 @@ func (e *realEnsemble) start(id int, s ensemble.SASL, mat Material) {
 			t.Fatal(err)
 		}
 	}
-	files, err := Render(cfg, id, node.IP, l, mat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Write(files, e.zk); err != nil {
-		t.Fatal(err)
-	}
-	if first {
-		if _, err := SetInitializeMarker(l, true, e.zk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := writeNode(t, cfg, id, l, mat, e.zk, first)
 	p, err := realzk.Start(t, e.ns, realzk.Server{Java: e.java, Classpath: realzk.Classpath,
 		JVMFlags: strings.Fields(realzk.EnvFile(t, files.JavaEnv)["SERVER_JVMFLAGS"]),
 		ZooCfg:   l.ZooCfgPath(), Dir: l.ConfDir, UID: e.zk.UID, GID: e.zk.GID,
