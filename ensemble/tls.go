@@ -103,7 +103,10 @@ func (v *validator) tls(c *Config) {
 	}
 	if t.Keystore.IsSet() && !t.Keystore.PerNode() && len(c.Nodes) > 1 {
 		// One certificate for every node must carry every node's IP:
-		// possible, but any node could then pose as any other.
-		v.warnf("zookeeper.tls.keystore", "one keystore for all %d nodes: its certificate must carry every node's IP; a per-node keystore (%s in the name) keeps a node from posing as another", len(c.Nodes), NodePlaceholder)
+		// possible, but then each node's certificate is valid for all.
+		// A per-node keystore does not keep a node from reading another's
+		// (the instance policy grants every node's, since any instance
+		// may become any node), so the warning claims only what it gives.
+		v.warnf("zookeeper.tls.keystore", "one keystore for all %d nodes: its certificate must carry every node's IP and is valid for any of them; a per-node keystore (%s in the name) gives each certificate one node's IP (every instance may still read every node's keystore, since any instance may become any node)", len(c.Nodes), NodePlaceholder)
 	}
 }
