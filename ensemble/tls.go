@@ -17,7 +17,7 @@ type TLS struct {
 	// Client serves secureClientPort (ZooKeeper's NettyServerCnxnFactory)
 	// on the node's ENI address. The plaintext client_port is then closed
 	// (no clientPort in zoo.cfg, no security group rule) unless
-	// ClientPlaintext or PortUnification keeps it: zkaas's own probes
+	// ClientPlaintext or ClientPortUnification keeps it: zkaas's own probes
 	// (firstboot's quorum and ready probes, the exporter, zkaas status,
 	// doctor and roll) speak TLS to the secure port with a client
 	// certificate.
@@ -31,12 +31,21 @@ type TLS struct {
 	// Quorum is sslQuorum: quorum and election connections in TLS, both
 	// sides presenting their certificate.
 	Quorum bool `yaml:"quorum"`
-	// PortUnification accepts TLS and plaintext on the same ports while a
-	// running ensemble migrates: portUnification on the quorum and
-	// election ports, client.portUnification on client_port. ZooKeeper's
-	// rolling migration to sslQuorum is three rolls: port_unification on,
-	// then quorum on, then port_unification off.
-	PortUnification bool `yaml:"port_unification"`
+	// ClientPortUnification accepts TLS and plaintext on client_port
+	// (client.portUnification, Netty) while clients move to TLS; it keeps
+	// the plaintext port open.
+	ClientPortUnification bool `yaml:"client_port_unification"`
+	// QuorumPortUnification accepts TLS and plaintext on the quorum and
+	// election ports (portUnification) while the quorum migrates.
+	// ZooKeeper's rolling migration to sslQuorum is three rolls:
+	// quorum_port_unification on, then quorum on, then
+	// quorum_port_unification off. The two sides migrate apart: a quorum
+	// migration touches nothing of the clients', and the other way round.
+	QuorumPortUnification bool `yaml:"quorum_port_unification"`
+	// ObsoletePortUnification is the port_unification of before the
+	// split, which drove both sides: refused with its line, naming the
+	// two that replace it.
+	ObsoletePortUnification bool `yaml:"port_unification"`
 	// Keystore is this node's certificate chain and private key (PEM:
 	// the certificate first, then any intermediates, and the key as an
 	// unencrypted PKCS #8 "PRIVATE KEY" block, the one form ZooKeeper's
@@ -54,13 +63,24 @@ func defaultTLS() TLS { return TLS{SecureClientPort: DefaultSecureClientPort} }
 
 // On reports whether any part of the node speaks TLS (and so needs the
 // keystore and truststore).
-func (t TLS) On() bool { return t.Client || t.Quorum || t.PortUnification }
+func (t TLS) On() bool { return t.ClientTLS() || t.QuorumTLS() }
+
+// ClientTLS reports whether the client side speaks TLS: the secure port,
+// or client_port accepting TLS as well (Netty, the ssl.* stores).
+func (t TLS) ClientTLS() bool { return t.Client || t.ClientPortUnification }
+
+// QuorumTLS reports whether the quorum side speaks TLS: sslQuorum, or the
+// quorum and election ports accepting it (the ssl.quorum.* stores; the
+// certificate then authenticates the node to its peers too).
+func (t TLS) QuorumTLS() bool { return t.Quorum || t.QuorumPortUnification }
 
 // PlaintextClosed reports whether the node serves clients over TLS only:
 // no plaintext client port at all, so every probe speaks TLS to the secure
-// client port. port_unification keeps the plaintext port (it exists to
+// client port. client_port_unification keeps the plaintext port (it exists to
 // accept both while clients migrate).
-func (t TLS) PlaintextClosed() bool { return t.Client && !t.ClientPlaintext && !t.PortUnification }
+func (t TLS) PlaintextClosed() bool {
+	return t.Client && !t.ClientPlaintext && !t.ClientPortUnification
+}
 
 // ProbePort is the client port zkaas's probes (srvr, mntr) ask on a node:
 // client_port, or secure_client_port when the plaintext port is closed.
@@ -91,15 +111,18 @@ func (v *validator) tls(c *Config) {
 	switch {
 	case t.ClientPlaintext && !t.Client:
 		v.errorf("zookeeper.tls.client_plaintext", "true but zookeeper.tls.client is off: without TLS clients client_port is the only client port and serves plaintext anyway")
-	case t.Client && t.PortUnification && plaintextSet && !t.ClientPlaintext:
+	case t.Client && t.ClientPortUnification && plaintextSet && !t.ClientPlaintext:
 		// The explicit false is refused rather than ignored: the operator
 		// expects the plaintext port closed, and it would not be.
-		v.errorf("zookeeper.tls.client_plaintext", "false but zookeeper.tls.port_unification keeps client_port open (it accepts TLS and plaintext there while clients migrate): turn port_unification off to close the plaintext port, or set client_plaintext: true")
+		v.errorf("zookeeper.tls.client_plaintext", "false but zookeeper.tls.client_port_unification keeps client_port open (it accepts TLS and plaintext there while clients migrate): turn client_port_unification off to close the plaintext port, or set client_plaintext: true")
+	}
+	if t.ObsoletePortUnification {
+		v.errorf("zookeeper.tls.port_unification", "split in two: client_port_unification (client_port accepts TLS and plaintext while clients move to TLS) and quorum_port_unification (the quorum and election ports, while the quorum does)")
 	}
 	v.secret("zookeeper.tls.keystore", t.Keystore, c.Region(), t.On())
 	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), t.On())
 	if !t.On() && (t.Keystore.IsSet() || t.Truststore.IsSet()) {
-		v.warnf("zookeeper.tls", "a keystore or truststore is named but client, quorum and port_unification are all off: nothing is fetched")
+		v.warnf("zookeeper.tls", "a keystore or truststore is named but client, quorum, client_port_unification and quorum_port_unification are all off: nothing is fetched")
 	}
 	if t.Keystore.IsSet() && !t.Keystore.PerNode() && len(c.Nodes) > 1 {
 		// One certificate for every node must carry every node's IP:

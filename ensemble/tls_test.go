@@ -19,10 +19,10 @@ func TestTLSConfig(t *testing.T) {
 		wantWarn string
 	}{
 		{"client and quorum", "zookeeper:\n  tls:\n    client: true\n    quorum: true\n" + stores, "", ""},
-		{"migration", "zookeeper:\n  tls:\n    port_unification: true\n" + stores, "", ""},
+		{"migration", "zookeeper:\n  tls:\n    quorum_port_unification: true\n" + stores, "", ""},
 		{"off, nothing named", "zookeeper:\n  tls: {secure_client_port: 2282}\n", "", ""},
 		{"on without stores", "zookeeper:\n  tls:\n    client: true\n", "line 7: zookeeper.tls.keystore: required: one of secretsmanager", ""},
-		{"migration without stores", "zookeeper:\n  tls:\n    port_unification: true\n", "zookeeper.tls.truststore: required", ""},
+		{"migration without stores", "zookeeper:\n  tls:\n    client_port_unification: true\n", "zookeeper.tls.truststore: required", ""},
 		{"port clash", "zookeeper:\n  tls:\n    secure_client_port: 2181\n", "line 8: zookeeper.tls.secure_client_port: 2181 is also zookeeper.client_port", ""},
 		{"not a port", "zookeeper:\n  tls: {secure_client_port: 0}\n", "zookeeper.tls.secure_client_port: 0 is not a TCP port", ""},
 		{"two sources", "zookeeper:\n  tls:\n    client: true\n    keystore: {secretsmanager: a, ssm: /b}\n    truststore: {ssm: /zk/ca}\n", "line 9: zookeeper.tls.keystore: name exactly one of secretsmanager, ssm and file", ""},
@@ -38,9 +38,9 @@ func TestTLSConfig(t *testing.T) {
 		{"TLS only, plaintext kept", "zookeeper:\n  tls:\n    client: true\n    client_plaintext: true\n" + stores, "", ""},
 		{"client_plaintext without client", "zookeeper:\n  tls:\n    quorum: true\n    client_plaintext: true\n" + stores,
 			"line 9: zookeeper.tls.client_plaintext: true but zookeeper.tls.client is off", ""},
-		{"client_plaintext false with port_unification", "zookeeper:\n  tls:\n    client: true\n    port_unification: true\n    client_plaintext: false\n" + stores,
-			"line 10: zookeeper.tls.client_plaintext: false but zookeeper.tls.port_unification keeps client_port open", ""},
-		{"port_unification keeps the plaintext port", "zookeeper:\n  tls:\n    client: true\n    port_unification: true\n" + stores, "", ""},
+		{"client_plaintext false with client_port_unification", "zookeeper:\n  tls:\n    client: true\n    client_port_unification: true\n    client_plaintext: false\n" + stores,
+			"line 10: zookeeper.tls.client_plaintext: false but zookeeper.tls.client_port_unification keeps client_port open", ""},
+		{"client_port_unification keeps the plaintext port", "zookeeper:\n  tls:\n    client: true\n    client_port_unification: true\n" + stores, "", ""},
 		{"extra sets a TLS key", "zookeeper:\n  extra:\n    ssl.quorum.keyStore.location: /etc/ks.pem\n", "line 8: zookeeper.extra.ssl.quorum.keyStore.location", ""},
 		{"extra sets secureClientPort", "zookeeper:\n  extra: {secureClientPort: 2281}\n", "use zookeeper.tls.secure_client_port", ""},
 	}
@@ -98,8 +98,9 @@ func TestProbePort(t *testing.T) {
 		{"quorum only", TLS{Quorum: true}, false},
 		{"client", TLS{Client: true}, true},
 		{"client and plaintext", TLS{Client: true, ClientPlaintext: true}, false},
-		{"client while migrating", TLS{Client: true, PortUnification: true}, false},
-		{"migrating without client", TLS{PortUnification: true}, false},
+		{"client while migrating", TLS{Client: true, ClientPortUnification: true}, false},
+		{"migrating without client", TLS{ClientPortUnification: true}, false},
+		{"client while the quorum migrates", TLS{Client: true, QuorumPortUnification: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			z := Default().ZooKeeper

@@ -203,8 +203,8 @@ var ownedSettings = map[string]ownedSetting{
 	"secureClientPort":                {"zkaas renders it", "zookeeper.tls.secure_client_port"},
 	"secureClientPortAddress":         {"zkaas binds the secure client port to the node's ENI address", "nodes[].ip"},
 	"sslQuorum":                       {"zkaas renders it", "zookeeper.tls.quorum"},
-	"portUnification":                 {"zkaas renders it", "zookeeper.tls.port_unification"},
-	"client.portUnification":          {"zkaas renders it", "zookeeper.tls.port_unification"},
+	"portUnification":                 {"zkaas renders it", "zookeeper.tls.quorum_port_unification"},
+	"client.portUnification":          {"zkaas renders it", "zookeeper.tls.client_port_unification"},
 	"authProvider.x509":               {"zkaas registers the x509 provider TLS clients need", "zookeeper.tls.client"},
 	"ssl.quorum.hostnameVerification": {"peers are verified against their ENI address, which their certificate must carry", "zookeeper.tls.keystore"},
 	"sslQuorumReloadCertFiles":        {"the stores are fetched at every boot into tmpfs, not reloaded", "zookeeper.tls.keystore"},
@@ -403,10 +403,10 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 		// A leader checks a learner's certificate only with clientAuth
 		// need (QuorumX509Util's SSL server socket): none or want would
 		// let anything that reaches the quorum port join as a learner.
-		if t := z.TLS; key == "ssl.quorum.clientAuth" && !strings.EqualFold(val, "need") && (t.Quorum || t.PortUnification) {
+		if t := z.TLS; key == "ssl.quorum.clientAuth" && !strings.EqualFold(val, "need") && t.QuorumTLS() {
 			on := "zookeeper.tls.quorum"
 			if !t.Quorum {
-				on = "zookeeper.tls.port_unification"
+				on = "zookeeper.tls.quorum_port_unification"
 			}
 			v.errorf(f, "%q with %s on: a leader would accept learners without a certificate; leave it need (the default)", val, on)
 			return 0, false

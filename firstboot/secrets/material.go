@@ -70,7 +70,7 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 		if f.Now != nil {
 			now = f.Now
 		}
-		err := zookeeper.CheckKeyStore(m.KeyStore, m.TrustStore, zookeeper.KeyStoreCheck{IP: n.IP, Now: now(), Quorum: t.Quorum || t.PortUnification, Probes: t.PlaintextClosed()})
+		err := zookeeper.CheckKeyStore(m.KeyStore, m.TrustStore, zookeeper.KeyStoreCheck{IP: n.IP, Now: now(), Quorum: t.QuorumTLS(), Probes: t.PlaintextClosed()})
 		if err != nil {
 			return zookeeper.Material{}, refs, unusable("zookeeper.tls: %s with %s: %v", t.Keystore.ForNode(node), t.Truststore.ForNode(node), err)
 		}

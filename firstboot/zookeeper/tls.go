@@ -83,7 +83,7 @@ func renderTLS(cfg ensemble.Config, node ensemble.Node, l Layout, m Material) (s
 		w("%strustStore.type=PEM", prefix)
 	}
 	w("# TLS (zookeeper.tls): the stores are fetched at every boot into %s.", l.SecretDir)
-	if t.Client || t.PortUnification {
+	if t.ClientTLS() {
 		// Client TLS is Netty's: the NIO factory has no TLS.
 		w("serverCnxnFactory=%s", NettyFactoryClass)
 		if t.Client {
@@ -91,15 +91,15 @@ func renderTLS(cfg ensemble.Config, node ensemble.Node, l Layout, m Material) (s
 			w("secureClientPort=%d", t.SecureClientPort)
 			w("secureClientPortAddress=%s", node.IP)
 		}
-		if t.PortUnification {
+		if t.ClientPortUnification {
 			w("client.portUnification=true")
 		}
 		w("authProvider.x509=%s", X509ProviderClass)
 		stores("ssl.")
 	}
-	if t.Quorum || t.PortUnification {
+	if t.QuorumTLS() {
 		w("sslQuorum=%t", t.Quorum)
-		if t.PortUnification {
+		if t.QuorumPortUnification {
 			w("portUnification=true")
 		}
 		stores("ssl.quorum.")

@@ -47,9 +47,12 @@ func TestRenderTLSGolden(t *testing.T) {
 		{"tls-client", ensemble.TLS{Client: true}},
 		{"tls-client-plaintext", ensemble.TLS{Client: true, ClientPlaintext: true}},
 		{"tls-quorum", ensemble.TLS{Quorum: true}},
-		// The first roll of a migration to TLS: both ports accept both.
-		{"tls-migrate", ensemble.TLS{PortUnification: true}},
-		{"tls-migrate-quorum-on", ensemble.TLS{Client: true, Quorum: true, PortUnification: true}},
+		// The first roll of a quorum migration to TLS: the quorum and
+		// election ports accept both; then sslQuorum on.
+		{"tls-migrate", ensemble.TLS{QuorumPortUnification: true}},
+		{"tls-migrate-quorum-on", ensemble.TLS{Client: true, Quorum: true, QuorumPortUnification: true}},
+		// Clients moving to TLS: client_port accepts both.
+		{"tls-migrate-clients", ensemble.TLS{Client: true, ClientPortUnification: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tlsEnsemble(tc.tls)

@@ -9,7 +9,7 @@ import (
 // TestTLSRules: with zookeeper.tls.client the nodes' group opens the
 // secure client port to the clients and the peers, nothing when off or
 // quorum-only; the plaintext client port only while something listens on
-// it (TLS off, client_plaintext, port_unification).
+// it (TLS off, client_plaintext, client_port_unification).
 func TestTLSRules(t *testing.T) {
 	withTLS := func(tls, client string) func(string) string {
 		return func(s string) string {
@@ -32,7 +32,7 @@ func TestTLSRules(t *testing.T) {
 		{"client, TLS only", withTLS("    client: true\n", ""), []string{"tcp/2281 from 10.0.0.0/16", "tcp/2281 from itself"}},
 		{"client, plaintext kept", withTLS("    client: true\n    client_plaintext: true\n", ""),
 			[]string{"tcp/2181 from 10.0.0.0/16", "tcp/2281 from 10.0.0.0/16", "tcp/2281 from itself", "tcp/2181 from itself"}},
-		{"client while migrating", withTLS("    client: true\n    port_unification: true\n", ""),
+		{"client while migrating", withTLS("    client: true\n    client_port_unification: true\n", ""),
 			[]string{"tcp/2181 from 10.0.0.0/16", "tcp/2281 from 10.0.0.0/16", "tcp/2281 from itself", "tcp/2181 from itself"}},
 		{"client on its own port, groups", withTLS("    client: true\n    secure_client_port: 3281\n",
 			"    cidrs: [10.1.0.0/16]\n    security_groups: [sg-0123456789abcdef0]\n"),
