@@ -42,10 +42,10 @@ type TLS struct {
 	// quorum_port_unification off. The two sides migrate apart: a quorum
 	// migration touches nothing of the clients', and the other way round.
 	QuorumPortUnification bool `yaml:"quorum_port_unification"`
-	// ObsoletePortUnification is the port_unification of before the
-	// split, which drove both sides: refused with its line, naming the
-	// two that replace it.
-	ObsoletePortUnification bool `yaml:"port_unification"`
+	// PortUnification is ZooKeeper's own name for either side's setting
+	// (portUnification, client.portUnification): refused with its line,
+	// naming the two zkaas has, rather than as an unknown field.
+	PortUnification bool `yaml:"port_unification"`
 	// Keystore is this node's certificate chain and private key (PEM:
 	// the certificate first, then any intermediates, and the key as an
 	// unencrypted PKCS #8 "PRIVATE KEY" block, the one form ZooKeeper's
@@ -116,8 +116,8 @@ func (v *validator) tls(c *Config) {
 		// expects the plaintext port closed, and it would not be.
 		v.errorf("zookeeper.tls.client_plaintext", "false but zookeeper.tls.client_port_unification keeps client_port open (it accepts TLS and plaintext there while clients migrate): turn client_port_unification off to close the plaintext port, or set client_plaintext: true")
 	}
-	if t.ObsoletePortUnification {
-		v.errorf("zookeeper.tls.port_unification", "split in two: client_port_unification (client_port accepts TLS and plaintext while clients move to TLS) and quorum_port_unification (the quorum and election ports, while the quorum does)")
+	if t.PortUnification {
+		v.errorf("zookeeper.tls.port_unification", "clients and the quorum migrate apart: set client_port_unification (client_port accepts TLS and plaintext while clients move to TLS) or quorum_port_unification (the quorum and election ports, while the quorum does)")
 	}
 	v.secret("zookeeper.tls.keystore", t.Keystore, c.Region(), t.On())
 	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), t.On())

@@ -11,8 +11,8 @@ import (
 // quorum_port_unification the quorum's (the certificate then authenticates
 // the node to its peers, so it needs clientAuth): a quorum-only migration
 // keeps a TLS-only client port closed and switches nothing on the client
-// side; a client-only one touches nothing of the quorum. The old
-// port_unification, which drove both, is refused with its line.
+// side; a client-only one touches nothing of the quorum. A single
+// port_unification is refused with its line, naming the two.
 func TestTLSMigrationSides(t *testing.T) {
 	for _, tc := range []struct {
 		name                       string
@@ -43,7 +43,7 @@ func TestTLSMigrationSides(t *testing.T) {
 	const stores = "    keystore: {secretsmanager: \"zk/node-{node}/keystore\"}\n    truststore: {ssm: /zk/truststore}\n"
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"port_unification", "zookeeper:\n  tls:\n    port_unification: true\n" + stores,
-			"line 8: zookeeper.tls.port_unification: split in two: client_port_unification (client_port accepts TLS and plaintext while clients move to TLS) and quorum_port_unification (the quorum and election ports, while the quorum does)"},
+			"line 8: zookeeper.tls.port_unification: clients and the quorum migrate apart: set client_port_unification (client_port accepts TLS and plaintext while clients move to TLS) or quorum_port_unification (the quorum and election ports, while the quorum does)"},
 		{"client_plaintext false while clients migrate", "zookeeper:\n  tls:\n    client: true\n    client_port_unification: true\n    client_plaintext: false\n" + stores,
 			"line 10: zookeeper.tls.client_plaintext: false but zookeeper.tls.client_port_unification keeps client_port open"},
 		{"client_plaintext false while the quorum migrates", "zookeeper:\n  tls:\n    client: true\n    quorum_port_unification: true\n    client_plaintext: false\n" + stores, ""},
