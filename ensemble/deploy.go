@@ -98,14 +98,38 @@ func (d *Deploy) SubnetOf(az string) (string, bool) {
 }
 
 // ClientPrefixes returns Client.CIDRs parsed (validated by then).
-func (d *Deploy) ClientPrefixes() []netip.Prefix {
+func (d *Deploy) ClientPrefixes() []netip.Prefix { return d.Client.prefixes() }
+
+// prefixes returns CIDRs parsed and masked (validated by then: access).
+func (a ClientAccess) prefixes() []netip.Prefix {
 	var out []netip.Prefix
-	for _, c := range d.Client.CIDRs {
+	for _, c := range a.CIDRs {
 		if p, err := netip.ParsePrefix(c); err == nil {
 			out = append(out, p.Masked())
 		}
 	}
 	return out
+}
+
+// access validates the ClientAccess at field (deploy.client,
+// deploy.metrics); openAll ends the refusal of a /0 CIDR ("<cidr> opens
+// ...").
+func (v *validator) access(field string, a ClientAccess, openAll string) {
+	for i, cidr := range a.CIDRs {
+		f := fmt.Sprintf("%s.cidrs[%d]", field, i)
+		p, err := netip.ParsePrefix(cidr)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			v.errorf(f, "%q is not an IPv4 CIDR such as 10.0.0.0/16", cidr)
+		case p.Bits() == 0:
+			v.errorf(f, "%s %s", cidr, openAll)
+		}
+	}
+	for i, sg := range a.SecurityGroups {
+		if !sgIDRe.MatchString(sg) {
+			v.errorf(fmt.Sprintf("%s.security_groups[%d]", field, i), "%q is not a security group id such as sg-0123456789abcdef0", sg)
+		}
+	}
 }
 
 var (
@@ -187,20 +211,7 @@ func (v *validator) deploy(c *Config) {
 		}
 	}
 	v.deployVolume(&d.Volume)
-	for i, cidr := range d.Client.CIDRs {
-		p, err := netip.ParsePrefix(cidr)
-		switch {
-		case err != nil || !p.Addr().Is4():
-			v.errorf(fmt.Sprintf("deploy.client.cidrs[%d]", i), "%q is not an IPv4 CIDR such as 10.0.0.0/16", cidr)
-		case p.Bits() == 0:
-			v.errorf(fmt.Sprintf("deploy.client.cidrs[%d]", i), "%s opens the client port to every address: ZooKeeper has no authentication by default", cidr)
-		}
-	}
-	for i, sg := range d.Client.SecurityGroups {
-		if !sgIDRe.MatchString(sg) {
-			v.errorf(fmt.Sprintf("deploy.client.security_groups[%d]", i), "%q is not a security group id such as sg-0123456789abcdef0", sg)
-		}
-	}
+	v.access("deploy.client", d.Client, "opens the client port to every address: ZooKeeper has no authentication by default")
 	if len(d.Client.CIDRs)+len(d.Client.SecurityGroups) == 0 {
 		v.warnf("deploy.client", "no CIDR or security group may reach the client port: only the nodes themselves can")
 	}

@@ -4,7 +4,6 @@ package ensemble
 // issue 13; this file holds the schema and its validation.
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -69,37 +68,13 @@ func (d *Deploy) MetricsSources() (prefixes []netip.Prefix, groups []string) {
 	if len(a.CIDRs)+len(a.SecurityGroups) == 0 {
 		a = d.Client
 	}
-	for _, c := range a.CIDRs {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			prefixes = append(prefixes, p.Masked())
-		}
-	}
-	return prefixes, a.SecurityGroups
-}
-
-// deployMetrics validates deploy.metrics as deploy.client is validated.
-func (v *validator) deployMetrics(d *Deploy) {
-	for i, cidr := range d.Metrics.CIDRs {
-		f := fmt.Sprintf("deploy.metrics.cidrs[%d]", i)
-		p, err := netip.ParsePrefix(cidr)
-		switch {
-		case err != nil || !p.Addr().Is4():
-			v.errorf(f, "%q is not an IPv4 CIDR such as 10.0.0.0/16", cidr)
-		case p.Bits() == 0:
-			v.errorf(f, "%s opens the metrics ports to every address: name the scrapers' subnets or security groups", cidr)
-		}
-	}
-	for i, sg := range d.Metrics.SecurityGroups {
-		if !sgIDRe.MatchString(sg) {
-			v.errorf(fmt.Sprintf("deploy.metrics.security_groups[%d]", i), "%q is not a security group id such as sg-0123456789abcdef0", sg)
-		}
-	}
+	return a.prefixes(), a.SecurityGroups
 }
 
 // metrics validates the metrics section (its ports with the others', in
 // checkPorts).
 func (v *validator) metrics(c *Config) {
-	v.deployMetrics(&c.Deploy)
+	v.access("deploy.metrics", c.Deploy.Metrics, "opens the metrics ports to every address: name the scrapers' subnets or security groups")
 	z := &c.ZooKeeper
 	// The exporter's ZooKeeper figures come from mntr, which the server
 	// answers only when whitelisted (srvr alone lacks the watch, znode and
