@@ -48,6 +48,28 @@ nodes:
   - {id: 3, az: us-east-1c, ip: 10.0.3.10}
 `
 
+// checkParse parses data with opt and wants it accepted when want is "",
+// else refused with Problems whose text contains want. It returns the
+// warnings.
+func checkParse(t *testing.T, data string, opt Options, want string) []FieldError {
+	t.Helper()
+	_, warns, err := ParseWith("ensemble.yaml", []byte(data), opt)
+	if want == "" {
+		if err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		return warns
+	}
+	var p *Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("accepted (err=%v), want %q", err, want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error does not contain %q:\n%s", want, err)
+	}
+	return warns
+}
+
 // TestParseErrors checks that each malformed config is refused with a message
 // naming the field and line, and that all problems are reported together.
 func TestParseErrors(t *testing.T) {

@@ -1,9 +1,7 @@
 package ensemble
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -64,21 +62,6 @@ func TestMetricsErrors(t *testing.T) {
 		{"scrapers' group", "deploy:\n  metrics: {security_groups: [monitoring]}\n", Options{}, "deploy.metrics.security_groups[0]: \"monitoring\" is not a security group id"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := ParseWith("ensemble.yaml", []byte(base+tt.yaml), tt.opt)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			var p *Problems
-			if !errors.As(err, &p) {
-				t.Fatalf("accepted (err=%v), want %q", err, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error does not contain %q:\n%s", tt.want, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkParse(t, base+tt.yaml, tt.opt, tt.want) })
 	}
 }

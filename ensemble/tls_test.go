@@ -1,7 +1,6 @@
 package ensemble
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -46,16 +45,7 @@ func TestTLSConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, warns, err := Parse("ensemble.yaml", []byte(base+tt.yaml))
-			if tt.want == "" && err != nil {
-				t.Fatalf("refused: %v", err)
-			}
-			if tt.want != "" {
-				var p *Problems
-				if !errors.As(err, &p) || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("err %v, want %q", err, tt.want)
-				}
-			}
+			warns := checkParse(t, base+tt.yaml, Options{}, tt.want)
 			found := slices.ContainsFunc(warns, func(w FieldError) bool { return strings.Contains(w.Error(), tt.wantWarn) })
 			if tt.wantWarn != "" && !found {
 				t.Errorf("warnings %v, want %q", warns, tt.wantWarn)
