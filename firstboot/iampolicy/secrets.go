@@ -19,7 +19,7 @@ func secretStatements(cfg ensemble.Config) []Statement {
 		for _, s := range expand(cfg, ns.Secret) {
 			switch s.Source() {
 			case "secretsmanager":
-				sm = append(sm, secretARNs(part, region, s.SecretsManager)...)
+				sm = append(sm, secretARN(part, region, s.SecretsManager))
 				if s.KMSKey != "" {
 					smKeys = append(smKeys, s.KMSKey)
 				}
@@ -90,7 +90,7 @@ func expand(cfg ensemble.Config, s ensemble.Secret) []ensemble.Secret {
 // (https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen).
 var completeSecretARN = regexp.MustCompile(`:secret:.+-[A-Za-z0-9]{6}$`)
 
-// secretARNs is the Resource for a secret reference: a secret's ARN is its
+// secretARN is the Resource for a secret reference: a secret's ARN is its
 // name plus "-" and six random characters, so a name (or a partial ARN) is
 // matched with "-??????" — exactly six characters, where "*" would also
 // match the secrets named <name>-anything
@@ -99,14 +99,14 @@ var completeSecretARN = regexp.MustCompile(`:secret:.+-[A-Za-z0-9]{6}$`)
 // -??????"). A complete ARN is granted as it is. The account is "*" as in
 // the EC2 statements: the config does not know it, and the name and the
 // region pin the secret.
-func secretARNs(part, region, ref string) []string {
-	if strings.HasPrefix(ref, "arn:") {
-		if completeSecretARN.MatchString(ref) {
-			return []string{ref}
-		}
-		return []string{ref + "-??????"}
+func secretARN(part, region, ref string) string {
+	switch {
+	case completeSecretARN.MatchString(ref) && strings.HasPrefix(ref, "arn:"):
+		return ref
+	case strings.HasPrefix(ref, "arn:"):
+		return ref + "-??????"
 	}
-	return []string{"arn:" + part + ":secretsmanager:" + region + ":*:secret:" + ref + "-??????"}
+	return "arn:" + part + ":secretsmanager:" + region + ":*:secret:" + ref + "-??????"
 }
 
 // parameterARN is a parameter's ARN: arn:…:parameter/<name without its
