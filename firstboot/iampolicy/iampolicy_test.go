@@ -14,19 +14,13 @@ import (
 )
 
 func TestForGolden(t *testing.T) {
-	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "../../ensemble/testdata/ensemble.yaml")
 	got := For(cfg).JSON()
 	golden.Check(t, "testdata/policy.golden.json", got)
 }
 
 func TestForScoping(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	for _, st := range For(cfg).Statement {
 		for _, a := range st.Action {
 			if a == "ec2:*" {
@@ -58,10 +52,7 @@ func TestForScoping(t *testing.T) {
 }
 
 func TestDocumentedKeys(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	known := func(k string) bool {
 		if _, ok := Documented[k]; ok {
 			return true
@@ -91,10 +82,7 @@ func TestDocumentedKeys(t *testing.T) {
 }
 
 func TestResourceTypes(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	for _, st := range For(cfg).Statement {
 		for _, r := range st.Resource {
 			typ := "*"
@@ -135,10 +123,7 @@ func stringLike(pattern, s string) bool {
 // UTC, RFC 3339, seconds) passes the policy's StringLike, and other values
 // do not, so a node can only record a time.
 func TestInitializedTagValue(t *testing.T) {
-	cfg, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "../../ensemble/testdata/ensemble.yaml")
 	var pattern string
 	for _, st := range For(cfg).Statement {
 		if p, ok := st.Condition["StringLike"]["aws:RequestTag/"+cfg.Claim.Tags.Initialized].(string); ok {
@@ -168,20 +153,14 @@ func TestInitializedTagValue(t *testing.T) {
 // TestForSecretsGolden: the secret statements of a config naming secrets in
 // every way, as a whole policy.
 func TestForSecretsGolden(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	golden.Check(t, "testdata/policy-secrets.golden.json", For(cfg).JSON())
 }
 
 // TestSecretResources: exactly the referenced secrets, every node's, and
 // the wildcard only as Secrets Manager's six-character suffix.
 func TestSecretResources(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	got := map[string][]string{}
 	for _, st := range For(cfg).Statement {
 		for _, a := range st.Action {
@@ -214,10 +193,7 @@ func TestSecretResources(t *testing.T) {
 	}
 	// Without secrets, no secret statement at all; AWS managed keys
 	// (no kms_key) need no Decrypt.
-	plain, _, err := ensemble.Load("../../ensemble/testdata/ensemble.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := load(t, "../../ensemble/testdata/ensemble.yaml")
 	for _, st := range For(plain).Statement {
 		if strings.Contains(st.Sid, "Secret") || strings.Contains(st.Sid, "Parameter") {
 			t.Errorf("config without secrets: %s", st.Sid)
@@ -238,10 +214,7 @@ func TestSecretResources(t *testing.T) {
 // service's keys, so neither service can be used to decrypt with the
 // other's key.
 func TestDecryptPerService(t *testing.T) {
-	cfg, _, err := ensemble.Load("testdata/secrets.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := load(t, "testdata/secrets.yaml")
 	const smKey, ssmKey = "arn:aws:kms:us-east-1:123456789012:key/sm", "arn:aws:kms:us-east-1:123456789012:key/ssm"
 	cfg.ZooKeeper.TLS.Keystore.KMSKey = smKey
 	cfg.ZooKeeper.SASL.Clients[0].Password.KMSKey = ssmKey
@@ -265,4 +238,14 @@ func TestDecryptPerService(t *testing.T) {
 			t.Errorf("via %s: keys %v, want %v", via, got[via], keys)
 		}
 	}
+}
+
+// load is the config at path, which must load.
+func load(t *testing.T, path string) ensemble.Config {
+	t.Helper()
+	cfg, _, err := ensemble.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
