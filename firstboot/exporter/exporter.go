@@ -361,18 +361,3 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
-
-// ReadNode reads the node's ENI address and id from the run's report: the
-// address the exporter listens on and ZooKeeper serves on.
-func ReadNode(stateDir string) (node int, ip netip.Addr, err error) {
-	p := filepath.Join(stateDir, ReportFile)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return 0, netip.Addr{}, fmt.Errorf("no report of a successful run (%w): zkaas-firstboot run did not finish", err)
-	}
-	var rep boot.Report
-	if err := json.Unmarshal(b, &rep); err != nil || !rep.Claim.IP.IsValid() {
-		return 0, netip.Addr{}, fmt.Errorf("unreadable report %s: %v", p, err)
-	}
-	return rep.Claim.Node, rep.Claim.IP, nil
-}

@@ -251,15 +251,3 @@ func TestListener(t *testing.T) {
 		t.Errorf("closed port: zk_up %v", got["zk_up"])
 	}
 }
-
-func TestReadNode(t *testing.T) {
-	dir := t.TempDir()
-	if _, _, err := ReadNode(dir); err == nil || !strings.Contains(err.Error(), "zkaas-firstboot run did not finish") {
-		t.Errorf("no report: %v", err)
-	}
-	writeState(t, dir, ReportFile, "report.json")
-	id, ip, err := ReadNode(dir)
-	if err != nil || id != 2 || ip != netip.MustParseAddr("10.0.2.10") {
-		t.Errorf("ReadNode = %d %s %v", id, ip, err)
-	}
-}

@@ -25,7 +25,7 @@ func exporter(ctx context.Context, cfg ensemble.Config, state stateFiles, log *s
 		log.Info("metrics.exporter is off: nothing to serve", "step", "exporter")
 		return nil
 	}
-	node, ip, err := fbexporter.ReadNode(state.dir)
+	node, ip, err := state.node()
 	if err != nil {
 		return fmt.Errorf("exporter: %w", err)
 	}

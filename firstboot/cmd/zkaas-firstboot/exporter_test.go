@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,5 +92,25 @@ func TestExporterCommandRefuses(t *testing.T) {
 				t.Errorf("exit %d, want %d with %q:\n%s", code, tt.code, tt.want, stderr)
 			}
 		})
+	}
+}
+
+// TestStateNode: the node ready and the exporter serve as is the one in
+// run's report; without a report they say run did not finish.
+func TestStateNode(t *testing.T) {
+	s := stateFiles{dir: t.TempDir()}
+	if _, _, err := s.node(); err == nil || !strings.Contains(err.Error(), "zkaas-firstboot run did not finish") {
+		t.Errorf("no report: %v", err)
+	}
+	rep, err := os.ReadFile("../../exporter/testdata/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.reportPath(), rep, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, ip, err := s.node()
+	if err != nil || id != 2 || ip != netip.MustParseAddr("10.0.2.10") {
+		t.Errorf("node = %d %s %v", id, ip, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zkaas/zkaas/ensemble"
 	"github.com/zkaas/zkaas/firstboot/boot"
+	fbexporter "github.com/zkaas/zkaas/firstboot/exporter"
 	"github.com/zkaas/zkaas/firstboot/health"
 	"github.com/zkaas/zkaas/firstboot/identity"
 	"github.com/zkaas/zkaas/firstboot/systemd"
@@ -44,8 +45,27 @@ type Failure struct {
 	At   time.Time `json:"at"`
 }
 
-func (s stateFiles) reportPath() string  { return filepath.Join(s.dir, "report.json") }
-func (s stateFiles) failurePath() string { return filepath.Join(s.dir, "failure.json") }
+func (s stateFiles) reportPath() string  { return filepath.Join(s.dir, fbexporter.ReportFile) }
+func (s stateFiles) failurePath() string { return filepath.Join(s.dir, fbexporter.FailureFile) }
+
+// node is the node run claimed, from its report: its id and ENI address
+// (what ready probes and the exporter listens on).
+func (s stateFiles) node() (int, netip.Addr, error) {
+	b, err := os.ReadFile(s.reportPath())
+	if err != nil {
+		return 0, netip.Addr{}, fmt.Errorf("no report of a successful run (%w): zkaas-firstboot run did not finish", err)
+	}
+	var rep struct {
+		Claim struct {
+			Node int        `json:"node"`
+			IP   netip.Addr `json:"ip"`
+		} `json:"claim"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || !rep.Claim.IP.IsValid() {
+		return 0, netip.Addr{}, fmt.Errorf("unreadable report %s: %v", s.reportPath(), err)
+	}
+	return rep.Claim.Node, rep.Claim.IP, nil
+}
 
 // failed records a failure of run (other commands only return it) and
 // returns the error main prints as the journal's last line.
@@ -106,18 +126,9 @@ func group(ctx context.Context, awsCfg aws.Config, log *slog.Logger) (*health.Gr
 // ready waits until this node's ZooKeeper serves, then completes the
 // launch: what zkaas-ready.service runs after zookeeper.service.
 func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state stateFiles, stdout io.Writer, log *slog.Logger) error {
-	b, err := os.ReadFile(state.reportPath())
+	node, ip, err := state.node()
 	if err != nil {
-		return fmt.Errorf("ready: no report of a successful run (%w): zkaas-firstboot run did not finish", err)
-	}
-	var rep struct {
-		Claim struct {
-			Node int        `json:"node"`
-			IP   netip.Addr `json:"ip"`
-		} `json:"claim"`
-	}
-	if err := json.Unmarshal(b, &rep); err != nil || !rep.Claim.IP.IsValid() {
-		return fmt.Errorf("ready: unreadable report %s: %v", state.reportPath(), err)
+		return fmt.Errorf("ready: %w", err)
 	}
 	g, err := group(ctx, awsCfg, log)
 	if err != nil {
@@ -125,7 +136,7 @@ func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state st
 	}
 	// Its own client port: the secure one over TLS, with the keystore the
 	// run wrote, when the plaintext port is closed.
-	self := netip.AddrPortFrom(rep.Claim.IP, uint16(cfg.ZooKeeper.ProbePort()))
+	self := netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort()))
 	dial, err := zookeeper.ProbeDialFiles(cfg.ZooKeeper.TLS, zookeeper.DefaultSecretDir, nil)
 	if err != nil {
 		return fmt.Errorf("ready: %w", err)
@@ -139,7 +150,7 @@ func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state st
 		mode := q.Modes[self]
 		// zoo.cfg sets standaloneEnabled=false: even one node leads.
 		ok := mode == zookeeper.ModeLeader || mode == zookeeper.ModeFollower
-		return ok, "node " + fmt.Sprint(rep.Claim.Node) + " " + mode, nil
+		return ok, "node " + fmt.Sprint(node) + " " + mode, nil
 	}
 	did, err := g.Ready(ctx, serving, cfg.Health.ReadyTimeout.D())
 	if errors.Is(err, health.ErrNotInGroup) {
