@@ -94,6 +94,18 @@ type Rule struct {
 	Description string
 }
 
+// sourceRules admit port from each CIDR, then from each security group.
+func sourceRules(port int, prefixes []netip.Prefix, groups []string, desc string) []Rule {
+	var out []Rule
+	for _, p := range prefixes {
+		out = append(out, Rule{Port: port, CIDR: p.String(), Description: desc})
+	}
+	for _, g := range groups {
+		out = append(out, Rule{Port: port, GroupID: g, Description: desc})
+	}
+	return out
+}
+
 func (r Rule) String() string {
 	from := r.CIDR
 	switch {
@@ -238,12 +250,7 @@ func For(cfg ensemble.Config, raw []byte) (Desired, error) {
 	// secure port, to the same clients and the peers).
 	plaintext := !z.TLS.PlaintextClosed()
 	if plaintext {
-		for _, p := range d.ClientPrefixes() {
-			ingress = append(ingress, Rule{Port: z.ClientPort, CIDR: p.String(), Description: "ZooKeeper clients"})
-		}
-		for _, g := range d.Client.SecurityGroups {
-			ingress = append(ingress, Rule{Port: z.ClientPort, GroupID: g, Description: "ZooKeeper clients"})
-		}
+		ingress = append(ingress, sourceRules(z.ClientPort, d.ClientPrefixes(), d.Client.SecurityGroups, "ZooKeeper clients")...)
 	}
 	ingress = append(ingress, metricsRules(cfg)...)
 	ingress = append(ingress, tlsRules(cfg)...) // tls.go

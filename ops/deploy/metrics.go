@@ -20,12 +20,7 @@ func metricsRules(cfg ensemble.Config) []Rule {
 		if !e.ep.Enabled {
 			continue
 		}
-		for _, p := range prefixes {
-			out = append(out, Rule{Port: e.ep.Port, CIDR: p.String(), Description: e.desc})
-		}
-		for _, g := range groups {
-			out = append(out, Rule{Port: e.ep.Port, GroupID: g, Description: e.desc})
-		}
+		out = append(out, sourceRules(e.ep.Port, prefixes, groups, e.desc)...)
 	}
 	return out
 }

@@ -12,12 +12,6 @@ func tlsRules(cfg ensemble.Config) []Rule {
 		return nil
 	}
 	const desc = "ZooKeeper TLS clients"
-	var out []Rule
-	for _, p := range cfg.Deploy.ClientPrefixes() {
-		out = append(out, Rule{Port: t.SecureClientPort, CIDR: p.String(), Description: desc})
-	}
-	for _, g := range cfg.Deploy.Client.SecurityGroups {
-		out = append(out, Rule{Port: t.SecureClientPort, GroupID: g, Description: desc})
-	}
+	out := sourceRules(t.SecureClientPort, cfg.Deploy.ClientPrefixes(), cfg.Deploy.Client.SecurityGroups, desc)
 	return append(out, Rule{Port: t.SecureClientPort, SelfGroup: true, Description: desc + " (peers)"})
 }
