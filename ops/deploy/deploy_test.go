@@ -146,3 +146,14 @@ func mustFor(t *testing.T, cfg ensemble.Config, raw []byte) Desired {
 	}
 	return d
 }
+
+// ingress is the rules of the security group named group (NodesGroup,
+// InstanceGroup) in d.
+func ingress(t *testing.T, d Desired, group string) []Rule {
+	t.Helper()
+	r, ok := d.Find(KindSecurityGroup, group)
+	if !ok {
+		t.Fatalf("no %s group", group)
+	}
+	return r.Spec.(SecurityGroupSpec).Ingress
+}

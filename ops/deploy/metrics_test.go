@@ -33,16 +33,9 @@ func TestMetricsRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, raw := load(t, tt.edit)
-			d, err := For(cfg, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nodes, ok := d.Find(KindSecurityGroup, NodesGroup)
-			if !ok {
-				t.Fatal("no nodes group")
-			}
+			d := mustFor(t, cfg, raw)
 			var got []string
-			for _, r := range nodes.Spec.(SecurityGroupSpec).Ingress {
+			for _, r := range ingress(t, d, NodesGroup) {
 				if strings.HasPrefix(r.Description, "Prometheus") {
 					got = append(got, r.String())
 				}
@@ -50,8 +43,7 @@ func TestMetricsRules(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("metrics rules %q, want %q", got, tt.want)
 			}
-			inst, _ := d.Find(KindSecurityGroup, InstanceGroup)
-			if in := inst.Spec.(SecurityGroupSpec).Ingress; len(in) != 0 {
+			if in := ingress(t, d, InstanceGroup); len(in) != 0 {
 				t.Errorf("the instances' group admits %v", in)
 			}
 		})

@@ -41,16 +41,8 @@ func TestTLSRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, raw := load(t, tt.edit)
-			d, err := For(cfg, raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nodes, ok := d.Find(KindSecurityGroup, NodesGroup)
-			if !ok {
-				t.Fatal("no nodes group")
-			}
 			var got []string
-			for _, r := range nodes.Spec.(SecurityGroupSpec).Ingress {
+			for _, r := range ingress(t, mustFor(t, cfg, raw), NodesGroup) {
 				// Every rule of a client port, plaintext or secure;
 				// quorum and election stay as they are.
 				if r.Port == 2181 || r.Port == cfg.ZooKeeper.TLS.SecureClientPort {
