@@ -252,12 +252,7 @@ func TestCheckSASLPassword(t *testing.T) {
 // zookeeper's.
 func TestWriteSASLFiles(t *testing.T) {
 	requireRoot(t)
-	root := t.TempDir()
-	layout := Layout{ConfDir: filepath.Join(root, "conf"), DataDir: filepath.Join(root, "v/data"), DataLogDir: filepath.Join(root, "v/datalog"),
-		LogDir: filepath.Join(root, "v/logs"), SecretDir: filepath.Join(root, "run/zkaas/zookeeper")}
-	if err := os.MkdirAll(filepath.Join(root, "v"), 0o755); err != nil { // the mounted volume
-		t.Fatal(err)
-	}
+	layout := secretLayout(t)
 	s := quorumSASL
 	s.Clients = saslClients
 	cfg := saslEnsemble(s)
@@ -265,7 +260,7 @@ func TestWriteSASLFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := Owner{UID: 4321, GID: 4322}
+	owner := testZK
 	if _, err := Write(f, owner); err != nil {
 		t.Fatal(err)
 	}

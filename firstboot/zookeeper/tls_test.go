@@ -104,18 +104,13 @@ func TestRenderTLSErrors(t *testing.T) {
 // 0600 and zookeeper's, the dir 0700.
 func TestWriteTLSFiles(t *testing.T) {
 	requireRoot(t)
-	root := t.TempDir()
-	layout := Layout{ConfDir: filepath.Join(root, "conf"), DataDir: filepath.Join(root, "v/data"), DataLogDir: filepath.Join(root, "v/datalog"),
-		LogDir: filepath.Join(root, "v/logs"), SecretDir: filepath.Join(root, "run/zkaas/zookeeper")}
-	if err := os.MkdirAll(filepath.Join(root, "v"), 0o755); err != nil { // the mounted volume
-		t.Fatal(err)
-	}
+	layout := secretLayout(t)
 	cfg := tlsEnsemble(ensemble.TLS{Client: true, Quorum: true})
 	f, err := Render(cfg, 1, cfg.Nodes[0].IP, layout, Material{KeyStore: []byte("K"), TrustStore: []byte("T")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := Owner{UID: 4321, GID: 4322}
+	owner := testZK
 	if _, err := Write(f, owner); err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,7 @@ import (
 // material is rewritten.
 func TestWritePrivateFilesIdempotent(t *testing.T) {
 	requireRoot(t)
-	root := t.TempDir()
-	layout := Layout{ConfDir: filepath.Join(root, "conf"), DataDir: filepath.Join(root, "v/data"), DataLogDir: filepath.Join(root, "v/datalog"),
-		LogDir: filepath.Join(root, "v/logs"), SecretDir: filepath.Join(root, "run/zkaas/zookeeper")}
-	if err := os.MkdirAll(filepath.Join(root, "v"), 0o755); err != nil { // the mounted volume
-		t.Fatal(err)
-	}
+	layout := secretLayout(t)
 	cfg := tlsEnsemble(ensemble.TLS{Client: true, Quorum: true})
 	s := quorumSASL
 	s.Clients = saslClients
@@ -35,7 +30,7 @@ func TestWritePrivateFilesIdempotent(t *testing.T) {
 	if len(f.Private) != 3 {
 		t.Fatalf("private files %v, want the keystore, the truststore and the JAAS file", f.Private)
 	}
-	owner := Owner{UID: 4321, GID: 4322}
+	owner := testZK
 	first, err := Write(f, owner)
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +76,16 @@ func mustDo(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// secretLayout is a layout under a temp dir with a secret dir, whose
+// "mount point" (v) exists, as the disk step leaves it.
+func secretLayout(t *testing.T) Layout {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "v"), 0o755); err != nil { // the mounted volume
+		t.Fatal(err)
+	}
+	return Layout{ConfDir: filepath.Join(root, "conf"), DataDir: filepath.Join(root, "v/data"), DataLogDir: filepath.Join(root, "v/datalog"),
+		LogDir: filepath.Join(root, "v/logs"), SecretDir: filepath.Join(root, "run/zkaas/zookeeper")}
 }
