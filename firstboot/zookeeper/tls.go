@@ -251,7 +251,7 @@ func clientRole(c KeyStoreCheck) string {
 	case c.Quorum:
 		return " (quorum peers connect as clients)"
 	case c.Probes:
-		return " (zkaas's probes connect to the secure port as clients)"
+		return " (with the plaintext client port closed, zkaas's probes connect to the secure port as clients)"
 	}
 	return ""
 }
@@ -352,11 +352,8 @@ func listOrNone[T fmt.Stringer](xs []T) string {
 }
 
 func usageName(u x509.ExtKeyUsage, c KeyStoreCheck) string {
-	switch {
-	case u == x509.ExtKeyUsageClientAuth && c.Quorum:
-		return "clientAuth (quorum peers connect as clients)"
-	case u == x509.ExtKeyUsageClientAuth:
-		return "clientAuth (with the plaintext client port closed, zkaas's probes connect to the secure port as clients)"
+	if u == x509.ExtKeyUsageClientAuth {
+		return "clientAuth" + clientRole(c)
 	}
 	return "serverAuth"
 }
