@@ -256,13 +256,7 @@ func quorumPorts(in Input) []Finding {
 				continue
 			}
 			for _, port := range []int{z.QuorumPort, z.ElectionPort} {
-				admitted := false
-				for _, g := range dst.Groups {
-					if in.Inv.SecurityGroups[g].Admits(port, src.IP, src.Groups) {
-						admitted = true
-					}
-				}
-				if !admitted {
+				if !admits(in, dst, port, src.IP, src.Groups) {
 					missing = append(missing, fmt.Sprintf("tcp/%d from node %d", port, src.Node))
 				}
 			}
@@ -275,6 +269,17 @@ func quorumPorts(in Input) []Finding {
 		}
 	}
 	return out
+}
+
+// admits reports whether one of eni's security groups admits port from
+// the address ip or from a member of one of groups.
+func admits(in Input, eni inventory.ENI, port int, ip netip.Addr, groups []string) bool {
+	for _, g := range eni.Groups {
+		if in.Inv.SecurityGroups[g].Admits(port, ip, groups) {
+			return true
+		}
+	}
+	return false
 }
 
 // permissions: what EC2's DryRun said about the operator's own calls.

@@ -35,21 +35,13 @@ func metricsPorts(in Input) []Finding {
 	for _, eni := range in.Inv.ENIs {
 		var missing []string
 		for _, ep := range eps {
-			admits := func(check func(g string) bool) bool {
-				for _, g := range eni.Groups {
-					if check(g) {
-						return true
-					}
-				}
-				return false
-			}
 			for _, p := range prefixes {
-				if !admits(func(g string) bool { return in.Inv.SecurityGroups[g].Admits(ep.port, p.Addr(), nil) }) {
+				if !admits(in, eni, ep.port, p.Addr(), nil) {
 					missing = append(missing, fmt.Sprintf("tcp/%d (%s) from %s", ep.port, ep.name, p))
 				}
 			}
 			for _, src := range groups {
-				if !admits(func(g string) bool { return in.Inv.SecurityGroups[g].Admits(ep.port, netip.Addr{}, []string{src}) }) {
+				if !admits(in, eni, ep.port, netip.Addr{}, []string{src}) {
 					missing = append(missing, fmt.Sprintf("tcp/%d (%s) from %s", ep.port, ep.name, src))
 				}
 			}
