@@ -139,31 +139,24 @@ func (v *validator) secret(field string, s Secret, region string, required bool)
 		return false
 	}
 	ok := true
-	checkRegion := func(f, r string) {
-		if region != "" && r != region {
-			v.errorf(f, "%s is in region %s but the ensemble is in %s", s.Name(), r, region)
-			ok = false
-		}
-	}
 	switch f := field + "." + s.Source(); {
-	case s.SecretsManager != "" && strings.HasPrefix(s.SecretsManager, "arn:"):
-		if m := secretARNRe.FindStringSubmatch(s.SecretsManager); m == nil {
-			v.errorf(f, "%q is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)", s.SecretsManager)
+	case s.File == "" && strings.HasPrefix(s.Name(), "arn:"):
+		re, form := secretARNRe, "a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
+		if s.SSM != "" {
+			re, form = ssmARNRe, "an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>)"
+		}
+		switch m := re.FindStringSubmatch(s.Name()); {
+		case m == nil:
+			v.errorf(f, "%q is not %s", s.Name(), form)
 			ok = false
-		} else {
-			checkRegion(f, m[1])
+		case region != "" && m[1] != region:
+			v.errorf(f, "%s is in region %s but the ensemble is in %s", s.Name(), m[1], region)
+			ok = false
 		}
 	case s.SecretsManager != "":
 		if !secretNameRe.MatchString(s.SecretsManager) {
 			v.errorf(f, "%q is not a secret name: 1-512 letters, digits and /_+=.@-", s.SecretsManager)
 			ok = false
-		}
-	case s.SSM != "" && strings.HasPrefix(s.SSM, "arn:"):
-		if m := ssmARNRe.FindStringSubmatch(s.SSM); m == nil {
-			v.errorf(f, "%q is not an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>)", s.SSM)
-			ok = false
-		} else {
-			checkRegion(f, m[1])
 		}
 	case s.SSM != "":
 		switch {
