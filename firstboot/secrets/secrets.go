@@ -213,22 +213,33 @@ func (f *Fetcher) untilAllowed(ctx context.Context, field string, s ensemble.Sec
 				// config names.
 				ue.msg += " (a customer managed key? name it in kms_key so the instance policy grants kms:Decrypt)"
 			}
-			if f.DeniedFor > 0 {
+			switch {
+			case left > 0:
+				// The boot stopped waiting before the bound.
+				ue.msg += fmt.Sprintf(" (still denied when the wait ended after %s, %d attempts: %v)",
+					time.Since(start).Round(time.Millisecond), attempt, context.Cause(ctx))
+			case f.DeniedFor > 0:
 				ue.msg += fmt.Sprintf(" (still denied after %s, %d attempts)", f.DeniedFor, attempt)
 			}
 			return nil, ue
 		}
 		wait := min(pause/2+rand.N(pause/2+1), left)
-		if f.Log != nil {
-			f.Log.Warn("access denied: retrying, IAM changes take a while to reach the services", "step", "secrets",
-				"field", field, "ref", s.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond).String(), "error", ue.msg)
-		}
+		f.log().Warn("access denied: retrying, IAM changes take a while to reach the services", "step", "secrets",
+			"field", field, "ref", s.String(), "attempt", attempt, "wait", wait.Round(time.Millisecond).String(), "error", ue.msg)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 		pause = min(2*pause, 8*time.Second)
 	}
+}
+
+// log is f.Log, or slog's default when the Fetcher was built without New.
+func (f *Fetcher) log() *slog.Logger {
+	if f.Log == nil {
+		return slog.Default()
+	}
+	return f.Log
 }
 
 func (f *Fetcher) secretsManager(ctx context.Context, s ensemble.Secret) ([]byte, error) {
@@ -263,7 +274,7 @@ func (f *Fetcher) ssm(ctx context.Context, s ensemble.Secret, private Private) (
 	if private && out.Parameter.Type != "SecureString" {
 		// Readable, so usable; but anyone with ssm:GetParameter reads a
 		// String in the clear, and the console shows it.
-		f.Log.Warn("private material stored as a plain parameter: make it a SecureString", "step", "secrets",
+		f.log().Warn("private material stored as a plain parameter: make it a SecureString", "step", "secrets",
 			"parameter", s.SSM, "type", string(out.Parameter.Type))
 	}
 	return []byte(*out.Parameter.Value), nil
