@@ -1,6 +1,13 @@
 package localcloud
 
-import "github.com/zkaas/zkaas/localcloud/secretsim"
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/zkaas/zkaas/localcloud/secretsim"
+)
 
 // SecretsAddress is where the Secrets Manager and SSM Parameter Store
 // simulator (secretsim, one endpoint for both services) answers inside the
@@ -20,6 +27,29 @@ func (c *Cloud) Secrets() *secretsim.Service { return c.secrets }
 // and AWS_ENDPOINT_URL_SSM), reachable from instances and through
 // HTTPClient.
 func (c *Cloud) SecretsEndpoint() string { return "http://" + SecretsAddress }
+
+// SecretsManagerClient is the real SDK client for Secrets Manager from the
+// harness (inside the VPC), signing as caller (the caller the simulator's
+// allow-list and call counts name).
+func (c *Cloud) SecretsManagerClient(caller string) *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       c.Region(),
+		BaseEndpoint: aws.String(c.SecretsEndpoint()),
+		HTTPClient:   c.HTTPClient(),
+		Credentials:  credentials.NewStaticCredentialsProvider(caller, "localcloud", ""),
+	})
+}
+
+// SSMClient is the real SDK client for SSM Parameter Store from the
+// harness, signing as caller.
+func (c *Cloud) SSMClient(caller string) *ssm.Client {
+	return ssm.New(ssm.Options{
+		Region:       c.Region(),
+		BaseEndpoint: aws.String(c.SecretsEndpoint()),
+		HTTPClient:   c.HTTPClient(),
+		Credentials:  credentials.NewStaticCredentialsProvider(caller, "localcloud", ""),
+	})
+}
 
 // startSecrets creates the simulator and serves it inside the VPC; its
 // endpoint closes with the VPC's (stopEndpoint).

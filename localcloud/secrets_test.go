@@ -27,12 +27,11 @@ func TestSecretsService(t *testing.T) {
 	if env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] != "http://10.0.0.6" || env["AWS_ENDPOINT_URL_SSM"] != "http://10.0.0.6" {
 		t.Fatalf("instance environment: Secrets Manager %q SSM %q, want http://10.0.0.6", env["AWS_ENDPOINT_URL_SECRETS_MANAGER"], env["AWS_ENDPOINT_URL_SSM"])
 	}
-	admin := credentials.NewStaticCredentialsProvider("harness", "localcloud", "")
-	sm := secretsmanager.New(secretsmanager.Options{Region: c.Region(), BaseEndpoint: aws.String(c.SecretsEndpoint()), HTTPClient: c.HTTPClient(), Credentials: admin})
+	sm := c.SecretsManagerClient("harness")
 	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("zk/ks"), SecretString: aws.String("PEM")}); err != nil {
 		t.Fatal(err)
 	}
-	ps := ssm.New(ssm.Options{Region: c.Region(), BaseEndpoint: aws.String(c.SecretsEndpoint()), HTTPClient: c.HTTPClient(), Credentials: admin})
+	ps := c.SSMClient("harness")
 	if _, err := ps.PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String("/zk/ca"), Value: aws.String("CA"), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
 		t.Fatal(err)
 	}

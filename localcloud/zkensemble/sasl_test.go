@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -45,13 +44,8 @@ type saslRig struct {
 
 func newSASLRig(t testing.TB, e *Ensemble) *saslRig {
 	t.Helper()
-	creds := credentials.NewStaticCredentialsProvider("operator", "localcloud", "")
 	r := &saslRig{e: e,
-		sm: secretsmanager.New(secretsmanager.Options{Region: e.Cloud.Region(), BaseEndpoint: aws.String(e.Cloud.SecretsEndpoint()),
-			HTTPClient: e.Cloud.HTTPClient(), Credentials: creds}),
-		ssm: ssm.New(ssm.Options{Region: e.Cloud.Region(), BaseEndpoint: aws.String(e.Cloud.SecretsEndpoint()),
-			HTTPClient: e.Cloud.HTTPClient(), Credentials: creds}),
-	}
+		sm: e.Cloud.SecretsManagerClient("operator"), ssm: e.Cloud.SSMClient("operator")}
 	if _, err := r.sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(saslSecret),
 		SecretString: aws.String(quorumJSON(saslQuorumPW))}); err != nil {
 		t.Fatal(err)

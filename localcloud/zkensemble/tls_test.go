@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -25,6 +24,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkaas/zkaas/internal/testca"
+	"github.com/zkaas/zkaas/internal/zktls"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 	opszk "github.com/zkaas/zkaas/ops/zk"
 )
@@ -48,13 +48,8 @@ const (
 
 func newTLSRig(t testing.TB, e *Ensemble) *tlsRig {
 	t.Helper()
-	creds := credentials.NewStaticCredentialsProvider("operator", "localcloud", "")
 	r := &tlsRig{e: e, ca: testca.New(t, "zkaas test CA", time.Now()),
-		sm: secretsmanager.New(secretsmanager.Options{Region: e.Cloud.Region(), BaseEndpoint: aws.String(e.Cloud.SecretsEndpoint()),
-			HTTPClient: e.Cloud.HTTPClient(), Credentials: creds}),
-		ssm: ssm.New(ssm.Options{Region: e.Cloud.Region(), BaseEndpoint: aws.String(e.Cloud.SecretsEndpoint()),
-			HTTPClient: e.Cloud.HTTPClient(), Credentials: creds}),
-	}
+		sm: e.Cloud.SecretsManagerClient("operator"), ssm: e.Cloud.SSMClient("operator")}
 	// The harness's srvr (Modes, WaitServing) asks the secure ports: the
 	// configs here close the plaintext one.
 	e.ProbeTLS = r.client(t)
@@ -107,21 +102,11 @@ func (r *tlsRig) client(t testing.TB) *tls.Config {
 // tlsConn is a go-zookeeper connection to the node at ip's secure client
 // port, through a TLS dialer from inside the VPC.
 func (e *Ensemble) tlsConn(ip string, conf *tls.Config) (*zk.Conn, error) {
+	dial := zktls.Dialer(conf, e.Cloud.DialContext) // the server's IP SAN is checked
 	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		raw, err := e.Cloud.DialContext(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		c := conf.Clone()
-		c.ServerName, _, _ = net.SplitHostPort(address) // the server's IP SAN is checked
-		tc := tls.Client(raw, c)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return tc, nil
+		return dial(ctx, network, address)
 	}
 	conn, _, err := zk.Connect([]string{net.JoinHostPort(ip, "2281")}, 10*time.Second, zk.WithDialer(dialer), zk.WithLogger(quiet{}))
 	return conn, err
