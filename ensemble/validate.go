@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -202,7 +201,7 @@ type portUse struct {
 // (the later of two set fields).
 func (c *Config) ports() []portUse {
 	z := &c.ZooKeeper
-	us := []portUse{
+	return []portUse{
 		{"zookeeper.client_port", z.ClientPort, true},
 		{"zookeeper.quorum_port", z.QuorumPort, true},
 		{"zookeeper.election_port", z.ElectionPort, true},
@@ -211,14 +210,6 @@ func (c *Config) ports() []portUse {
 		{"metrics.exporter.port", c.Metrics.Exporter.Port, c.Metrics.Exporter.Enabled},
 		{"metrics.zookeeper.port", c.Metrics.ZooKeeper.Port, c.Metrics.ZooKeeper.Enabled},
 	}
-	for _, key := range z.Extra.Keys() {
-		if s, ok := knownSettings[key]; ok && s.kind == kindPort {
-			if n, err := strconv.Atoi(z.Extra[key]); err == nil {
-				us = append(us, portUse{"zookeeper.extra." + key, n, true})
-			}
-		}
-	}
-	return us
 }
 
 // checkPorts refuses a port outside 1..65535 and two uses of one port. A

@@ -71,8 +71,6 @@ const (
 	kindBool                            // true or false (QuorumPeerConfig.parseBoolean)
 	kindYesNo                           // yes or no (the server compares the string)
 	kindEnum                            // one of enum
-	kindClass                           // a Java class name
-	kindPort                            // a TCP port no other zkaas port uses
 	kindCipherSuites                    // comma-separated JSSE cipher suite names
 )
 
@@ -418,27 +416,12 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 				return 0, false
 			}
 		}
-	case kindClass:
-		if !javaClassRe.MatchString(val) {
-			v.errorf(f, "%q is not a Java class name such as org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider", val)
-			return 0, false
-		}
-		v.warnf(f, "ZooKeeper refuses to start unless %s is on its classpath", val)
-	case kindPort:
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 || n > 65535 {
-			v.errorf(f, "%q is not a TCP port", val)
-			return 0, false
-		}
-		// Clashes with zkaas's own ports: checkPorts (Config.ports).
 	}
 	if s.warnWhen != "" && val == s.warnWhen {
 		v.warnf(f, "%s=%s: %s", key, val, s.warn)
 	}
 	return 0, true
 }
-
-var javaClassRe = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$`)
 
 // checkSessionTimeouts applies QuorumPeerConfig's rule: unset, the minimum
 // is 2 ticks and the maximum 20, and the server does not start when the
