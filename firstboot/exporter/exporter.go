@@ -298,6 +298,11 @@ func (c *Collector) collectState(ch chan<- prometheus.Metric) {
 			c.log().Warn("report", "step", "exporter", "err", repErr)
 		}
 	}
+	if fErr != nil && !errors.Is(fErr, os.ErrNotExist) {
+		// A failure.json the exporter cannot read would otherwise hide
+		// the failure it records without a word.
+		c.log().Warn("failure", "step", "exporter", "err", fErr)
+	}
 	if repErr != nil {
 		return
 	}
