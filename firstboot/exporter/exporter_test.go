@@ -48,25 +48,28 @@ func fixture(t *testing.T, name string) string {
 	return string(b)
 }
 
-// pipeZK is a Dial that answers every connection with answer once it has
-// read the four-letter word; hang answers nothing until the test ends.
+// pipeZK is a Dial that answers every connection as serveMntr does.
 func pipeZK(t *testing.T, answer string, hang bool) func(context.Context, string, string) (net.Conn, error) {
 	return func(ctx context.Context, _, _ string) (net.Conn, error) {
 		client, server := net.Pipe()
-		go func() {
-			defer server.Close()
-			word := make([]byte, 4)
-			if _, err := io.ReadFull(server, word); err != nil || string(word) != "mntr" {
-				return
-			}
-			if hang {
-				<-t.Context().Done()
-				return
-			}
-			_, _ = io.WriteString(server, answer)
-		}()
+		go serveMntr(t, server, answer, hang)
 		return client, nil
 	}
+}
+
+// serveMntr answers conn with answer once it has read the four-letter
+// word mntr, then closes it; hang answers nothing until the test ends.
+func serveMntr(t *testing.T, conn net.Conn, answer string, hang bool) {
+	defer conn.Close()
+	word := make([]byte, 4)
+	if _, err := io.ReadFull(conn, word); err != nil || string(word) != "mntr" {
+		return
+	}
+	if hang {
+		<-t.Context().Done()
+		return
+	}
+	_, _ = io.WriteString(conn, answer)
 }
 
 // scrape gathers c and flattens it to name{labels} → value.
@@ -232,13 +235,7 @@ func TestListener(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				word := make([]byte, 4)
-				if _, err := io.ReadFull(conn, word); err == nil && string(word) == "mntr" {
-					io.WriteString(conn, answer)
-				}
-			}()
+			go serveMntr(t, conn, answer, false)
 		}
 	}()
 	c := &Collector{ZooKeeper: netip.MustParseAddrPort(ln.Addr().String()), StateDir: t.TempDir(), Dial: ns.Dial}
