@@ -55,11 +55,11 @@ func Demo() error {
 	step := func(format string, args ...any) {
 		fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
-	img, err := demoImage(ctx, step)
+	repo, cache, err := repoAndCache()
 	if err != nil {
 		return err
 	}
-	repo, cache, err := repoAndCache()
+	img, err := demoImage(ctx, repo, cache, step)
 	if err != nil {
 		return err
 	}
@@ -98,11 +98,7 @@ func Demo() error {
 // the tests share one image; the demo gives each instance its own config
 // as user data). Packer's output goes to a file, the bake's steps to the
 // terminal.
-func demoImage(ctx context.Context, step func(string, ...any)) (opsrig.Image, error) {
-	repo, cache, err := repoAndCache()
-	if err != nil {
-		return opsrig.Image{}, err
-	}
+func demoImage(ctx context.Context, repo, cache string, step func(string, ...any)) (opsrig.Image, error) {
 	dir, err := localbake.ImageDir()
 	if err != nil {
 		return opsrig.Image{}, err
@@ -119,7 +115,7 @@ func demoImage(ctx context.Context, step func(string, ...any)) (opsrig.Image, er
 		}
 	}
 	if err != nil {
-		return opsrig.Image{}, fmt.Errorf("packer's output: %s: %w\n%s", logFile, err, lastLines(out.String(), 20))
+		return opsrig.Image{}, fmt.Errorf("%w (packer's output: %s)\n%s", err, logFile, lastLines(out.String(), 20))
 	}
 	if img.Baked {
 		step("image baked in %s: sha256 %.12s, %d MiB, %d managed paths (packer's output: %s)",
