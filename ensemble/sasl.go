@@ -23,7 +23,6 @@ package ensemble
 import (
 	"fmt"
 	"regexp"
-	"strings"
 )
 
 // SASL turns on ZooKeeper's SASL authentication.
@@ -93,7 +92,7 @@ var saslUserRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]{0,63}$`)
 
 // saslFlagPrefixes are JVM flags that would take SASL out of zkaas's hands:
 // zookeeper.jvm_flags come after zkaas's own flags, and the JVM keeps the
-// last of repeated -D options.
+// last of repeated -D options. Refused with the other flags (jvmFlags).
 var saslFlagPrefixes = []string{
 	"-Djava.security.auth.login.config=",
 	"-Dzookeeper.sasl.",
@@ -143,13 +142,5 @@ func (v *validator) sasl(c *Config) {
 	}
 	if s.ClientRequired && len(s.Clients) == 0 {
 		v.errorf(f+".client_required", "no client could connect: add the users to zookeeper.sasl.clients")
-	}
-	for i, flag := range c.ZooKeeper.JVMFlags {
-		for _, p := range saslFlagPrefixes {
-			if strings.HasPrefix(flag, p) {
-				v.errorf(fmt.Sprintf("zookeeper.jvm_flags[%d]", i), "%q: zkaas renders ZooKeeper's JAAS file and authentication providers: use zookeeper.sasl (or zookeeper.tls for x509)", flag)
-				break
-			}
-		}
 	}
 }

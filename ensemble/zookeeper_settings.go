@@ -489,6 +489,8 @@ func (v *validator) jvmFlags(z *ZooKeeper) {
 			v.errorf(f, "%q: %q is not allowed in a flag (java.env is read by a shell and by systemd)", flag, string(bad))
 		case slices.ContainsFunc(heapFlags, func(p string) bool { return strings.HasPrefix(flag, p) }):
 			v.errorf(f, "%q sets the heap: use zookeeper.heap", flag)
+		case slices.ContainsFunc(saslFlagPrefixes, func(p string) bool { return strings.HasPrefix(flag, p) }):
+			v.errorf(f, "%q: zkaas renders ZooKeeper's JAAS file and authentication providers: use zookeeper.sasl (or zookeeper.tls for x509)", flag)
 		case strings.HasPrefix(flag, "-Djute.maxbuffer="):
 			v.errorf(f, "%q: use zookeeper.extra jute.maxbuffer (type-checked, rendered as this flag)", flag)
 		case risky:
