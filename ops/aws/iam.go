@@ -110,12 +110,20 @@ func (c *Cloud) createRole(ctx context.Context, s deploy.RoleSpec, tags map[stri
 		if gerr == nil && sameTags(iamTagMap(got.Role.Tags), tags) {
 			return sdk.ToString(got.Role.Arn), c.putRolePolicy(ctx, s)
 		}
+		if gerr == nil {
+			return "", fmt.Errorf("create role %s: %w: %s", s.RoleName, err, notOurs)
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("create role %s: %w", s.RoleName, err)
 	}
 	return sdk.ToString(out.Role.Arn), c.putRolePolicy(ctx, s)
 }
+
+// notOurs ends the error of a create that met a same-named IAM entity
+// without the tags it asked for: someone else made it between plan and
+// apply (plan's Conflict says the same of one it finds).
+var notOurs = fmt.Sprintf("it exists but was not made by zkaas (not this ensemble's tags, %s=%s among them): remove or rename it", deploy.TagManagedBy, deploy.ManagedBy)
 
 // sameTags reports whether have holds every tag of want, with its value.
 func sameTags(have, want map[string]string) bool {
@@ -144,8 +152,11 @@ func (c *Cloud) createProfile(ctx context.Context, s deploy.ProfileSpec, tags ma
 	case code(err) == "EntityAlreadyExists":
 		// A retry of a create whose answer was lost (see createRole).
 		got, gerr := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: sdk.String(s.ProfileName)})
-		if gerr != nil || !sameTags(iamTagMap(got.InstanceProfile.Tags), tags) {
+		if gerr != nil {
 			return "", fmt.Errorf("create instance profile %s: %w", s.ProfileName, err)
+		}
+		if !sameTags(iamTagMap(got.InstanceProfile.Tags), tags) {
+			return "", fmt.Errorf("create instance profile %s: %w: %s", s.ProfileName, err, notOurs)
 		}
 		arn = sdk.ToString(got.InstanceProfile.Arn)
 		for _, r := range got.InstanceProfile.Roles {

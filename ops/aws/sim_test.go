@@ -275,8 +275,9 @@ func TestUpRidesOutLostIAMAnswers(t *testing.T) {
 		if _, err := w.cloud.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: sdk.String("zkaas-sim-zk"), AssumeRolePolicyDocument: sdk.String(deploy.AssumeEC2)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := plan.Apply(ctx, w.cloud, p, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "EntityAlreadyExists") {
-			t.Errorf("up over a foreign role of the same name: %v, want EntityAlreadyExists", err)
+		if _, err := plan.Apply(ctx, w.cloud, p, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "EntityAlreadyExists") ||
+			!strings.Contains(err.Error(), "was not made by zkaas") {
+			t.Errorf("up over a foreign role of the same name: %v, want EntityAlreadyExists and that zkaas did not make it", err)
 		}
 	})
 }
