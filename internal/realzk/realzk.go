@@ -161,16 +161,16 @@ func (ns NS) Word(t testing.TB, addr netip.AddrPort, word string) string {
 	t.Helper()
 	c, err := ns.Dial(t.Context(), "tcp", addr.String())
 	if err != nil {
-		t.Fatalf("%s: %v", word, err)
+		t.Fatalf("%s %s: %v", word, addr, err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte(word)); err != nil {
-		t.Fatalf("%s: %v", word, err)
+		t.Fatalf("%s %s: %v", word, addr, err)
 	}
 	b, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("%s: %v", word, err)
+		t.Fatalf("%s %s: %v", word, addr, err)
 	}
 	return string(b)
 }
