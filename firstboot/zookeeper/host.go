@@ -141,13 +141,20 @@ func ProbeDialFiles(t ensemble.TLS, secretDir string, base zktls.Dial) (zktls.Di
 	if !t.PlaintextClosed() {
 		return base, nil
 	}
+	read := func(name, what string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(secretDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("zookeeper.tls serves clients over TLS only, and the probe needs %s, which every boot's zkaas-firstboot run writes: %w", what, err)
+		}
+		return b, nil
+	}
 	var m Material
 	var err error
-	if m.KeyStore, err = os.ReadFile(filepath.Join(secretDir, KeyStoreName)); err != nil {
-		return nil, fmt.Errorf("zookeeper.tls serves clients over TLS only, and the probe needs the node's keystore: %w", err)
+	if m.KeyStore, err = read(KeyStoreName, "the node's keystore"); err != nil {
+		return nil, err
 	}
-	if m.TrustStore, err = os.ReadFile(filepath.Join(secretDir, TrustStoreName)); err != nil {
-		return nil, fmt.Errorf("zookeeper.tls serves clients over TLS only, and the probe needs the truststore: %w", err)
+	if m.TrustStore, err = read(TrustStoreName, "the truststore"); err != nil {
+		return nil, err
 	}
 	return ProbeDial(t, m, base)
 }
