@@ -5,6 +5,8 @@ package ensemble
 // renders it and checks the certificate before ZooKeeper starts); this file
 // holds the schema and its validation.
 
+import "strings"
+
 // TLS turns on ZooKeeper's TLS (Netty) for clients and/or the quorum.
 //
 // The nodes are addressed by IP (nodes[].ip, the ENI's address), so each
@@ -123,6 +125,18 @@ func (v *validator) tls(c *Config) {
 	v.secret("zookeeper.tls.truststore", t.Truststore, c.Region(), t.On())
 	if !t.On() && (t.Keystore.IsSet() || t.Truststore.IsSet()) {
 		v.warnf("zookeeper.tls", "a keystore or truststore is named but client, quorum, client_port_unification and quorum_port_unification are all off: nothing is fetched")
+	}
+	// A leader checks a learner's certificate only with clientAuth need
+	// (QuorumX509Util's SSL server socket): none or want (any case, as
+	// ClientAuth.fromPropertyValue reads it; anything else is refused as
+	// not one of the three) would let anything that reaches the quorum
+	// port join as a learner.
+	if val := c.ZooKeeper.Extra["ssl.quorum.clientAuth"]; t.QuorumTLS() && (strings.EqualFold(val, "none") || strings.EqualFold(val, "want")) {
+		on := "zookeeper.tls.quorum"
+		if !t.Quorum {
+			on = "zookeeper.tls.quorum_port_unification"
+		}
+		v.errorf("zookeeper.extra.ssl.quorum.clientAuth", "%q with %s on: a leader would accept learners without a certificate; leave it need (the default)", val, on)
 	}
 	if t.Keystore.IsSet() && !t.Keystore.PerNode() && len(c.Nodes) > 1 {
 		// One certificate for every node must carry every node's IP:

@@ -343,7 +343,7 @@ func (v *validator) zookeeperSettings(c *Config) {
 			v.warnf(f, "%s", msg)
 			continue
 		}
-		if n, ok := v.checkSetting(f, key, val, s, z); ok && s.kind == kindInt {
+		if n, ok := v.checkSetting(f, key, val, s); ok && s.kind == kindInt {
 			ints[key] = n
 		}
 	}
@@ -358,7 +358,7 @@ func (v *validator) zookeeperSettings(c *Config) {
 
 // checkSetting type-checks one known key and normalises nothing: the value
 // is rendered as written.
-func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (int64, bool) {
+func (v *validator) checkSetting(f, key, val string, s setting) (int64, bool) {
 	ref := "https://zookeeper.apache.org/doc/r3.8.4/zookeeperAdmin.html" + s.doc
 	switch s.kind {
 	case kindInt:
@@ -398,17 +398,7 @@ func (v *validator) checkSetting(f, key, val string, s setting, z *ZooKeeper) (i
 				return 0, false
 			}
 		}
-		// A leader checks a learner's certificate only with clientAuth
-		// need (QuorumX509Util's SSL server socket): none or want would
-		// let anything that reaches the quorum port join as a learner.
-		if t := z.TLS; key == "ssl.quorum.clientAuth" && !strings.EqualFold(val, "need") && t.QuorumTLS() {
-			on := "zookeeper.tls.quorum"
-			if !t.Quorum {
-				on = "zookeeper.tls.quorum_port_unification"
-			}
-			v.errorf(f, "%q with %s on: a leader would accept learners without a certificate; leave it need (the default)", val, on)
-			return 0, false
-		}
+		// ssl.quorum.clientAuth other than need with quorum TLS: tls().
 	case kindCipherSuites:
 		for _, m := range strings.Split(val, ",") {
 			if !cipherSuiteRe.MatchString(m) {
