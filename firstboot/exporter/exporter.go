@@ -214,6 +214,15 @@ const notServing = "This ZooKeeper instance is not currently serving requests"
 
 // mntr sends mntr and parses its "key\tvalue" lines.
 func (c *Collector) mntr(ctx context.Context) (map[string]string, string, error) {
+	answer, err := c.mntrAnswer(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return ParseMntr(answer)
+}
+
+// mntrAnswer sends mntr and reads the whole answer, within c.Timeout.
+func (c *Collector) mntrAnswer(ctx context.Context) (string, error) {
 	t := c.Timeout
 	if t <= 0 {
 		t = DefaultTimeout
@@ -226,19 +235,19 @@ func (c *Collector) mntr(ctx context.Context) (map[string]string, string, error)
 	}
 	conn, err := dial(ctx, "tcp", c.ZooKeeper.String())
 	if err != nil {
-		return nil, "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
+		return "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
 	}
 	defer conn.Close()
 	dl, _ := ctx.Deadline()
 	_ = conn.SetDeadline(dl)
 	if _, err := io.WriteString(conn, "mntr"); err != nil {
-		return nil, "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
+		return "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
 	}
 	b, err := io.ReadAll(io.LimitReader(conn, 1<<20))
 	if err != nil {
-		return nil, "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
+		return "", fmt.Errorf("mntr %s: %w", c.ZooKeeper, err)
 	}
-	return ParseMntr(string(b))
+	return string(b), nil
 }
 
 // ParseMntr reads an mntr answer: its figures by key and the server's mode

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,8 +69,8 @@ func TestRealZooKeeper(t *testing.T) {
 	t.Logf("a scrape of a live 3.8 leader: %s (mean of %d)", (time.Since(t0) / scrapes).Round(10*time.Microsecond), scrapes)
 	if os.Getenv("ZKAAS_PRINT_MNTR") != "" {
 		// The fixtures in testdata/ are answers of this server.
-		ans, _ := c.rawMntr(t)
-		t.Logf("mntr:\n%s", ans)
+		ans, err := c.mntrAnswer(t.Context())
+		t.Logf("mntr (%v):\n%s", err, ans)
 	}
 	for _, name := range []string{"zk_up", "zk_znode_count", "zk_num_alive_connections", "zk_open_file_descriptor_count", "zk_max_file_descriptor_count", "zk_approximate_data_size", "zk_outstanding_requests", "zk_watch_count", "zk_avg_latency", "zk_quorum_size", "zkaas_node_id"} {
 		if _, ok := got[name]; !ok {
@@ -92,25 +91,5 @@ func TestRealZooKeeper(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("a scrape with ZooKeeper down took %s", d)
-	}
-}
-
-// rawMntr is the server's whole mntr answer.
-func (c *Collector) rawMntr(t *testing.T) (string, error) {
-	conn, err := c.Dial(t.Context(), "tcp", c.ZooKeeper.String())
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	conn.Write([]byte("mntr"))
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := conn.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			return b.String(), nil
-		}
 	}
 }
