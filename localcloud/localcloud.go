@@ -249,6 +249,11 @@ func (c *Cloud) DialContext(ctx context.Context, network, address string) (net.C
 	return c.vpc.dial(ctx, network, address)
 }
 
+// VPCNetNS is the path of the VPC's network namespace (/run/netns/...):
+// where a program run with `nsenter --net=` reaches every endpoint and
+// every instance address, as DialContext does.
+func (c *Cloud) VPCNetNS() string { return c.vpc.ns }
+
 // HTTPClient returns a client whose connections start inside the VPC
 // namespace (see DialContext): the real EC2 endpoint, from the harness.
 func (c *Cloud) HTTPClient() *http.Client { return httpClient(c.DialContext) }

@@ -159,13 +159,6 @@ type Operator struct {
 // NewOperator prepares an operator for the cloud, with dir (which the
 // caller removes) for its configs and HOME.
 func NewOperator(cloud *localcloud.Cloud, bin, dir string) (*Operator, error) {
-	// The VPC namespace is the one named ip netns of this process's
-	// cloud (localcloud names it Prefix + "<pid>-<n>-vpc"): one cloud at a
-	// time per process, one match.
-	ns, err := filepath.Glob(filepath.Join("/run/netns", fmt.Sprintf("%s%d-*-vpc", localcloud.Prefix, os.Getpid())))
-	if err != nil || len(ns) != 1 {
-		return nil, fmt.Errorf("the VPC's network namespace: found %v (want one cloud in this process): %v", ns, err)
-	}
 	home := filepath.Join(dir, "home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
@@ -180,7 +173,7 @@ func NewOperator(cloud *localcloud.Cloud, bin, dir string) (*Operator, error) {
 		"AWS_ACCESS_KEY_ID=" + OperatorKey, "AWS_SECRET_ACCESS_KEY=localcloud",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
 	}
-	return &Operator{Bin: bin, NetNS: ns[0], Env: env, Dir: dir}, nil
+	return &Operator{Bin: bin, NetNS: cloud.VPCNetNS(), Env: env, Dir: dir}, nil
 }
 
 // OperatorKey is the operator's access key: the local cloud counts EC2

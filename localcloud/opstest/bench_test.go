@@ -119,8 +119,8 @@ type rollFigures struct {
 
 func measureRoll(b *testing.B) rollFigures {
 	b.Helper()
-	// Closed at the end of each run, not the benchmark's: the operator
-	// finds the VPC's namespace as this process's only one.
+	// Closed at the end of each run, not the benchmark's: one run's
+	// machines at a time on the host.
 	cloud, err := opsrig.NewCloud(b.Context(), opsrig.CloudOptions{RootFS: sharedImage(b).RootFS, Log: cloudLog()})
 	if err != nil {
 		b.Fatal(err)

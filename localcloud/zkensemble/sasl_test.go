@@ -18,7 +18,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/zkaas/zkaas/firstboot/zookeeper"
-	"github.com/zkaas/zkaas/localcloud"
 	"github.com/zkaas/zkaas/localcloud/ec2sim"
 )
 
@@ -97,11 +96,7 @@ func (r *saslRig) userData(t testing.TB) []byte {
 // -Djava.security.auth.login.config). Bounded by a timeout.
 func (r *saslRig) cli(t testing.TB, ip, user, password string, command ...string) string {
 	t.Helper()
-	netns, err := filepath.Glob(filepath.Join("/run/netns", fmt.Sprintf("%s%d-*-vpc", localcloud.Prefix, os.Getpid())))
-	if err != nil || len(netns) != 1 {
-		t.Fatalf("the VPC's network namespace: found %v (want one cloud in this process): %v", netns, err)
-	}
-	args := []string{"--net=" + netns[0], "java", "-XX:-UsePerfData", "-Xmx64m"}
+	args := []string{"--net=" + r.e.Cloud.VPCNetNS(), "java", "-XX:-UsePerfData", "-Xmx64m"}
 	if user != "" {
 		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 		jaas := fmt.Sprintf("Client {\n    %s required\n    username=\"%s\"\n    password=\"%s\";\n};\n", zookeeper.DigestLoginModule, q.Replace(user), q.Replace(password))
