@@ -75,7 +75,7 @@ func BenchmarkSystemdBoot(b *testing.B) {
 }
 
 // median of one figure over the replacements.
-func median(ts []replacementTimes, figure func(replacementTimes) time.Duration) time.Duration {
+func median[T any](ts []T, figure func(T) time.Duration) time.Duration {
 	ds := make([]time.Duration, len(ts))
 	for i, t := range ts {
 		ds[i] = figure(t)

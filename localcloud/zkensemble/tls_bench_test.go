@@ -45,19 +45,12 @@ func BenchmarkTLSRejoin(b *testing.B) {
 	for _, t := range secure {
 		b.Logf("tls:   node %d serving %s after launch (firstboot %s, secrets stage %s)", t.node, t.serving, t.firstboot, t.secrets)
 	}
-	med := func(ts []rejoinTimes, f func(rejoinTimes) time.Duration) time.Duration {
-		rs := make([]replacementTimes, len(ts))
-		for i, t := range ts {
-			rs[i] = replacementTimes{serving: f(t)}
-		}
-		return median(rs, func(r replacementTimes) time.Duration { return r.serving })
-	}
 	serving := func(t rejoinTimes) time.Duration { return t.serving }
-	ps, ts := med(plain, serving), med(secure, serving)
+	ps, ts := median(plain, serving), median(secure, serving)
 	b.ReportMetric(ts.Seconds(), "tls_rejoin_s")
 	b.ReportMetric(ps.Seconds(), "plain_rejoin_s")
 	b.ReportMetric(float64(ts)/float64(ps), "tls/plain_rejoin")
-	b.ReportMetric(med(secure, func(t rejoinTimes) time.Duration { return t.secrets }).Seconds()*1e3, "tls_secrets_stage_ms")
+	b.ReportMetric(median(secure, func(t rejoinTimes) time.Duration { return t.secrets }).Seconds()*1e3, "tls_secrets_stage_ms")
 	b.ReportMetric(0, "ns/op")
 }
 
