@@ -36,13 +36,13 @@ func refusedBoot(t testing.TB, g *Groups) (*GroupBoot, *FirstbootError) {
 		if boots := g.Boots(); len(boots) > 0 {
 			b = boots[0]
 		} else if time.Now().After(deadline) {
-			t.Fatal("the group launched nothing")
+			t.Fatalf("groups %v launched nothing within a minute", g.Names)
 		}
 	}
 	select {
 	case <-b.Done:
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("%s: firstboot not finished", b.InstanceID)
+		t.Fatalf("%s (group %s): firstboot not finished after 2m", b.InstanceID, b.Group)
 	}
 	var fe *FirstbootError
 	if !errors.As(b.Err, &fe) {
