@@ -75,10 +75,12 @@ func caller(r *http.Request) string {
 func (c *Cloud) EC2Calls(caller string) map[string]int { return c.vpc.calls.of(caller) }
 
 // ServiceCalls returns the calls made with the access key id caller to
-// one of the other services the VPC serves ("autoscaling", "iam", "dlm"),
-// by action (a REST-JSON service's by method and path); empty when it
-// made none. Auto Scaling's callers include the instances (their launch
-// hooks and health reports), which sign with their instance ids.
+// one of the other services the VPC serves ("autoscaling", "iam", "dlm",
+// "secrets"), by action (a REST-JSON service's by method and path); empty
+// when it made none. Auto Scaling's callers include the instances (their
+// launch hooks and health reports), which sign with their instance ids.
+// Secrets Manager's and SSM's JSON calls all count as "POST /" here (their
+// action is a header): Secrets().Calls counts them by action.
 func (c *Cloud) ServiceCalls(service, caller string) map[string]int {
 	l := c.vpc.svcCalls[service]
 	if l == nil {
