@@ -53,10 +53,8 @@ func newAWS(cloud *localcloud.Cloud) *aws {
 	creds := credentials.NewStaticCredentialsProvider("harness", "localcloud", "")
 	return &aws{
 		cloud: cloud,
-		ec2: ec2.New(ec2.Options{Region: cloud.Region(), BaseEndpoint: sdk.String(cloud.EC2Endpoint()),
-			HTTPClient: cloud.HTTPClient(), Credentials: creds}),
-		asg: autoscaling.New(autoscaling.Options{Region: cloud.Region(), BaseEndpoint: sdk.String(cloud.AutoScalingEndpoint()),
-			HTTPClient: cloud.HTTPClient(), Credentials: creds}),
+		ec2:   cloud.EC2Client("harness"),
+		asg:   cloud.AutoScalingClient(), // signs as "harness"
 		iam: iam.New(iam.Options{Region: cloud.Region(), BaseEndpoint: sdk.String(cloud.IAMEndpoint()),
 			HTTPClient: cloud.HTTPClient(), Credentials: creds}),
 	}
