@@ -235,11 +235,7 @@ func Demo(ctx context.Context, o DemoOptions) (err error) {
 			}
 		}
 	}
-	r, err = op.RunWatch(ctx, onLine, "roll", "-config", cfg2, "-image", img.ID)
-	if err == nil && r.Code != 0 {
-		err = fmt.Errorf("%s", r)
-	}
-	if err != nil {
+	if r, err = op.MustWatch(ctx, onLine, "roll", "-config", cfg2, "-image", img.ID); err != nil {
 		return err
 	}
 	show("zkaas roll", r)

@@ -228,7 +228,13 @@ func (o *Operator) RunWatch(ctx context.Context, onLine func(string), args ...st
 
 // Must runs zkaas and fails unless it exits 0.
 func (o *Operator) Must(ctx context.Context, args ...string) (Result, error) {
-	r, err := o.Run(ctx, args...)
+	return o.MustWatch(ctx, nil, args...)
+}
+
+// MustWatch is Must with each line of the command's stderr handed to
+// onLine as it comes (RunWatch).
+func (o *Operator) MustWatch(ctx context.Context, onLine func(string), args ...string) (Result, error) {
+	r, err := o.RunWatch(ctx, onLine, args...)
 	if err == nil && r.Code != 0 {
 		err = fmt.Errorf("%s", r)
 	}
