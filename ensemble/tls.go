@@ -5,7 +5,10 @@ package ensemble
 // renders it and checks the certificate before ZooKeeper starts); this file
 // holds the schema and its validation.
 
-import "strings"
+import (
+	"net/netip"
+	"strings"
+)
 
 // TLS turns on ZooKeeper's TLS (Netty) for clients and/or the quorum.
 //
@@ -93,6 +96,11 @@ func (z ZooKeeper) ProbePort() int {
 	return z.ClientPort
 }
 
+// ProbeAddr is where zkaas's probes ask the node at ip: its ProbePort.
+func (z ZooKeeper) ProbeAddr(ip netip.Addr) netip.AddrPort {
+	return netip.AddrPortFrom(ip, uint16(z.ProbePort()))
+}
+
 // secrets lists the references this section names, none when TLS is off
 // (a node fetches only what it uses, and its policy grants only that).
 func (t TLS) secrets() []NamedSecret {
@@ -100,8 +108,8 @@ func (t TLS) secrets() []NamedSecret {
 		return nil
 	}
 	return []NamedSecret{
-		{"zookeeper.tls.keystore", t.Keystore},
-		{"zookeeper.tls.truststore", t.Truststore},
+		{Field: "zookeeper.tls.keystore", Secret: t.Keystore},
+		{Field: "zookeeper.tls.truststore", Secret: t.Truststore},
 	}
 }
 

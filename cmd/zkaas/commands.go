@@ -144,7 +144,7 @@ func (z zkNodes) Stats(ctx context.Context) (map[int]zk.Stat, map[int]error) {
 	stats, errs := ask(ctx, z.cfg, z.zc)
 	byID, errByID := map[int]zk.Stat{}, map[int]error{}
 	for _, n := range z.cfg.Nodes {
-		a := netip.AddrPortFrom(n.IP, uint16(z.cfg.ZooKeeper.ProbePort()))
+		a := z.cfg.ZooKeeper.ProbeAddr(n.IP)
 		if st, ok := stats[a]; ok {
 			byID[n.ID] = st
 		} else {

@@ -314,7 +314,7 @@ func zookeeper(in Input) []Finding {
 	var leader zk.Stat
 	byNode := map[int]zk.Stat{}
 	for _, n := range in.Config.Nodes {
-		a := netip.AddrPortFrom(n.IP, uint16(in.Config.ZooKeeper.ProbePort()))
+		a := in.Config.ZooKeeper.ProbeAddr(n.IP)
 		st, answered := in.Stats[a]
 		if !answered {
 			msg := "no answer"

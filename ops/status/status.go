@@ -41,7 +41,7 @@ type Row struct {
 func Addrs(cfg ensemble.Config) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, n := range cfg.Nodes {
-		out = append(out, netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ProbePort())))
+		out = append(out, cfg.ZooKeeper.ProbeAddr(n.IP))
 	}
 	return out
 }
@@ -83,7 +83,7 @@ func Rows(cfg ensemble.Config, s inventory.Snapshot, stats map[netip.AddrPort]zk
 			r.State = s.Instances[r.Holder].State
 			r.Lifecycle = lifecycle[r.Holder]
 		}
-		addr := netip.AddrPortFrom(n.IP, uint16(cfg.ZooKeeper.ProbePort()))
+		addr := cfg.ZooKeeper.ProbeAddr(n.IP)
 		if st, ok := stats[addr]; ok {
 			r.Mode, r.LatencyAvgMS, r.Outstanding = st.Mode, st.LatencyAvg, st.Outstanding
 			if st.Serving() {

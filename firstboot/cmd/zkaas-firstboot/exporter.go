@@ -43,7 +43,7 @@ func exporter(ctx context.Context, cfg ensemble.Config, state stateFiles, log *s
 	}
 	c := &fbexporter.Collector{
 		Ensemble:  cfg.Ensemble,
-		ZooKeeper: netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort())),
+		ZooKeeper: cfg.ZooKeeper.ProbeAddr(ip),
 		StateDir:  state.dir,
 		Dial:      dial,
 		Log:       log,

@@ -136,7 +136,7 @@ func ready(ctx context.Context, awsCfg aws.Config, cfg ensemble.Config, state st
 	}
 	// Its own client port: the secure one over TLS, with the keystore the
 	// run wrote, when the plaintext port is closed.
-	self := netip.AddrPortFrom(ip, uint16(cfg.ZooKeeper.ProbePort()))
+	self := cfg.ZooKeeper.ProbeAddr(ip)
 	dial, err := zookeeper.ProbeDialFiles(cfg.ZooKeeper.TLS, zookeeper.DefaultSecretDir, nil)
 	if err != nil {
 		return fmt.Errorf("ready: %w", err)
