@@ -75,10 +75,10 @@ func (s SASL) On() bool { return s.Quorum || len(s.Clients) > 0 }
 func (s SASL) secrets() []NamedSecret {
 	var out []NamedSecret
 	if s.Quorum {
-		out = append(out, NamedSecret{"zookeeper.sasl.quorum_password", s.QuorumPassword})
+		out = append(out, NamedSecret{Field: "zookeeper.sasl.quorum_password", Secret: s.QuorumPassword})
 	}
 	for i, u := range s.Clients {
-		out = append(out, NamedSecret{Field: fmt.Sprintf("zookeeper.sasl.clients[%d].password", i), Secret: u.Password})
+		out = append(out, NamedSecret{Field: fmt.Sprintf("zookeeper.sasl.clients[%d].password", i), Secret: u.Password, SASLUser: u.Name})
 	}
 	return out
 }

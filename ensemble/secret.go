@@ -82,6 +82,9 @@ func (s Secret) PerNode() bool { return strings.Contains(s.Name(), NodePlacehold
 type NamedSecret struct {
 	Field  string // e.g. zookeeper.tls.keystore
 	Secret Secret
+	// SASLUser is the SASL client user whose password this is
+	// (zookeeper.sasl.clients[i]); empty for every other secret.
+	SASLUser string
 }
 
 // Secrets lists every secret the config names, unexpanded (NodePlaceholder

@@ -28,7 +28,6 @@ import (
 func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (zookeeper.Material, []string, error) {
 	var m zookeeper.Material
 	var refs []string
-	sasl := cfg.ZooKeeper.SASL
 	for _, ns := range cfg.Secrets() {
 		s := ns.Secret.ForNode(node)
 		// Only the truststore is public: CA certificates.
@@ -37,20 +36,16 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 			return zookeeper.Material{}, refs, err
 		}
 		refs = append(refs, s.String())
-		switch ns.Field {
-		case "zookeeper.tls.keystore":
+		switch {
+		case ns.Field == "zookeeper.tls.keystore":
 			m.KeyStore = data
-		case "zookeeper.tls.truststore":
+		case ns.Field == "zookeeper.tls.truststore":
 			m.TrustStore = data
-		case "zookeeper.sasl.quorum_password":
+		case ns.Field == "zookeeper.sasl.quorum_password":
 			if m.QuorumPassword, err = checkedPassword(ns.Field, s, data); err != nil {
 				return zookeeper.Material{}, refs, err
 			}
-		default:
-			var i int
-			if _, err := fmt.Sscanf(ns.Field, "zookeeper.sasl.clients[%d].password", &i); err != nil || i < 0 || i >= len(sasl.Clients) {
-				return zookeeper.Material{}, refs, fmt.Errorf("%s: a secret field the boot does not know", ns.Field)
-			}
+		case ns.SASLUser != "":
 			if m.ClientPasswords == nil {
 				m.ClientPasswords = map[string]string{}
 			}
@@ -58,7 +53,9 @@ func (f *Fetcher) Material(ctx context.Context, cfg ensemble.Config, node int) (
 			if err != nil {
 				return zookeeper.Material{}, refs, err
 			}
-			m.ClientPasswords[sasl.Clients[i].Name] = pw
+			m.ClientPasswords[ns.SASLUser] = pw
+		default:
+			return zookeeper.Material{}, refs, fmt.Errorf("%s: a secret field the boot does not know", ns.Field)
 		}
 	}
 	if t := cfg.ZooKeeper.TLS; t.On() {
