@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkaas/zkaas/firstboot/boot"
+	fbexporter "github.com/zkaas/zkaas/firstboot/exporter"
 	"github.com/zkaas/zkaas/internal/realzk"
 )
 
@@ -112,5 +119,43 @@ func TestStateNode(t *testing.T) {
 	id, ip, err := s.node()
 	if err != nil || id != 2 || ip != netip.MustParseAddr("10.0.2.10") {
 		t.Errorf("node = %d %s %v", id, ip, err)
+	}
+}
+
+// TestStateFilesReadByExporter: what run writes (writeReport,
+// writeFailure) is what the exporter's collector reads: the two sides
+// of report.json and failure.json cannot drift apart unnoticed.
+func TestStateFilesReadByExporter(t *testing.T) {
+	s := stateFiles{dir: t.TempDir()}
+	scrape := func() string {
+		c := &fbexporter.Collector{Ensemble: "e2e", ZooKeeper: netip.MustParseAddrPort("127.0.0.1:1"), StateDir: s.dir,
+			Dial: func(context.Context, string, string) (net.Conn, error) { return nil, errors.New("no ZooKeeper here") },
+			Log:  slog.New(slog.DiscardHandler)}
+		rec := httptest.NewRecorder()
+		fbexporter.Handler(c).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	var rep boot.Report
+	rep.Claim.Node, rep.Claim.IP, rep.Claim.ENI = 3, netip.MustParseAddr("10.0.3.10"), "eni-0123"
+	if err := s.writeReport(rep); err != nil {
+		t.Fatal(err)
+	}
+	body := scrape()
+	for _, want := range []string{"\nzkaas_boot_success 1\n", "\nzkaas_node_id 3\n", `eni="eni-0123"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after writeReport, /metrics lacks %q:\n%s", strings.TrimSpace(want), body)
+		}
+	}
+	if err := s.writeFailure(errors.New("claim: no slot\nfree"), true, 0); err != nil {
+		t.Fatal(err)
+	}
+	body = scrape()
+	for _, want := range []string{"\nzkaas_boot_success 0\n", "\nzkaas_boot_refused 1\n", `zkaas_boot_failure_info{reason="claim: no slot free"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after writeFailure, /metrics lacks %q:\n%s", strings.TrimSpace(want), body)
+		}
+	}
+	if strings.Contains(body, "zkaas_node_id") {
+		t.Errorf("after writeFailure, /metrics still has the report's node:\n%s", body)
 	}
 }
