@@ -164,6 +164,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectState(ch)
 }
 
+// timeout is c.Timeout, or DefaultTimeout when unset.
+func (c *Collector) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
+
 func (c *Collector) log() *slog.Logger {
 	if c.Log != nil {
 		return c.Log
@@ -223,11 +231,7 @@ func (c *Collector) mntr(ctx context.Context) (map[string]string, string, error)
 
 // mntrAnswer sends mntr and reads the whole answer, within c.Timeout.
 func (c *Collector) mntrAnswer(ctx context.Context) (string, error) {
-	t := c.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	dial := c.Dial
 	if dial == nil {

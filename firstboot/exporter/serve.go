@@ -22,7 +22,7 @@ func Handler(c *Collector) http.Handler {
 		// A half-read state file must not cost the ZooKeeper figures.
 		ErrorHandling: promhttp.ContinueOnError,
 		// Bounded like the mntr exchange, with room for the files.
-		Timeout: 2 * DefaultTimeout,
+		Timeout: 2 * c.timeout(),
 	}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
