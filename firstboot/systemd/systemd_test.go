@@ -233,3 +233,21 @@ func checkExposure(t *testing.T, name string, tenths int) {
 		t.Errorf("%s: exposure above %d.%d (%v):\n%s", name, tenths/10, tenths%10, err, out)
 	}
 }
+
+// TestRestartsCapped: every unit systemd restarts on failure has a start
+// limit of its own. systemd's default (5 starts in 10 s) never trips when
+// RestartSec= spaces the restarts wider than 2 s, so without one a
+// permanent failure restarts forever.
+func TestRestartsCapped(t *testing.T) {
+	for _, name := range Names() {
+		b, _ := Unit(name)
+		if !bytes.Contains(b, []byte("\nRestart=")) || bytes.Contains(b, []byte("\nRestart=no\n")) {
+			continue
+		}
+		for _, key := range []string{"\nStartLimitIntervalSec=", "\nStartLimitBurst="} {
+			if !bytes.Contains(b, []byte(key)) {
+				t.Errorf("%s restarts on failure without %s", name, key[1:len(key)-1])
+			}
+		}
+	}
+}
