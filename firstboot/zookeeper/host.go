@@ -89,11 +89,11 @@ func (h *Host) Prepare(ctx context.Context, n Node) (Result, error) {
 		}
 	}
 	// The peers' client ports: the secure ones when the plaintext port is
-	// closed.
+	// closed (ProbeAddr).
 	var peers []netip.AddrPort
 	for _, o := range h.Config.Nodes {
 		if o.ID != n.Self.NodeID {
-			peers = append(peers, netip.AddrPortFrom(o.IP, uint16(h.Config.ZooKeeper.ProbePort())))
+			peers = append(peers, h.Config.ZooKeeper.ProbeAddr(o.IP))
 		}
 	}
 	d := Decider{
